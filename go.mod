@@ -1,0 +1,3 @@
+module ddpm
+
+go 1.26.8
