@@ -55,4 +55,27 @@ type Backend interface {
 
 	// MSE returns mean((pred-target)^2) over all elements and its gradient with respect to pred.
 	MSE(pred, target *Tensor) (loss float64, dpred *Tensor)
+
+	// Scale: y = s*x elementwise; its backward is Scale(dy, s). It lets a network weight a branch
+	// (a residual by 1/sqrt(2), say) without a parameter.
+	Scale(x *Tensor, s float32) *Tensor
+
+	// Attention is multi-head scaled dot-product self-attention over the H*W positions of an image,
+	// the core of the DDPM attention block (the caller adds the group norm, the q/k/v and output
+	// 1x1 projections and the residual). q, k, v are (N,C,H,W); channels h*C/heads .. (h+1)*C/heads
+	// form head h. For each sample, head and query position i:
+	//	out[:, i] = sum_j softmax_j(q[:, i]·k[:, j] / sqrt(C/heads)) v[:, j]
+	// out is (N,C,H,W); saved holds the attention probabilities for backward, in a layout private
+	// to the backend (the reference keeps them as (N, heads, H*W, H*W)).
+	Attention(q, k, v *Tensor, heads int) (out, saved *Tensor)
+	// AttentionBackward returns the gradients with respect to q, k and v.
+	AttentionBackward(dout, q, k, v, saved *Tensor, heads int) (dq, dk, dv *Tensor)
+
+	// Dropout zeroes each element of x with probability p and scales the rest by 1/(1-p) (inverted
+	// dropout, as PyTorch in training mode). The choice depends only on (seed, element index) via
+	// DropoutMask, so every backend drops the same elements. mask has x's shape and holds 0 or
+	// 1/(1-p); 0 <= p < 1.
+	Dropout(x *Tensor, p float32, seed uint64) (y, mask *Tensor)
+	// DropoutBackward returns dy * mask.
+	DropoutBackward(dy, mask *Tensor) *Tensor
 }

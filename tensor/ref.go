@@ -356,3 +356,72 @@ func (r *Reference) MSE(pred, target *Tensor) (loss float64, dpred *Tensor) {
 	loss = mseForward(data("MSE", pred), data("MSE", target), dpred.Data)
 	return loss, dpred
 }
+
+// Scale: y = s*x.
+func (r *Reference) Scale(x *Tensor, s float32) *Tensor {
+	xd := data("Scale", x)
+	y := newTensor(x.Shape...)
+	for i, v := range xd {
+		y.Data[i] = s * v
+	}
+	return y
+}
+
+func attentionDims(op string, q, k, v *Tensor, heads int) (n, c, l int) {
+	rank(op, q, 4)
+	if !sameShape(q.Shape, k.Shape) || !sameShape(q.Shape, v.Shape) {
+		shapePanic(op, "q %v, k %v, v %v must have equal shapes", q.Shape, k.Shape, v.Shape)
+	}
+	n, c, l = q.Shape[0], q.Shape[1], q.Shape[2]*q.Shape[3]
+	if heads < 1 || c%heads != 0 {
+		shapePanic(op, "%d channels do not split into %d heads", c, heads)
+	}
+	return
+}
+
+// Attention: saved is the (N, heads, H*W, H*W) attention probabilities.
+func (r *Reference) Attention(q, k, v *Tensor, heads int) (out, saved *Tensor) {
+	n, c, l := attentionDims("Attention", q, k, v, heads)
+	out = newTensor(q.Shape...)
+	saved = newTensor(n, heads, l, l)
+	attentionForward(n, c, l, heads, data("Attention", q), data("Attention", k), data("Attention", v),
+		out.Data, saved.Data, r.threads)
+	return out, saved
+}
+
+// AttentionBackward returns dq, dk, dv.
+func (r *Reference) AttentionBackward(dout, q, k, v, saved *Tensor, heads int) (dq, dk, dv *Tensor) {
+	const op = "AttentionBackward"
+	n, c, l := attentionDims(op, q, k, v, heads)
+	if !sameShape(dout.Shape, q.Shape) || !sameShape(saved.Shape, []int{n, heads, l, l}) {
+		shapePanic(op, "dout %v, q %v, saved %v", dout.Shape, q.Shape, saved.Shape)
+	}
+	dq, dk, dv = newTensor(q.Shape...), newTensor(q.Shape...), newTensor(q.Shape...)
+	attentionBackward(n, c, l, heads, data(op, dout), data(op, q), data(op, k), data(op, v), data(op, saved),
+		dq.Data, dk.Data, dv.Data, r.threads)
+	return dq, dk, dv
+}
+
+// Dropout: mask is DropoutMask(x.Len(), p, seed) in x's shape.
+func (r *Reference) Dropout(x *Tensor, p float32, seed uint64) (y, mask *Tensor) {
+	xd := data("Dropout", x)
+	mask = &Tensor{Shape: append([]int(nil), x.Shape...), Data: DropoutMask(len(xd), p, seed)}
+	y = newTensor(x.Shape...)
+	for i, v := range xd {
+		y.Data[i] = v * mask.Data[i]
+	}
+	return y, mask
+}
+
+// DropoutBackward returns dy * mask.
+func (r *Reference) DropoutBackward(dy, mask *Tensor) *Tensor {
+	if !sameShape(dy.Shape, mask.Shape) {
+		shapePanic("DropoutBackward", "dy %v, mask %v", dy.Shape, mask.Shape)
+	}
+	dd, md := data("DropoutBackward", dy), data("DropoutBackward", mask)
+	dx := newTensor(dy.Shape...)
+	for i, v := range dd {
+		dx.Data[i] = v * md[i]
+	}
+	return dx
+}
