@@ -1,0 +1,60 @@
+package diffusion
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestTimesteps compares against values worked out by hand from diffusers' definitions, including
+// numpy's rounding of halves to even (linspace 4.5 -> 4, trailing 2.5 -> 2).
+func TestTimesteps(t *testing.T) {
+	tests := []struct {
+		T, S int
+		sp   Spacing
+		want []int
+	}{
+		{1000, 10, Linspace, []int{999, 888, 777, 666, 555, 444, 333, 222, 111, 0}},
+		{10, 3, Linspace, []int{9, 4, 0}},
+		{10, 1, Linspace, []int{0}},
+		{5, 5, Linspace, []int{4, 3, 2, 1, 0}},
+		{1000, 10, Leading, []int{900, 800, 700, 600, 500, 400, 300, 200, 100, 0}},
+		{1000, 3, Leading, []int{666, 333, 0}},
+		{5, 5, Leading, []int{4, 3, 2, 1, 0}},
+		{1000, 10, Trailing, []int{999, 899, 799, 699, 599, 499, 399, 299, 199, 99}},
+		{1000, 3, Trailing, []int{999, 666, 332}},
+		{10, 4, Trailing, []int{9, 7, 4, 1}},
+		{5, 5, Trailing, []int{4, 3, 2, 1, 0}},
+		{1000, 1, Trailing, []int{999}},
+	}
+	for _, tc := range tests {
+		got, err := Timesteps(tc.T, tc.S, tc.sp)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("Timesteps(%d, %d, %v) = %v, %v; want %v", tc.T, tc.S, tc.sp, got, err, tc.want)
+		}
+	}
+	// linspace(0, 999, 50): step 20.387755..., so 20.39 -> 20, 40.78 -> 41, 61.16 -> 61, 978.61 -> 979.
+	got, _ := Timesteps(1000, 50, Linspace)
+	if len(got) != 50 || !slices.Equal(got[:2], []int{999, 979}) || !slices.Equal(got[46:], []int{61, 41, 20, 0}) {
+		t.Errorf("Timesteps(1000, 50, linspace) = %v", got)
+	}
+	for _, sp := range []Spacing{Linspace, Leading, Trailing} {
+		for _, S := range []int{1, 2, 7, 333, 999, 1000} {
+			ts, err := Timesteps(1000, S, sp)
+			if err != nil || len(ts) != S || ts[0] > 999 || ts[S-1] < 0 {
+				t.Errorf("Timesteps(1000, %d, %v) = %v, %v", S, sp, ts, err)
+			}
+		}
+		name := sp.String()
+		if p, err := ParseSpacing(name); err != nil || p != sp {
+			t.Errorf("ParseSpacing(%q) = %v, %v", name, p, err)
+		}
+	}
+	for _, bad := range []struct{ T, S int }{{1000, 0}, {1000, 1001}, {0, 1}, {10, -1}} {
+		if _, err := Timesteps(bad.T, bad.S, Linspace); err == nil {
+			t.Errorf("Timesteps(%d, %d) gave no error", bad.T, bad.S)
+		}
+	}
+	if _, err := ParseSpacing("even"); err == nil {
+		t.Error("ParseSpacing(even) gave no error")
+	}
+}
