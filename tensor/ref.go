@@ -249,11 +249,8 @@ func (r *Reference) Add(a, b *Tensor) *Tensor {
 	if !sameShape(a.Shape, b.Shape) {
 		shapePanic("Add", "a %v, b %v", a.Shape, b.Shape)
 	}
-	ad, bd := data("Add", a), data("Add", b)
 	y := newTensor(a.Shape...)
-	for i := range y.Data {
-		y.Data[i] = ad[i] + bd[i]
-	}
+	addForward(data("Add", a), data("Add", b), y.Data)
 	return y
 }
 
@@ -263,31 +260,16 @@ func (r *Reference) AddChannel(x, v *Tensor) *Tensor {
 	if !sameShape(v.Shape, x.Shape[:2]) {
 		shapePanic("AddChannel", "x %v, v %v: want v %v", x.Shape, v.Shape, x.Shape[:2])
 	}
-	xd, vd := data("AddChannel", x), data("AddChannel", v)
-	hw := x.Shape[2] * x.Shape[3]
 	y := newTensor(x.Shape...)
-	for p, bias := range vd {
-		src, dst := xd[p*hw:(p+1)*hw], y.Data[p*hw:(p+1)*hw]
-		for i, xv := range src {
-			dst[i] = xv + bias
-		}
-	}
+	addChannelForward(x.Shape[2]*x.Shape[3], data("AddChannel", x), data("AddChannel", v), y.Data)
 	return y
 }
 
 // SumHW: (N,C,H,W) -> (N,C).
 func (r *Reference) SumHW(x *Tensor) *Tensor {
 	rank("SumHW", x, 4)
-	xd := data("SumHW", x)
-	hw := x.Shape[2] * x.Shape[3]
 	y := newTensor(x.Shape[0], x.Shape[1])
-	for p := range y.Data {
-		var s float32
-		for _, v := range xd[p*hw : (p+1)*hw] {
-			s += v
-		}
-		y.Data[p] = s
-	}
+	sumHW(x.Shape[2]*x.Shape[3], data("SumHW", x), y.Data)
 	return y
 }
 
@@ -298,14 +280,9 @@ func (r *Reference) Concat(a, b *Tensor) *Tensor {
 	if a.Shape[0] != b.Shape[0] || a.Shape[2] != b.Shape[2] || a.Shape[3] != b.Shape[3] {
 		shapePanic("Concat", "a %v, b %v", a.Shape, b.Shape)
 	}
-	ad, bd := data("Concat", a), data("Concat", b)
 	n, hw := a.Shape[0], a.Shape[2]*a.Shape[3]
-	sa, sb := a.Shape[1]*hw, b.Shape[1]*hw
 	y := newTensor(n, a.Shape[1]+b.Shape[1], a.Shape[2], a.Shape[3])
-	for i := 0; i < n; i++ {
-		copy(y.Data[i*(sa+sb):], ad[i*sa:(i+1)*sa])
-		copy(y.Data[i*(sa+sb)+sa:], bd[i*sb:(i+1)*sb])
-	}
+	concatForward(n, a.Shape[1]*hw, b.Shape[1]*hw, data("Concat", a), data("Concat", b), y.Data)
 	return y
 }
 
@@ -316,13 +293,8 @@ func (r *Reference) ConcatBackward(dy *Tensor, ca int) (da, db *Tensor) {
 	if ca < 0 || ca > c {
 		shapePanic("ConcatBackward", "dy %v cannot split at channel %d", dy.Shape, ca)
 	}
-	dd := data("ConcatBackward", dy)
 	da, db = newTensor(n, ca, h, w), newTensor(n, c-ca, h, w)
-	sa, sb := ca*h*w, (c-ca)*h*w
-	for i := 0; i < n; i++ {
-		copy(da.Data[i*sa:(i+1)*sa], dd[i*(sa+sb):])
-		copy(db.Data[i*sb:(i+1)*sb], dd[i*(sa+sb)+sa:])
-	}
+	concatBackward(n, ca*h*w, (c-ca)*h*w, data("ConcatBackward", dy), da.Data, db.Data)
 	return da, db
 }
 
@@ -359,11 +331,8 @@ func (r *Reference) MSE(pred, target *Tensor) (loss float64, dpred *Tensor) {
 
 // Scale: y = s*x.
 func (r *Reference) Scale(x *Tensor, s float32) *Tensor {
-	xd := data("Scale", x)
 	y := newTensor(x.Shape...)
-	for i, v := range xd {
-		y.Data[i] = s * v
-	}
+	scaleForward(s, data("Scale", x), y.Data)
 	return y
 }
 
@@ -407,9 +376,7 @@ func (r *Reference) Dropout(x *Tensor, p float32, seed uint64) (y, mask *Tensor)
 	xd := data("Dropout", x)
 	mask = &Tensor{Shape: append([]int(nil), x.Shape...), Data: DropoutMask(len(xd), p, seed)}
 	y = newTensor(x.Shape...)
-	for i, v := range xd {
-		y.Data[i] = v * mask.Data[i]
-	}
+	mulForward(xd, mask.Data, y.Data)
 	return y, mask
 }
 
@@ -418,10 +385,7 @@ func (r *Reference) DropoutBackward(dy, mask *Tensor) *Tensor {
 	if !sameShape(dy.Shape, mask.Shape) {
 		shapePanic("DropoutBackward", "dy %v, mask %v", dy.Shape, mask.Shape)
 	}
-	dd, md := data("DropoutBackward", dy), data("DropoutBackward", mask)
 	dx := newTensor(dy.Shape...)
-	for i, v := range dd {
-		dx.Data[i] = v * md[i]
-	}
+	mulForward(data("DropoutBackward", dy), data("DropoutBackward", mask), dx.Data)
 	return dx
 }
