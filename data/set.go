@@ -1,0 +1,171 @@
+package data
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Set is a dataset in memory: N images of C x H x W as float32 in [-1, 1], NCHW, with a label per
+// image where the source has them.
+type Set struct {
+	Name       string
+	N, C, H, W int
+	// Images holds pixel value v (0..255) as v/127.5 - 1, so 0 is -1 and 255 is +1 exactly.
+	Images []float32
+	Labels []uint8 // len N, or nil when the source has no labels (emoji, folders)
+}
+
+// Split chooses between a source's training and test images.
+type Split int
+
+const (
+	Train Split = iota
+	Test
+)
+
+func (s Split) String() string {
+	if s == Test {
+		return "test"
+	}
+	return "train"
+}
+
+// NewSet builds a Set from CHW bytes per image, n images in a row; labels may be nil.
+func NewSet(name string, n, c, h, w int, pix []uint8, labels []uint8) (*Set, error) {
+	if n <= 0 || c <= 0 || h <= 0 || w <= 0 {
+		return nil, fmt.Errorf("%s: empty shape %dx%dx%dx%d", name, n, c, h, w)
+	}
+	if len(pix) != n*c*h*w {
+		return nil, fmt.Errorf("%s: %d pixel bytes for shape %dx%dx%dx%d", name, len(pix), n, c, h, w)
+	}
+	if labels != nil && len(labels) != n {
+		return nil, fmt.Errorf("%s: %d labels for %d images", name, len(labels), n)
+	}
+	s := &Set{Name: name, N: n, C: c, H: h, W: w, Images: make([]float32, len(pix)), Labels: labels}
+	for i, v := range pix {
+		s.Images[i] = toUnit(v)
+	}
+	return s, nil
+}
+
+func toUnit(v uint8) float32 { return float32(v)/127.5 - 1 }
+
+// Size is the number of values in one image, C*H*W.
+func (s *Set) Size() int { return s.C * s.H * s.W }
+
+// Image returns image i (CHW, [-1, 1]) as a slice of Images.
+func (s *Set) Image(i int) []float32 { return s.Images[i*s.Size() : (i+1)*s.Size()] }
+
+// Uint8 returns image i as CHW bytes 0..255; it inverts the [-1, 1] scaling exactly.
+func (s *Set) Uint8(i int) []uint8 { return ToUint8(nil, s.Image(i)) }
+
+// ToUint8 maps values in [-1, 1] to bytes (clamping outside it), appending to dst. It is the
+// inverse of the scaling Set uses, and what a sampler's output goes through to become a picture.
+func ToUint8(dst []uint8, x []float32) []uint8 {
+	for _, v := range x {
+		f := math.Round((float64(v) + 1) * 127.5)
+		dst = append(dst, uint8(math.Max(0, math.Min(255, f))))
+	}
+	return dst
+}
+
+// Load reads a fetched built-in source ("mnist", "fashion" or "emoji") from dir (DefaultDir if
+// empty), checking every file against its pin as it is read. MNIST and Fashion-MNIST give 1x28x28
+// images with labels 0..9 (60,000 train, 10,000 test); emoji gives 3x32x32 RGB, composited over
+// white and area-downscaled from 64x64, with no labels and no test split.
+func Load(name, dir string, split Split) (*Set, error) {
+	src, err := Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return loadSource(src, dir, split)
+}
+
+func loadSource(src *Source, dir string, split Split) (*Set, error) {
+	dir, err := dirOrDefault(dir)
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Join(dir, src.Name)
+	if src.Tree != nil {
+		if split != Train {
+			return nil, fmt.Errorf("%s has no %s split", src.Name, split)
+		}
+		names, contents, _, err := readTree(filepath.Join(base, src.Tree.Name), src.Tree)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", src.Name, err)
+		}
+		for i := range names {
+			names[i] = filepath.Join(base, src.Tree.Name, names[i])
+		}
+		pix, err := decodeAll(names, func(i int) ([]byte, error) { return contents[i], nil }, 32, 3)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", src.Name, err)
+		}
+		return NewSet(src.Name, len(names), 3, 32, 32, pix, nil)
+	}
+	prefix := "train"
+	if split == Test {
+		prefix = "t10k"
+	}
+	var images, labels *IDX
+	for _, f := range src.Files {
+		var dst **IDX
+		switch f.Name {
+		case prefix + "-images-idx3-ubyte":
+			dst = &images
+		case prefix + "-labels-idx1-ubyte":
+			dst = &labels
+		default:
+			continue
+		}
+		b, err := readPinned(base, f)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", src.Name, err)
+		}
+		x, err := ParseIDX(b)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %s: %w", src.Name, filepath.Join(base, f.Name), err)
+		}
+		*dst = x
+	}
+	if images == nil || labels == nil {
+		return nil, fmt.Errorf("load %s: source lists no %s images and labels", src.Name, split)
+	}
+	return idxSet(src.Name, images, labels)
+}
+
+// idxSet joins an images idx (N, H, W) and a labels idx (N) with labels 0..9.
+func idxSet(name string, images, labels *IDX) (*Set, error) {
+	if len(images.Dims) != 3 {
+		return nil, fmt.Errorf("%s: images have dimensions %v, want (N, H, W)", name, images.Dims)
+	}
+	if len(labels.Dims) != 1 || labels.Dims[0] != images.Dims[0] {
+		return nil, fmt.Errorf("%s: labels have dimensions %v for %d images", name, labels.Dims, images.Dims[0])
+	}
+	for i, l := range labels.Data {
+		if l > 9 {
+			return nil, fmt.Errorf("%s: label %d of image %d is not a digit class 0..9", name, l, i)
+		}
+	}
+	lab := append([]uint8(nil), labels.Data...)
+	return NewSet(name, images.Dims[0], 1, images.Dims[1], images.Dims[2], images.Data, lab)
+}
+
+// Open loads what a --data flag names: a built-in source by name (from cache dir dir), or else a
+// folder of images at size x size with channels 1 or 3. A folder has only one split.
+func Open(spec, dir string, split Split, size, channels int) (*Set, error) {
+	if _, err := Lookup(spec); err == nil {
+		return Load(spec, dir, split)
+	}
+	if st, err := os.Stat(spec); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%q is neither a dataset (%s) nor a folder of images", spec, strings.Join(Names(), ", "))
+	}
+	if split != Train {
+		return nil, fmt.Errorf("image folder %s has no %s split", spec, split)
+	}
+	return LoadFolder(spec, size, channels)
+}
