@@ -1,0 +1,295 @@
+package diffusion
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"ddpm/schedule"
+)
+
+// Predictor is the only meeting point between the samplers and a model (a network, or the exact
+// Oracle). What it outputs (eps, x0 or v) is declared separately, in Options.Prediction.
+type Predictor interface {
+	// Predict writes the model output for the n rows of x (each of length dim) at timestep t into out.
+	// All rows share t. It must not keep x or out after returning.
+	Predict(ctx context.Context, x []float64, n, dim, t int, out []float64) error
+}
+
+// PredictorFunc adapts a function to Predictor.
+type PredictorFunc func(ctx context.Context, x []float64, n, dim, t int, out []float64) error
+
+// Predict calls f.
+func (f PredictorFunc) Predict(ctx context.Context, x []float64, n, dim, t int, out []float64) error {
+	return f(ctx, x, n, dim, t, out)
+}
+
+// Sampler draws n samples of dimension dim (row-major, n*dim values) by running a reverse process
+// driven by pred. DDPM and DDIM implement it.
+type Sampler interface {
+	Sample(ctx context.Context, pred Predictor, n, dim int, opts Options) ([]float64, error)
+}
+
+// Options are what every sampler takes besides its own configuration.
+type Options struct {
+	// Seed and Start choose the random streams: row i uses rand.NewPCG(Seed, Start+i), so sample j of a
+	// run depends on Seed and j only. To split a run into batches, pass the batch's first global index
+	// as Start.
+	Seed  uint64
+	Start int
+	// XT, if not nil, is the starting x_T (n*dim values, not modified). The row streams still draw
+	// their x_T first and discard it, so the noise z of later steps is the same with or without XT.
+	XT []float64
+	// Prediction is what the predictor outputs (default Eps).
+	Prediction Parameterization
+	// Callback, if not nil, is called after every step; a non-nil error stops sampling and is returned.
+	Callback func(Step) error
+}
+
+// Step is one reverse step, as reported to Options.Callback. The slices (n*dim values) belong to the
+// sampler and are only valid during the call: copy what you keep.
+type Step struct {
+	Index, Total int       // this is step Index of Total (0-based)
+	T            int       // timestep of X
+	Prev         int       // timestep of Next; -1 when Next is the final, clean sample
+	X            []float64 // x_t, the input of the step
+	X0           []float64 // the predicted clean sample from X (after clipping, if enabled)
+	Next         []float64 // x_prev, the output of the step
+}
+
+// stepFunc moves all rows from x (at timestep ts[k]) to next (at prev, or clean if prev < 0), given
+// the model's x0 and eps for x and the step's standard normal noise z (nil on the final step, which
+// adds no noise). Multi-step solvers keep their history of x0/eps in the closure.
+type stepFunc func(k, t, prev int, x, x0, eps, z, next []float64)
+
+// walk is the loop every sampler shares: it draws x_T, visits ts in order, calls the predictor once
+// per step for all rows, converts its output to (x0, eps), optionally clips x0 to [-1, 1], draws the
+// step's noise per row, applies step, reports to the callback, and checks ctx between steps.
+func walk(ctx context.Context, ts []int, s *schedule.Schedule, clip bool, pred Predictor, n, dim int, opts Options, step stepFunc) ([]float64, error) {
+	if n < 1 || dim < 1 {
+		return nil, fmt.Errorf("sample: need n >= 1 and dim >= 1, got n=%d dim=%d", n, dim)
+	}
+	if opts.XT != nil && len(opts.XT) != n*dim {
+		return nil, fmt.Errorf("sample: initial x_T has %d values, want n*dim = %d", len(opts.XT), n*dim)
+	}
+	if opts.Start < 0 {
+		return nil, fmt.Errorf("sample: negative start index %d", opts.Start)
+	}
+	if pred == nil {
+		return nil, fmt.Errorf("sample: nil predictor")
+	}
+	size := n * dim
+	buf := make([]float64, 6*size)
+	x, next, out, x0, eps, z := buf[:size], buf[size:2*size], buf[2*size:3*size], buf[3*size:4*size], buf[4*size:5*size], buf[5*size:]
+	rngs := make([]*rand.Rand, n)
+	for i := range rngs {
+		rngs[i] = rand.New(rand.NewPCG(opts.Seed, uint64(opts.Start+i)))
+	}
+	normals := func(dst []float64) {
+		for i, r := range rngs {
+			row := dst[i*dim : (i+1)*dim]
+			for j := range row {
+				row[j] = r.NormFloat64()
+			}
+		}
+	}
+	normals(x)
+	if opts.XT != nil {
+		copy(x, opts.XT)
+	}
+	for k, t := range ts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		prev := -1
+		if k+1 < len(ts) {
+			prev = ts[k+1]
+		}
+		if err := pred.Predict(ctx, x, n, dim, t, out); err != nil {
+			return nil, fmt.Errorf("sample: step %d (t=%d): %w", k, t, err)
+		}
+		for i, v := range out {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("sample: step %d (t=%d): predictor output %v at row %d", k, t, v, i/dim)
+			}
+		}
+		abar := s.AlphaBar[t]
+		if err := X0Eps(opts.Prediction, abar, x, out, x0, eps); err != nil {
+			return nil, fmt.Errorf("sample: step %d (t=%d): %w", k, t, err)
+		}
+		if clip {
+			for i, v := range x0 {
+				x0[i] = max(-1, min(1, v))
+			}
+			EpsFromX0(abar, x, x0, eps)
+		}
+		var noise []float64
+		if prev >= 0 {
+			normals(z)
+			noise = z
+		}
+		step(k, t, prev, x, x0, eps, noise, next)
+		if opts.Callback != nil {
+			if err := opts.Callback(Step{Index: k, Total: len(ts), T: t, Prev: prev, X: x, X0: x0, Next: next}); err != nil {
+				return nil, err
+			}
+		}
+		x, next = next, x
+	}
+	return x, nil
+}
+
+// Variance is the variance of DDPM's reverse steps. The zero value is VarianceBeta.
+type Variance int
+
+// The two choices of DDPM Sec. 3.2, which the paper found to work about equally well.
+const (
+	// VarianceBeta: sigma_t^2 = beta_t, the upper bound ("large"; the seeds' simple_var).
+	VarianceBeta Variance = iota
+	// VariancePosterior: sigma_t^2 = (1-abar_{t-1})/(1-abar_t) beta_t, the posterior's ("small").
+	VariancePosterior
+)
+
+func (v Variance) String() string {
+	switch v {
+	case VarianceBeta:
+		return "beta"
+	case VariancePosterior:
+		return "posterior"
+	}
+	return fmt.Sprintf("Variance(%d)", int(v))
+}
+
+// ParseVariance is the inverse of String.
+func ParseVariance(s string) (Variance, error) {
+	switch s {
+	case "beta":
+		return VarianceBeta, nil
+	case "posterior":
+		return VariancePosterior, nil
+	}
+	return 0, fmt.Errorf("unknown variance %q (want beta or posterior)", s)
+}
+
+// DDPM is ancestral sampling (DDPM Algorithm 2). With Steps = 0 or T it visits every timestep; with
+// fewer it walks Timesteps(T, Steps, Spacing) using each jump's effective beta = 1 - abar_t/abar_prev
+// (Nichol & Dhariwal 2021, Sec. 4).
+type DDPM struct {
+	Schedule *schedule.Schedule
+	Variance Variance
+	ClipX0   bool    // clip predicted x0 to [-1, 1] before forming the mean (for data scaled to [-1, 1])
+	Steps    int     // 0 means Schedule.T
+	Spacing  Spacing // used only when Steps < T
+}
+
+// Timesteps returns the sequence this sampler visits.
+func (d *DDPM) Timesteps() ([]int, error) {
+	if d.Schedule == nil {
+		return nil, fmt.Errorf("ddpm: nil schedule")
+	}
+	S := d.Steps
+	if S == 0 {
+		S = d.Schedule.T
+	}
+	if d.Variance != VarianceBeta && d.Variance != VariancePosterior {
+		return nil, fmt.Errorf("ddpm: unknown variance %d", int(d.Variance))
+	}
+	return Timesteps(d.Schedule.T, S, d.Spacing)
+}
+
+// Sample implements Sampler.
+func (d *DDPM) Sample(ctx context.Context, pred Predictor, n, dim int, opts Options) ([]float64, error) {
+	ts, err := d.Timesteps()
+	if err != nil {
+		return nil, err
+	}
+	s := d.Schedule
+	return walk(ctx, ts, s, d.ClipX0, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+		// 1. Coefficients of the posterior q(x_prev | x_t, x0) (DDPM eq. 6-7) for this jump.
+		c0, ct, posteriorVar := PosteriorCoefs(s, t, prev)
+		// 2. The step's variance: beta (upper bound) or the posterior's (lower bound), DDPM Sec. 3.2.
+		variance := posteriorVar
+		if d.Variance == VarianceBeta {
+			variance = 1 - s.AlphaBar[t]/s.AlphaBarPrev(prev)
+		}
+		sigma := math.Sqrt(variance)
+		// 3. x_prev = mu(x_t, x0_hat) + sigma z (DDPM eq. 11 written with x0_hat via eq. 7, which is
+		//    what allows clipping x0_hat); no noise on the final step (z == nil).
+		for i := range next {
+			next[i] = c0*x0[i] + ct*x[i]
+		}
+		if z != nil {
+			for i := range next {
+				next[i] += sigma * z[i]
+			}
+		}
+	})
+}
+
+// DDIM is the generalised sampler of Song et al. 2021 over Steps timesteps, eq. 12:
+//
+//	x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma z,
+//	sigma  = eta sqrt((1-abar_prev)/(1-abar_t)) sqrt(1 - abar_t/abar_prev)            (eq. 16)
+//
+// where prev is the next timestep of the sequence and abar_prev = 1 after the last one. eta = 0 is the
+// deterministic DDIM; eta = 1 with Steps = T is DDPM with the posterior variance. For eta > 1 the
+// direction coefficient sqrt(1 - abar_prev - sigma^2) is taken as 0 once the radicand is negative.
+//
+// SigmaHat selects the DDIM paper's sigma-hat variant (Sec. 5, Table 1): the mean of eta = 1 with noise
+// of standard deviation sqrt(1 - abar_t/abar_prev), DDPM's "large" variance over a skipped step; Eta is
+// then ignored. No variant adds noise on the final step.
+type DDIM struct {
+	Schedule *schedule.Schedule
+	Steps    int // S in [1, T]
+	Eta      float64
+	SigmaHat bool
+	Spacing  Spacing
+	ClipX0   bool // clip predicted x0 to [-1, 1] (and recompute eps from it, as diffusers does)
+}
+
+// Timesteps returns the sequence this sampler visits.
+func (d *DDIM) Timesteps() ([]int, error) {
+	if d.Schedule == nil {
+		return nil, fmt.Errorf("ddim: nil schedule")
+	}
+	if !(d.Eta >= 0) || math.IsInf(d.Eta, 0) {
+		return nil, fmt.Errorf("ddim: eta %v must be finite and >= 0", d.Eta)
+	}
+	return Timesteps(d.Schedule.T, d.Steps, d.Spacing)
+}
+
+// Sample implements Sampler.
+func (d *DDIM) Sample(ctx context.Context, pred Predictor, n, dim int, opts Options) ([]float64, error) {
+	ts, err := d.Timesteps()
+	if err != nil {
+		return nil, err
+	}
+	s := d.Schedule
+	eta := d.Eta
+	if d.SigmaHat {
+		eta = 1
+	}
+	return walk(ctx, ts, s, d.ClipX0, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+		abT, abPrev := s.AlphaBar[t], s.AlphaBarPrev(prev)
+		// 1. sigma_t(eta) (DDIM eq. 16).
+		sigma := eta * math.Sqrt((1-abPrev)/(1-abT)) * math.Sqrt(1-abT/abPrev)
+		// 2. The coefficient of the "direction pointing to x_t" (eq. 12, middle term).
+		dir := math.Sqrt(max(0, 1-abPrev-sigma*sigma))
+		// 3. The noise's standard deviation: sigma, or sigma-hat = sqrt(1 - abar_t/abar_prev).
+		noiseStd := sigma
+		if d.SigmaHat {
+			noiseStd = math.Sqrt(1 - abT/abPrev)
+		}
+		// 4. x_prev = sqrt(abar_prev) x0_hat + dir eps_hat + noiseStd z (eq. 12); no noise on the last step.
+		a := math.Sqrt(abPrev)
+		for i := range next {
+			next[i] = a*x0[i] + dir*eps[i]
+		}
+		if z != nil && noiseStd > 0 {
+			for i := range next {
+				next[i] += noiseStd * z[i]
+			}
+		}
+	})
+}
