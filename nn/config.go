@@ -1,0 +1,165 @@
+package nn
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Config describes a UNet. Levels run from full resolution down: level i has BaseChannels*ChannelMult[i]
+// channels and ResBlocks residual blocks, and every level but the last ends with a stride-2 conv that
+// halves the resolution. Each down block leaves a skip for the up block that mirrors it.
+type Config struct {
+	Name            string  `json:"name,omitempty"`
+	ImageSize       int     `json:"image_size"`       // H = W of the input
+	InChannels      int     `json:"in_channels"`      // image channels in
+	OutChannels     int     `json:"out_channels"`     // channels of the predicted eps
+	BaseChannels    int     `json:"base_channels"`    // channels after conv_in
+	ChannelMult     []int   `json:"channel_mult"`     // per level, multiplies BaseChannels
+	ResBlocks       int     `json:"res_blocks"`       // residual blocks per level (down and up)
+	AttnResolutions []int   `json:"attn_resolutions"` // resolutions whose blocks get self-attention
+	Heads           int     `json:"heads"`            // attention heads
+	Dropout         float64 `json:"dropout"`          // in ResBlocks, before c2, training only
+	TimeEmbedDim    int     `json:"time_embed_dim"`   // width of the time embedding MLP
+	SinusoidalDim   int     `json:"sinusoidal_dim"`   // width of the sinusoidal features of t
+	Groups          int     `json:"groups"`           // GroupNorm groups
+}
+
+var named = map[string]Config{
+	// The peer ../shared/peer/unet_s_torch.py: channels (32, 64, 128), one ResBlock per level,
+	// 28 -> 14 -> 7 and back, no attention. 1,741,025 parameters.
+	"unet-s": {
+		Name: "unet-s", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 32,
+		ChannelMult: []int{1, 2, 4}, ResBlocks: 1, AttnResolutions: []int{}, Heads: 1,
+		TimeEmbedDim: 256, SinusoidalDim: 64, Groups: 8,
+	},
+	// A bigger MNIST model in the shape of Ho et al.'s CIFAR-10 UNet: two blocks per level, attention
+	// at 7x7 (and in the middle), dropout 0.1.
+	"unet-m": {
+		Name: "unet-m", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 64,
+		ChannelMult: []int{1, 2, 2}, ResBlocks: 2, AttnResolutions: []int{7}, Heads: 4, Dropout: 0.1,
+		TimeEmbedDim: 256, SinusoidalDim: 64, Groups: 8,
+	},
+}
+
+// Names lists the built-in configs.
+func Names() []string {
+	var ns []string
+	for n := range named {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// Named returns a built-in config ("unet-s", "unet-m").
+func Named(name string) (Config, error) {
+	c, ok := named[name]
+	if !ok {
+		return Config{}, fmt.Errorf("unknown model config %q (built in: %s)", name, strings.Join(Names(), ", "))
+	}
+	c.ChannelMult = slices.Clone(c.ChannelMult)
+	c.AttnResolutions = slices.Clone(c.AttnResolutions)
+	return c, nil
+}
+
+// ParseConfig decodes a JSON config; unknown fields are errors so a typo cannot silently fall back
+// to a default. The result is validated.
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("model config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// LoadConfig reads a config: a built-in name ("unet-s") or the path of a JSON file.
+func LoadConfig(nameOrPath string) (Config, error) {
+	if c, err := Named(nameOrPath); err == nil {
+		return c, nil
+	}
+	b, err := os.ReadFile(nameOrPath)
+	if err != nil {
+		return Config{}, fmt.Errorf("model config %q is neither built in (%s) nor a readable file: %w",
+			nameOrPath, strings.Join(Names(), ", "), err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", nameOrPath, err)
+	}
+	return c, nil
+}
+
+// JSON encodes the config (what checkpoints store beside the weights).
+func (c Config) JSON() []byte {
+	b, _ := json.Marshal(c)
+	return b
+}
+
+// Levels is the number of resolutions.
+func (c Config) Levels() int { return len(c.ChannelMult) }
+
+func (c Config) attnAt(res int) bool { return slices.Contains(c.AttnResolutions, res) }
+
+// Validate checks that the config describes a buildable network.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("model config %s: %s", c.Name, fmt.Sprintf(format, args...))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"image_size", c.ImageSize}, {"in_channels", c.InChannels}, {"out_channels", c.OutChannels},
+		{"base_channels", c.BaseChannels}, {"res_blocks", c.ResBlocks}, {"heads", c.Heads},
+		{"time_embed_dim", c.TimeEmbedDim}, {"sinusoidal_dim", c.SinusoidalDim}, {"groups", c.Groups}} {
+		if f.v <= 0 {
+			return bad("%s must be positive, got %d", f.name, f.v)
+		}
+	}
+	if len(c.ChannelMult) == 0 {
+		return bad("channel_mult is empty")
+	}
+	if c.SinusoidalDim%2 != 0 {
+		return bad("sinusoidal_dim %d must be even", c.SinusoidalDim)
+	}
+	if c.Dropout < 0 || c.Dropout >= 1 {
+		return bad("dropout %g outside [0, 1)", c.Dropout)
+	}
+	if f := 1 << (len(c.ChannelMult) - 1); c.ImageSize%f != 0 {
+		return bad("image_size %d must be divisible by %d to halve %d times", c.ImageSize, f, len(c.ChannelMult)-1)
+	}
+	res := c.ImageSize
+	var resolutions []int
+	for i, m := range c.ChannelMult {
+		ch := c.BaseChannels * m
+		if m <= 0 {
+			return bad("channel_mult[%d] = %d must be positive", i, m)
+		}
+		if ch%c.Groups != 0 {
+			return bad("level %d: %d channels not divisible by %d groups", i, ch, c.Groups)
+		}
+		if c.attnAt(res) && ch%c.Heads != 0 {
+			return bad("level %d: %d channels not divisible by %d heads", i, ch, c.Heads)
+		}
+		resolutions = append(resolutions, res)
+		res /= 2
+	}
+	if c.BaseChannels%c.Groups != 0 {
+		return bad("base_channels %d not divisible by %d groups", c.BaseChannels, c.Groups)
+	}
+	for _, r := range c.AttnResolutions {
+		if !slices.Contains(resolutions, r) {
+			return bad("attention resolution %d is not one of the levels' %v", r, resolutions)
+		}
+	}
+	return nil
+}
