@@ -1,0 +1,257 @@
+//go:build cgo
+
+package dnnl
+
+/*
+#include "dd.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+
+	"ddpm/tensor"
+)
+
+// Backend is the oneDNN implementation of tensor.Backend. Like every backend it is driven from one
+// goroutine at a time.
+type Backend struct {
+	prec    tensor.Precision
+	dt      C.int // element type of 4-D activations
+	threads int
+	w       *worker
+	pool    pool
+	ref     tensor.Backend // kernels not accelerated here (attention, dropout) run on the reference
+	convs   map[convKey]*C.dd_conv
+	weights map[weightKey]*weightCopy
+	closed  bool
+}
+
+type convKey struct {
+	n, cin, h, w, cout, k, stride, pad int
+	bias                               bool
+}
+
+type weightKey struct {
+	p    *tensor.Param
+	conv *C.dd_conv
+	role int // 0 forward, 1 backward data
+}
+
+// weightCopy is a Param's weights reordered (and converted to bf16) for one primitive.
+type weightCopy struct {
+	version uint64
+	p       unsafe.Pointer
+}
+
+// Available reports whether this build contains the oneDNN backend.
+func Available() bool { return true }
+
+// New starts a backend: its worker thread, oneDNN engine and stream.
+func New(opts Options) (tensor.Backend, error) {
+	prec, threads, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWorker(threads)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{prec: prec, dt: dtF32, threads: threads, w: w, ref: tensor.NewReference(threads),
+		convs: map[convKey]*C.dd_conv{}, weights: map[weightKey]*weightCopy{}}
+	b.pool.free = map[int][]unsafe.Pointer{}
+	if prec == tensor.BF16 {
+		b.dt = dtBF16
+	}
+	return b, nil
+}
+
+// Name is "dnnl".
+func (b *Backend) Name() string { return "dnnl" }
+
+// Precision is the arithmetic of convolutions and the storage type of 4-D activations.
+func (b *Backend) Precision() tensor.Precision { return b.prec }
+
+// Threads is the OpenMP thread count.
+func (b *Backend) Threads() int { return b.threads }
+
+// Close stops the worker thread and frees cached memory. Tensors still held become invalid.
+func (b *Backend) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.w.do(func() {
+		for _, c := range b.weights {
+			C.dd_free(c.p)
+		}
+	})
+	b.weights = nil
+	b.pool.drain()
+	b.w.close()
+	return nil
+}
+
+// MemStats reports the bytes of activations alive now and at most so far, and of the reuse pool.
+func (b *Backend) MemStats() (live, peakLive, pooled int) {
+	b.pool.mu.Lock()
+	defer b.pool.mu.Unlock()
+	return b.pool.live, b.pool.peakLive, b.pool.held
+}
+
+// ---- tensors ----
+
+func (b *Backend) newBuf(shape []int, dt C.int) *tensor.Tensor {
+	n := tensor.Numel(shape)
+	bytes := n * dtSize(dt)
+	b.pool.gcHint()
+	bf := &buf{p: b.pool.get(bytes), bytes: bytes, dt: dt, owner: b}
+	t := &tensor.Tensor{Shape: append([]int(nil), shape...), Impl: bf}
+	bf.clean = addCleanup(t, bf)
+	return t
+}
+
+// actDT is the element type of a new tensor of this shape: 4-D activations follow the precision,
+// everything else is float32.
+func (b *Backend) actDT(shape []int) C.int {
+	if len(shape) == 4 {
+		return b.dt
+	}
+	return dtF32
+}
+
+func (b *Backend) newAct(shape ...int) *tensor.Tensor { return b.newBuf(shape, b.actDT(shape)) }
+
+// get returns x's buffer, panicking with the op's name when x is not a live tensor of this backend.
+func (b *Backend) get(op string, x *tensor.Tensor) *buf {
+	if x == nil {
+		panic(fmt.Sprintf("dnnl: %s: nil tensor", op))
+	}
+	bf, ok := x.Impl.(*buf)
+	if !ok || bf == nil || bf.p == nil {
+		panic(fmt.Sprintf("dnnl: %s: tensor %v is not a live dnnl tensor (released, or made by another backend)", op, x.Shape))
+	}
+	if bf.owner != b {
+		panic(fmt.Sprintf("dnnl: %s: tensor %v belongs to another dnnl backend", op, x.Shape))
+	}
+	return bf
+}
+
+// in returns a pointer to x's elements as element type dt, converting into a temporary when x is
+// stored otherwise (an uploaded f32 image fed to a bf16 op). Call only on the worker thread; the
+// returned function frees the temporary.
+func (b *Backend) in(x *tensor.Tensor, bf *buf, dt C.int) (unsafe.Pointer, func()) {
+	if bf.dt == dt {
+		return bf.p, func() {}
+	}
+	n := x.Len()
+	q := b.pool.get(n * dtSize(dt))
+	C.dd_convert(bf.p, bf.dt, q, dt, C.size_t(n))
+	return q, func() { b.pool.put(q, n*dtSize(dt)) }
+}
+
+// Upload copies NCHW (or row-major) float32 data into a new tensor. 4-D tensors are stored NHWC in
+// float32 whatever the precision, so that inputs and targets keep their exact values; ops convert.
+func (b *Backend) Upload(shape []int, data []float32) *tensor.Tensor {
+	if len(data) != tensor.Numel(shape) {
+		panic(fmt.Sprintf("dnnl: Upload: shape %v needs %d elements, got %d", shape, tensor.Numel(shape), len(data)))
+	}
+	t := b.newBuf(shape, dtF32)
+	if len(data) == 0 {
+		return t
+	}
+	bf := t.Impl.(*buf)
+	b.w.do(func() {
+		if len(shape) == 4 {
+			C.dd_nchw_to_nhwc((*C.float)(&data[0]), bf.p, dtF32, C.int(shape[0]), C.int(shape[1]), C.int(shape[2]*shape[3]))
+		} else {
+			C.dd_convert(unsafe.Pointer(&data[0]), dtF32, bf.p, dtF32, C.size_t(len(data)))
+		}
+	})
+	return t
+}
+
+// Read copies x out as float32 in NCHW (or row-major) order.
+func (b *Backend) Read(x *tensor.Tensor) []float32 {
+	if x != nil && x.Impl == nil && x.Data != nil {
+		return append([]float32(nil), x.Data...) // a reference tensor handed out by a fallback op
+	}
+	bf := b.get("Read", x)
+	out := make([]float32, x.Len())
+	if len(out) == 0 {
+		return out
+	}
+	b.w.do(func() {
+		if len(x.Shape) == 4 {
+			C.dd_nhwc_to_nchw(bf.p, bf.dt, (*C.float)(&out[0]), C.int(x.Shape[0]), C.int(x.Shape[1]), C.int(x.Shape[2]*x.Shape[3]))
+		} else {
+			C.dd_convert(bf.p, bf.dt, unsafe.Pointer(&out[0]), dtF32, C.size_t(len(out)))
+		}
+	})
+	return out
+}
+
+// Release returns x's memory to the pool; x must not be used afterwards. Releasing twice is a no-op.
+func (b *Backend) Release(x *tensor.Tensor) {
+	if x == nil {
+		return
+	}
+	if x.Impl == nil {
+		x.Data = nil
+		return
+	}
+	bf := b.get("Release", x)
+	bf.clean.Stop()
+	b.pool.put(bf.p, bf.bytes)
+	bf.p = nil
+	x.Impl = nil
+}
+
+func shapePanic(op, format string, args ...any) {
+	panic(fmt.Sprintf("dnnl: %s: %s", op, fmt.Sprintf(format, args...)))
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func rank(op string, x *tensor.Tensor, r int) {
+	if x == nil || len(x.Shape) != r {
+		var s []int
+		if x != nil {
+			s = x.Shape
+		}
+		shapePanic(op, "want a rank-%d tensor, got shape %v", r, s)
+	}
+}
+
+func paramShape(op string, p *tensor.Param, want ...int) {
+	if p == nil {
+		shapePanic(op, "nil param")
+	}
+	if !sameShape(p.Shape, want) || len(p.W) != tensor.Numel(want) || len(p.G) != tensor.Numel(want) {
+		shapePanic(op, "param %q has shape %v (len W %d, G %d), want %v", p.Name, p.Shape, len(p.W), len(p.G), want)
+	}
+}
+
+func fptr(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+func check(op string, st C.int) {
+	if st != 0 {
+		panic(fmt.Sprintf("dnnl: %s: oneDNN status %d", op, int(st)))
+	}
+}

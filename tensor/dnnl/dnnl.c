@@ -1,0 +1,225 @@
+//go:build cgo
+
+// Convolution and linear layers through oneDNN's C API. Activations are NHWC in the backend's element
+// type (f32, or bf16 where AMX makes oneDNN pick its brgemm kernels); weights arrive as PyTorch's plain
+// f32 OIHW and are reordered into whatever blocked format each primitive asked for.
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dnnl.h>
+
+#include "dd.h"
+
+#include <pthread.h>
+
+static dnnl_engine_t eng;
+static dnnl_status_t eng_status;
+static pthread_once_t eng_once = PTHREAD_ONCE_INIT;
+static __thread dnnl_stream_t strm;
+
+static void make_engine(void) { eng_status = dnnl_engine_create(&eng, dnnl_cpu, 0); }
+
+#define CK(x)                                                                                              \
+	do {                                                                                               \
+		dnnl_status_t st_ = (x);                                                                   \
+		if (st_ != dnnl_success) return (int)st_;                                                  \
+	} while (0)
+
+int dd_init(int threads) {
+	if (threads > 0) omp_set_num_threads(threads);
+	pthread_once(&eng_once, make_engine);
+	CK(eng_status);
+	CK(dnnl_stream_create(&strm, eng, dnnl_stream_default_flags));
+	return 0;
+}
+
+int dd_max_threads(void) { return omp_get_max_threads(); }
+
+void *dd_alloc(size_t bytes) {
+	size_t n = (bytes + 63) & ~(size_t)63;
+	if (n == 0) n = 64;
+	return aligned_alloc(64, n);
+}
+
+void dd_free(void *p) { free(p); }
+
+struct dd_conv {
+	int N, Cin, H, W, Cout, K, S, P, dt, bias;
+	dnnl_memory_desc_t src, dst, wplain, bmd;
+	dnnl_primitive_desc_t fpd, bdpd, bwpd;
+	dnnl_primitive_t fwd, bwdd, bwdw, wre[2], dwre;
+	void *dw; // scratch for diff weights in the backward-weights primitive's format
+	float *db;
+};
+
+static dnnl_data_type_t ddt(int dt) { return dt == DD_BF16 ? dnnl_bf16 : dnnl_f32; }
+
+static int conv_dims(dd_conv *c, dnnl_memory_desc_t *w_any, dnnl_memory_desc_t *bias) {
+	dnnl_dims_t sd = {c->N, c->Cin, c->H, c->W};
+	int Ho = (c->H + 2 * c->P - c->K) / c->S + 1, Wo = (c->W + 2 * c->P - c->K) / c->S + 1;
+	dnnl_dims_t dd = {c->N, c->Cout, Ho, Wo}, wd = {c->Cout, c->Cin, c->K, c->K}, bd = {c->Cout};
+	CK(dnnl_memory_desc_init_by_tag(&c->src, 4, sd, ddt(c->dt), dnnl_nhwc));
+	CK(dnnl_memory_desc_init_by_tag(&c->dst, 4, dd, ddt(c->dt), dnnl_nhwc));
+	CK(dnnl_memory_desc_init_by_tag(&c->wplain, 4, wd, dnnl_f32, dnnl_oihw));
+	CK(dnnl_memory_desc_init_by_tag(&c->bmd, 1, bd, dnnl_f32, dnnl_x));
+	CK(dnnl_memory_desc_init_by_tag(w_any, 4, wd, ddt(c->dt), dnnl_format_tag_any));
+	*bias = c->bmd;
+	return 0;
+}
+
+static int make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, int sum,
+                        dnnl_primitive_t *out) {
+	dnnl_primitive_attr_t attr = NULL;
+	if (sum) {
+		dnnl_post_ops_t po;
+		CK(dnnl_primitive_attr_create(&attr));
+		CK(dnnl_post_ops_create(&po));
+		CK(dnnl_post_ops_append_sum(po, 1.0f));
+		CK(dnnl_primitive_attr_set_post_ops(attr, po));
+		dnnl_post_ops_destroy(po);
+	}
+	dnnl_primitive_desc_t pd;
+	dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, from, eng, to, eng, attr);
+	if (attr) dnnl_primitive_attr_destroy(attr);
+	CK(s);
+	s = dnnl_primitive_create(out, pd);
+	dnnl_primitive_desc_destroy(pd);
+	return (int)s;
+}
+
+dd_conv *dd_conv_new(int N, int Cin, int H, int W, int Cout, int K, int S, int P, int dt, int bias, int *status) {
+	dd_conv *c = calloc(1, sizeof(dd_conv));
+	*c = (dd_conv){.N = N, .Cin = Cin, .H = H, .W = W, .Cout = Cout, .K = K, .S = S, .P = P, .dt = dt, .bias = bias};
+	dnnl_memory_desc_t wany, bmd;
+	int s = conv_dims(c, &wany, &bmd);
+	dnnl_convolution_desc_t cd;
+	dnnl_dims_t str = {S, S}, pad = {P, P};
+	if (!s)
+		s = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &c->src, &wany,
+		                                       bias ? &bmd : NULL, &c->dst, str, pad, pad);
+	if (!s) s = dnnl_primitive_desc_create(&c->fpd, &cd, NULL, eng, NULL);
+	if (!s) s = dnnl_primitive_create(&c->fwd, c->fpd);
+	if (!s) s = make_reorder(&c->wplain, dnnl_primitive_desc_query_md(c->fpd, dnnl_query_weights_md, 0), 0, &c->wre[0]);
+	*status = s;
+	if (s) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int dd_conv_init_bwd(dd_conv *c) {
+	if (c->bwdd) return 0;
+	dnnl_memory_desc_t wany, bmd, wf;
+	CK(conv_dims(c, &wany, &bmd));
+	dnnl_dims_t wd = {c->Cout, c->Cin, c->K, c->K};
+	CK(dnnl_memory_desc_init_by_tag(&wf, 4, wd, dnnl_f32, dnnl_format_tag_any));
+	dnnl_dims_t str = {c->S, c->S}, pad = {c->P, c->P};
+	dnnl_convolution_desc_t bd, bw;
+	CK(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &c->src, &wany, &c->dst, str, pad, pad));
+	CK(dnnl_primitive_desc_create(&c->bdpd, &bd, NULL, eng, c->fpd));
+	CK(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &c->src, &wf,
+	                                               c->bias ? &bmd : NULL, &c->dst, str, pad, pad));
+	CK(dnnl_primitive_desc_create(&c->bwpd, &bw, NULL, eng, c->fpd));
+	CK(dnnl_primitive_create(&c->bwdw, c->bwpd));
+	const dnnl_memory_desc_t *dwmd = dnnl_primitive_desc_query_md(c->bwpd, dnnl_query_diff_weights_md, 0);
+	CK(make_reorder(dwmd, &c->wplain, 1, &c->dwre));
+	CK(make_reorder(&c->wplain, dnnl_primitive_desc_query_md(c->bdpd, dnnl_query_weights_md, 0), 0, &c->wre[1]));
+	c->dw = dd_alloc(dnnl_memory_desc_get_size(dwmd));
+	c->db = dd_alloc(sizeof(float) * c->Cout);
+	CK(dnnl_primitive_create(&c->bwdd, c->bdpd));
+	return 0;
+}
+
+static const dnnl_memory_desc_t *wmd(dd_conv *c, int role) {
+	return dnnl_primitive_desc_query_md(role == 0 ? c->fpd : c->bdpd, dnnl_query_weights_md, 0);
+}
+
+size_t dd_conv_wbytes(dd_conv *c, int role) { return dnnl_memory_desc_get_size(wmd(c, role)); }
+
+// run executes p with up to 5 (arg, md, pointer) triples, wrapping each pointer in a memory object
+// only for the duration of the call, so Go memory may be passed in.
+typedef struct {
+	int arg;
+	const dnnl_memory_desc_t *md;
+	void *ptr;
+} xarg;
+
+static int run(dnnl_primitive_t p, int n, xarg *a) {
+	dnnl_memory_t m[6];
+	dnnl_exec_arg_t ea[6];
+	int made = 0;
+	dnnl_status_t s = dnnl_success;
+	for (; made < n; made++) {
+		s = dnnl_memory_create(&m[made], a[made].md, eng, a[made].ptr);
+		if (s) break;
+		ea[made].arg = a[made].arg;
+		ea[made].memory = m[made];
+	}
+	if (!s) s = dnnl_primitive_execute(p, strm, n, ea);
+	if (!s) s = dnnl_stream_wait(strm);
+	for (int i = 0; i < made; i++) dnnl_memory_destroy(m[i]);
+	return (int)s;
+}
+
+int dd_conv_wreorder(dd_conv *c, int role, const float *oihw, void *dst) {
+	xarg a[2] = {{DNNL_ARG_FROM, &c->wplain, (void *)oihw}, {DNNL_ARG_TO, wmd(c, role), dst}};
+	return run(c->wre[role], 2, a);
+}
+
+int dd_conv_fwd(dd_conv *c, const void *src, const void *wei, const float *bias, void *dst) {
+	xarg a[4] = {{DNNL_ARG_SRC, &c->src, (void *)src},
+	             {DNNL_ARG_WEIGHTS, wmd(c, 0), (void *)wei},
+	             {DNNL_ARG_DST, &c->dst, dst},
+	             {DNNL_ARG_BIAS, &c->bmd, (void *)bias}};
+	return run(c->fwd, c->bias ? 4 : 3, a);
+}
+
+int dd_conv_bwd_data(dd_conv *c, const void *ddst, const void *wei, void *dsrc) {
+	xarg a[3] = {{DNNL_ARG_DIFF_DST, &c->dst, (void *)ddst},
+	             {DNNL_ARG_WEIGHTS, wmd(c, 1), (void *)wei},
+	             {DNNL_ARG_DIFF_SRC, &c->src, dsrc}};
+	return run(c->bwdd, 3, a);
+}
+
+int dd_conv_bwd_weights(dd_conv *c, const void *src, const void *ddst, float *gw, float *gb) {
+	const dnnl_memory_desc_t *dwmd = dnnl_primitive_desc_query_md(c->bwpd, dnnl_query_diff_weights_md, 0);
+	xarg a[4] = {{DNNL_ARG_SRC, &c->src, (void *)src},
+	             {DNNL_ARG_DIFF_DST, &c->dst, (void *)ddst},
+	             {DNNL_ARG_DIFF_WEIGHTS, dwmd, c->dw},
+	             {DNNL_ARG_DIFF_BIAS, &c->bmd, c->db}};
+	CK(run(c->bwdw, c->bias ? 4 : 3, a));
+	xarg r[2] = {{DNNL_ARG_FROM, dwmd, c->dw}, {DNNL_ARG_TO, &c->wplain, gw}};
+	CK(run(c->dwre, 2, r));
+	if (c->bias && gb)
+		for (int i = 0; i < c->Cout; i++) gb[i] += c->db[i];
+	return 0;
+}
+
+const char *dd_conv_impl(dd_conv *c, int which) {
+	dnnl_primitive_desc_t pd = which == 0 ? c->fpd : which == 1 ? c->bdpd : c->bwpd;
+	const char *s = "";
+	if (pd) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s);
+	return s;
+}
+
+// Linear: y = x w^T + b with x (N,In), w (Out,In), row-major.
+int dd_linear_fwd(const float *x, const float *w, const float *b, float *y, int N, int In, int Out) {
+	CK(dnnl_sgemm('N', 'T', N, Out, In, 1.0f, x, In, w, In, 0.0f, y, Out));
+	if (b)
+		for (int n = 0; n < N; n++)
+			for (int o = 0; o < Out; o++) y[(size_t)n * Out + o] += b[o];
+	return 0;
+}
+
+// dx = dy w; gw += dy^T x; gb += column sums of dy.
+int dd_linear_bwd(const float *dy, const float *x, const float *w, float *dx, float *gw, float *gb, int N, int In,
+                  int Out) {
+	CK(dnnl_sgemm('N', 'N', N, In, Out, 1.0f, dy, Out, w, In, 0.0f, dx, In));
+	CK(dnnl_sgemm('T', 'N', Out, In, N, 1.0f, dy, Out, x, In, 1.0f, gw, In));
+	if (gb)
+		for (int n = 0; n < N; n++)
+			for (int o = 0; o < Out; o++) gb[o] += dy[(size_t)n * Out + o];
+	return 0;
+}

@@ -1,0 +1,166 @@
+//go:build cgo
+
+// Memory-bound kernels on NHWC activations: the ops oneDNN 2.6 has no fast primitive for (group norm)
+// or where its broadcasting falls to a slow reference kernel. Parallel over samples or chunks with
+// OpenMP; the inner loops run over contiguous channels.
+// expf must not set errno, or the loops calling it cannot be vectorised (cgo rejects -fno-math-errno).
+#pragma GCC optimize("no-math-errno")
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dd.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TC __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TC
+#endif
+
+// CHUNK is the unit of work of elementwise ops: large enough to amortise the parallel loop, small
+// enough to balance two to a few dozen threads on a UNet activation.
+#define CHUNK ((size_t)1 << 15)
+
+static inline float bf2f(uint16_t h) {
+	union {
+		uint32_t u;
+		float f;
+	} v;
+	v.u = (uint32_t)h << 16;
+	return v.f;
+}
+
+// f2bf rounds to nearest even, as oneDNN's own conversion does (NaN inputs are not expected here).
+static inline uint16_t f2bf(float f) {
+	union {
+		uint32_t u;
+		float f;
+	} v;
+	v.f = f;
+	uint32_t u = v.u;
+	u += 0x7fffu + ((u >> 16) & 1u);
+	return (uint16_t)(u >> 16);
+}
+
+#define T float
+#define SFX(name) name##_f32
+#define LD(p, i) ((p)[i])
+#define ST(p, i, v) ((p)[i] = (v))
+#include "kern.h"
+#undef T
+#undef SFX
+#undef LD
+#undef ST
+
+#define T uint16_t
+#define SFX(name) name##_bf16
+#define LD(p, i) bf2f((p)[i])
+#define ST(p, i, v) ((p)[i] = f2bf(v))
+#include "kern.h"
+#undef T
+#undef SFX
+#undef LD
+#undef ST
+
+#define DISPATCH(dt, name, ...)                                                                            \
+	do {                                                                                               \
+		if ((dt) == DD_BF16)                                                                       \
+			name##_bf16(__VA_ARGS__);                                                          \
+		else                                                                                       \
+			name##_f32(__VA_ARGS__);                                                           \
+	} while (0)
+
+void dd_silu(int dt, const void *x, void *y, size_t n) { DISPATCH(dt, silu, x, y, n); }
+void dd_silu_bwd(int dt, const void *dy, const void *x, void *dx, size_t n) {
+	DISPATCH(dt, silu_bwd, dy, x, dx, n);
+}
+void dd_add(int dt, const void *a, const void *b, void *y, size_t n) { DISPATCH(dt, add, a, b, y, n); }
+void dd_scale(int dt, const void *x, void *y, float k, size_t n) { DISPATCH(dt, scale, x, y, k, n); }
+void dd_addch(int dt, const void *x, const float *v, void *y, int N, int HW, int C) {
+	DISPATCH(dt, addch, x, v, y, N, HW, C);
+}
+void dd_sumhw(int dt, const void *x, float *out, int N, int HW, int C) { DISPATCH(dt, sumhw, x, out, N, HW, C); }
+void dd_concat(int dt, const void *a, const void *b, void *y, int N, int HW, int Ca, int Cb) {
+	DISPATCH(dt, concat, a, b, y, N, HW, Ca, Cb);
+}
+void dd_split(int dt, const void *dy, void *da, void *db, int N, int HW, int Ca, int Cb) {
+	DISPATCH(dt, split, dy, da, db, N, HW, Ca, Cb);
+}
+void dd_up2(int dt, const void *x, void *y, int N, int H, int W, int C) { DISPATCH(dt, up2, x, y, N, H, W, C); }
+void dd_up2_bwd(int dt, const void *dy, void *dx, int N, int H, int W, int C) {
+	DISPATCH(dt, up2_bwd, dy, dx, N, H, W, C);
+}
+void dd_gn_fwd(int dt, const void *x, void *y, const float *gamma, const float *beta, float *stats, int N, int HW,
+               int C, int G, float eps, int silu) {
+	DISPATCH(dt, gn_fwd, x, y, gamma, beta, stats, N, HW, C, G, eps, silu);
+}
+void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma, void *dx,
+               float *ggamma, float *gbeta, int N, int HW, int C, int G) {
+	DISPATCH(dt, gn_bwd, dy, x, stats, gamma, dx, ggamma, gbeta, N, HW, C, G);
+}
+
+TC static void r_f2bf(const float *s, uint16_t *d, size_t n) {
+	for (size_t i = 0; i < n; i++) d[i] = f2bf(s[i]);
+}
+TC static void r_bf2f(const uint16_t *s, float *d, size_t n) {
+	for (size_t i = 0; i < n; i++) d[i] = bf2f(s[i]);
+}
+
+void dd_convert(const void *src, int sdt, void *dst, int ddt, size_t n) {
+	size_t es = sdt == DD_BF16 ? 2 : 4, ed = ddt == DD_BF16 ? 2 : 4;
+	size_t nch = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static)
+	for (size_t k = 0; k < nch; k++) {
+		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
+		const char *s = (const char *)src + o * es;
+		char *d = (char *)dst + o * ed;
+		if (sdt == ddt)
+			memcpy(d, s, m * es);
+		else if (sdt == DD_F32)
+			r_f2bf((const float *)s, (uint16_t *)d, m);
+		else
+			r_bf2f((const uint16_t *)s, (float *)d, m);
+	}
+}
+
+void dd_nchw_to_nhwc(const float *src, void *dst, int dt, int N, int C, int HW) {
+#pragma omp parallel for schedule(static)
+	for (int n = 0; n < N; n++) {
+		const float *s = src + (size_t)n * C * HW;
+		for (int p = 0; p < HW; p++) {
+			size_t o = ((size_t)n * HW + p) * C;
+			if (dt == DD_BF16)
+				for (int c = 0; c < C; c++) ((uint16_t *)dst)[o + c] = f2bf(s[(size_t)c * HW + p]);
+			else
+				for (int c = 0; c < C; c++) ((float *)dst)[o + c] = s[(size_t)c * HW + p];
+		}
+	}
+}
+
+void dd_nhwc_to_nchw(const void *src, int dt, float *dst, int N, int C, int HW) {
+#pragma omp parallel for schedule(static)
+	for (int n = 0; n < N; n++) {
+		float *d = dst + (size_t)n * C * HW;
+		for (int p = 0; p < HW; p++) {
+			size_t o = ((size_t)n * HW + p) * C;
+			if (dt == DD_BF16)
+				for (int c = 0; c < C; c++) d[(size_t)c * HW + p] = bf2f(((const uint16_t *)src)[o + c]);
+			else
+				for (int c = 0; c < C; c++) d[(size_t)c * HW + p] = ((const float *)src)[o + c];
+		}
+	}
+}
+
+// dd_mse returns mean((p-t)^2) summed in double and writes its gradient 2(p-t)/n.
+double dd_mse(const float *p, const float *t, float *dp, size_t n) {
+	double s = 0;
+	float k = 2.0f / (float)n;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float d = p[i] - t[i];
+		s += (double)d * d;
+		dp[i] = k * d;
+	}
+	return s / (double)n;
+}

@@ -1,0 +1,493 @@
+//go:build cgo
+
+package dnnl
+
+/*
+#include "dd.h"
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"ddpm/tensor"
+)
+
+// ---- convolution ----
+
+func (b *Backend) convShape(op string, x *tensor.Tensor, w, bias *tensor.Param, c tensor.Conv) (convKey, int, int) {
+	rank(op, x, 4)
+	if w == nil || len(w.Shape) != 4 || w.Shape[2] != w.Shape[3] || w.Shape[1] != x.Shape[1] {
+		var ws []int
+		if w != nil {
+			ws = w.Shape
+		}
+		shapePanic(op, "x %v, w %v: want w (Cout,%d,K,K)", x.Shape, ws, x.Shape[1])
+	}
+	if c.Stride < 1 || c.Pad < 0 {
+		shapePanic(op, "invalid conv %+v", c)
+	}
+	k := convKey{n: x.Shape[0], cin: x.Shape[1], h: x.Shape[2], w: x.Shape[3], cout: w.Shape[0], k: w.Shape[2],
+		stride: c.Stride, pad: c.Pad, bias: bias != nil}
+	ho, wo := c.OutSize(k.h, k.k), c.OutSize(k.w, k.k)
+	if ho < 1 || wo < 1 {
+		shapePanic(op, "x %v with kernel %d and %+v gives an empty output", x.Shape, k.k, c)
+	}
+	paramShape(op, w, k.cout, k.cin, k.k, k.k)
+	if bias != nil {
+		paramShape(op, bias, k.cout)
+	}
+	return k, ho, wo
+}
+
+// conv returns the cached primitives for k, creating them on first use. Worker thread only.
+func (b *Backend) conv(op string, k convKey) *C.dd_conv {
+	if c := b.convs[k]; c != nil {
+		return c
+	}
+	var st C.int
+	bias := 0
+	if k.bias {
+		bias = 1
+	}
+	c := C.dd_conv_new(C.int(k.n), C.int(k.cin), C.int(k.h), C.int(k.w), C.int(k.cout), C.int(k.k),
+		C.int(k.stride), C.int(k.pad), b.dt, C.int(bias), &st)
+	if c == nil {
+		shapePanic(op, "cannot create a convolution for %+v: oneDNN status %d", k, int(st))
+	}
+	b.convs[k] = c
+	return c
+}
+
+// weightsFor returns w reordered for role (0 forward, 1 backward data) of c, redoing the reorder
+// only when w.Version changed. Worker thread only.
+func (b *Backend) weightsFor(op string, c *C.dd_conv, w *tensor.Param, role int) unsafe.Pointer {
+	key := weightKey{p: w, conv: c, role: role}
+	wc := b.weights[key]
+	if wc == nil {
+		wc = &weightCopy{p: C.dd_alloc(C.dd_conv_wbytes(c, C.int(role)))}
+		b.weights[key] = wc
+	} else if wc.version == w.Version {
+		return wc.p
+	}
+	check(op, C.dd_conv_wreorder(c, C.int(role), fptr(w.W), wc.p))
+	wc.version = w.Version
+	return wc.p
+}
+
+// Conv2D: x (N,Cin,H,W), w (Cout,Cin,K,K), b (Cout) or nil -> (N,Cout,H',W').
+func (b *Backend) Conv2D(x *tensor.Tensor, w, bias *tensor.Param, c tensor.Conv) *tensor.Tensor {
+	const op = "Conv2D"
+	k, ho, wo := b.convShape(op, x, w, bias, c)
+	xb := b.get(op, x)
+	y := b.newAct(k.n, k.cout, ho, wo)
+	yb := y.Impl.(*buf)
+	var bp *C.float
+	if bias != nil {
+		bp = fptr(bias.W)
+	}
+	b.w.do(func() {
+		cv := b.conv(op, k)
+		wp := b.weightsFor(op, cv, w, 0)
+		xp, free := b.in(x, xb, b.dt)
+		defer free()
+		check(op, C.dd_conv_fwd(cv, xp, wp, bp, yb.p))
+	})
+	return y
+}
+
+// Conv2DBackward returns dx and accumulates dw (and db when b != nil).
+func (b *Backend) Conv2DBackward(dy, x *tensor.Tensor, w, bias *tensor.Param, c tensor.Conv) *tensor.Tensor {
+	const op = "Conv2DBackward"
+	k, ho, wo := b.convShape(op, x, w, bias, c)
+	if !sameShape(dy.Shape, []int{k.n, k.cout, ho, wo}) {
+		shapePanic(op, "dy %v, want %v", dy.Shape, []int{k.n, k.cout, ho, wo})
+	}
+	xb, dyb := b.get(op, x), b.get(op, dy)
+	dx := b.newAct(x.Shape...)
+	dxb := dx.Impl.(*buf)
+	var gb *C.float
+	if bias != nil {
+		gb = fptr(bias.G)
+	}
+	b.w.do(func() {
+		cv := b.conv(op, k)
+		check(op, C.dd_conv_init_bwd(cv))
+		wp := b.weightsFor(op, cv, w, 1)
+		xp, freeX := b.in(x, xb, b.dt)
+		defer freeX()
+		dyp, freeDY := b.in(dy, dyb, b.dt)
+		defer freeDY()
+		check(op, C.dd_conv_bwd_data(cv, dyp, wp, dxb.p))
+		check(op, C.dd_conv_bwd_weights(cv, xp, dyp, fptr(w.G), gb))
+	})
+	return dx
+}
+
+// ConvImpl names the oneDNN implementations chosen for a convolution (forward, backward data,
+// backward weights), for benchmarks and profiles; backward names are empty until first used.
+func (b *Backend) ConvImpl(x []int, w *tensor.Param, bias bool, c tensor.Conv) [3]string {
+	var out [3]string
+	k := convKey{n: x[0], cin: x[1], h: x[2], w: x[3], cout: w.Shape[0], k: w.Shape[2], stride: c.Stride, pad: c.Pad, bias: bias}
+	b.w.do(func() {
+		cv := b.convs[k]
+		if cv == nil {
+			return
+		}
+		for i := range out {
+			out[i] = C.GoString(C.dd_conv_impl(cv, C.int(i)))
+		}
+	})
+	return out
+}
+
+// ---- linear ----
+
+func linearDims(op string, x *tensor.Tensor, w *tensor.Param) (n, in, out int) {
+	rank(op, x, 2)
+	if w == nil || len(w.Shape) != 2 {
+		shapePanic(op, "x %v: want w (Out,%d)", x.Shape, x.Shape[1])
+	}
+	n, in, out = x.Shape[0], x.Shape[1], w.Shape[0]
+	paramShape(op, w, out, in)
+	return
+}
+
+// Linear: x (N,In), w (Out,In), b (Out) or nil -> (N,Out) = x w^T + b.
+func (b *Backend) Linear(x *tensor.Tensor, w, bias *tensor.Param) *tensor.Tensor {
+	const op = "Linear"
+	n, in, out := linearDims(op, x, w)
+	var bp *C.float
+	if bias != nil {
+		paramShape(op, bias, out)
+		bp = fptr(bias.W)
+	}
+	xb := b.get(op, x)
+	y := b.newAct(n, out)
+	yb := y.Impl.(*buf)
+	b.w.do(func() {
+		check(op, C.dd_linear_fwd((*C.float)(xb.p), fptr(w.W), bp, (*C.float)(yb.p), C.int(n), C.int(in), C.int(out)))
+	})
+	return y
+}
+
+// LinearBackward returns dx and accumulates dw (and db when b != nil).
+func (b *Backend) LinearBackward(dy, x *tensor.Tensor, w, bias *tensor.Param) *tensor.Tensor {
+	const op = "LinearBackward"
+	n, in, out := linearDims(op, x, w)
+	if !sameShape(dy.Shape, []int{n, out}) {
+		shapePanic(op, "dy %v, want %v", dy.Shape, []int{n, out})
+	}
+	var gb *C.float
+	if bias != nil {
+		paramShape(op, bias, out)
+		gb = fptr(bias.G)
+	}
+	xb, dyb := b.get(op, x), b.get(op, dy)
+	dx := b.newAct(n, in)
+	dxb := dx.Impl.(*buf)
+	b.w.do(func() {
+		check(op, C.dd_linear_bwd((*C.float)(dyb.p), (*C.float)(xb.p), fptr(w.W), (*C.float)(dxb.p), fptr(w.G), gb,
+			C.int(n), C.int(in), C.int(out)))
+	})
+	return dx
+}
+
+// ---- group norm ----
+
+func groupDims(op string, x *tensor.Tensor, gamma, beta *tensor.Param, groups int) (n, c, hw int) {
+	if x == nil || len(x.Shape) < 2 {
+		shapePanic(op, "x: want (N,C,...)")
+	}
+	n, c = x.Shape[0], x.Shape[1]
+	hw = tensor.Numel(x.Shape[2:])
+	if groups < 1 || c%groups != 0 {
+		shapePanic(op, "%d channels do not split into %d groups", c, groups)
+	}
+	paramShape(op, gamma, c)
+	paramShape(op, beta, c)
+	return
+}
+
+// GroupNorm: stats is (N, groups, 2): the mean and 1/sqrt(var+eps) of each group, as the reference.
+func (b *Backend) GroupNorm(x *tensor.Tensor, gamma, beta *tensor.Param, groups int, eps float32) (y, stats *tensor.Tensor) {
+	return b.groupNorm("GroupNorm", x, gamma, beta, groups, eps, false)
+}
+
+// GroupNormSiLU is SiLU(GroupNorm(x)) in one pass over memory; backward takes the same stats with
+// GroupNormSiLUBackward.
+func (b *Backend) GroupNormSiLU(x *tensor.Tensor, gamma, beta *tensor.Param, groups int, eps float32) (y, stats *tensor.Tensor) {
+	return b.groupNorm("GroupNormSiLU", x, gamma, beta, groups, eps, true)
+}
+
+func (b *Backend) groupNorm(op string, x *tensor.Tensor, gamma, beta *tensor.Param, groups int, eps float32, silu bool) (y, stats *tensor.Tensor) {
+	n, c, hw := groupDims(op, x, gamma, beta, groups)
+	xb := b.get(op, x)
+	dt := b.actDT(x.Shape)
+	y = b.newBuf(x.Shape, dt)
+	stats = b.newBuf([]int{n, groups, 2}, dtF32)
+	yb, sb := y.Impl.(*buf), stats.Impl.(*buf)
+	fuse := C.int(0)
+	if silu {
+		fuse = 1
+	}
+	b.w.do(func() {
+		xp, free := b.in(x, xb, dt)
+		defer free()
+		C.dd_gn_fwd(dt, xp, yb.p, fptr(gamma.W), fptr(beta.W), (*C.float)(sb.p), C.int(n), C.int(hw), C.int(c),
+			C.int(groups), C.float(eps), fuse)
+	})
+	return y, stats
+}
+
+// GroupNormBackward returns dx and accumulates dgamma, dbeta.
+func (b *Backend) GroupNormBackward(dy, x, stats *tensor.Tensor, gamma, beta *tensor.Param, groups int) *tensor.Tensor {
+	const op = "GroupNormBackward"
+	n, c, hw := groupDims(op, x, gamma, beta, groups)
+	if !sameShape(dy.Shape, x.Shape) || !sameShape(stats.Shape, []int{n, groups, 2}) {
+		shapePanic(op, "dy %v, x %v, stats %v", dy.Shape, x.Shape, stats.Shape)
+	}
+	xb, dyb, sb := b.get(op, x), b.get(op, dy), b.get(op, stats)
+	dt := b.actDT(x.Shape)
+	dx := b.newBuf(x.Shape, dt)
+	dxb := dx.Impl.(*buf)
+	b.w.do(func() {
+		xp, freeX := b.in(x, xb, dt)
+		defer freeX()
+		dyp, freeDY := b.in(dy, dyb, dt)
+		defer freeDY()
+		C.dd_gn_bwd(dt, dyp, xp, (*C.float)(sb.p), fptr(gamma.W), dxb.p, fptr(gamma.G), fptr(beta.G), C.int(n),
+			C.int(hw), C.int(c), C.int(groups))
+	})
+	return dx
+}
+
+// ---- elementwise ----
+
+// unary runs f(in, out, n) with x converted to the element type of a new tensor of x's shape.
+func (b *Backend) unary(op string, x *tensor.Tensor, f func(dt C.int, xp, yp unsafe.Pointer, n C.size_t)) *tensor.Tensor {
+	xb := b.get(op, x)
+	dt := b.actDT(x.Shape)
+	y := b.newBuf(x.Shape, dt)
+	yb := y.Impl.(*buf)
+	b.w.do(func() {
+		xp, free := b.in(x, xb, dt)
+		defer free()
+		f(dt, xp, yb.p, C.size_t(x.Len()))
+	})
+	return y
+}
+
+// binary is unary for two inputs of equal shape.
+func (b *Backend) binary(op string, x, z *tensor.Tensor, f func(dt C.int, xp, zp, yp unsafe.Pointer, n C.size_t)) *tensor.Tensor {
+	if x == nil || z == nil || !sameShape(x.Shape, z.Shape) {
+		shapePanic(op, "want two tensors of equal shape")
+	}
+	xb, zb := b.get(op, x), b.get(op, z)
+	dt := b.actDT(x.Shape)
+	y := b.newBuf(x.Shape, dt)
+	yb := y.Impl.(*buf)
+	b.w.do(func() {
+		xp, freeX := b.in(x, xb, dt)
+		defer freeX()
+		zp, freeZ := b.in(z, zb, dt)
+		defer freeZ()
+		f(dt, xp, zp, yb.p, C.size_t(x.Len()))
+	})
+	return y
+}
+
+// SiLU: y = x * sigmoid(x).
+func (b *Backend) SiLU(x *tensor.Tensor) *tensor.Tensor {
+	return b.unary("SiLU", x, func(dt C.int, xp, yp unsafe.Pointer, n C.size_t) { C.dd_silu(dt, xp, yp, n) })
+}
+
+// SiLUBackward returns dy * d/dx SiLU(x).
+func (b *Backend) SiLUBackward(dy, x *tensor.Tensor) *tensor.Tensor {
+	return b.binary("SiLUBackward", dy, x, func(dt C.int, dyp, xp, dxp unsafe.Pointer, n C.size_t) {
+		C.dd_silu_bwd(dt, dyp, xp, dxp, n)
+	})
+}
+
+// Add: elementwise a + b of equal shapes.
+func (b *Backend) Add(a, z *tensor.Tensor) *tensor.Tensor {
+	return b.binary("Add", a, z, func(dt C.int, ap, zp, yp unsafe.Pointer, n C.size_t) { C.dd_add(dt, ap, zp, yp, n) })
+}
+
+// Scale: y = s*x.
+func (b *Backend) Scale(x *tensor.Tensor, s float32) *tensor.Tensor {
+	return b.unary("Scale", x, func(dt C.int, xp, yp unsafe.Pointer, n C.size_t) { C.dd_scale(dt, xp, yp, C.float(s), n) })
+}
+
+// AddChannel: x (N,C,H,W) + v (N,C) broadcast over H,W.
+func (b *Backend) AddChannel(x, v *tensor.Tensor) *tensor.Tensor {
+	const op = "AddChannel"
+	rank(op, x, 4)
+	if v == nil || !sameShape(v.Shape, x.Shape[:2]) {
+		shapePanic(op, "x %v: want v %v", x.Shape, x.Shape[:2])
+	}
+	xb, vb := b.get(op, x), b.get(op, v)
+	y := b.newAct(x.Shape...)
+	yb := y.Impl.(*buf)
+	b.w.do(func() {
+		xp, free := b.in(x, xb, b.dt)
+		defer free()
+		C.dd_addch(b.dt, xp, (*C.float)(vb.p), yb.p, C.int(x.Shape[0]), C.int(x.Shape[2]*x.Shape[3]), C.int(x.Shape[1]))
+	})
+	return y
+}
+
+// SumHW: (N,C,H,W) -> (N,C).
+func (b *Backend) SumHW(x *tensor.Tensor) *tensor.Tensor {
+	const op = "SumHW"
+	rank(op, x, 4)
+	xb := b.get(op, x)
+	y := b.newAct(x.Shape[0], x.Shape[1])
+	yb := y.Impl.(*buf)
+	b.w.do(func() {
+		C.dd_sumhw(xb.dt, xb.p, (*C.float)(yb.p), C.int(x.Shape[0]), C.int(x.Shape[2]*x.Shape[3]), C.int(x.Shape[1]))
+	})
+	return y
+}
+
+// Concat joins a (N,Ca,H,W) and b (N,Cb,H,W) along channels.
+func (b *Backend) Concat(a, z *tensor.Tensor) *tensor.Tensor {
+	const op = "Concat"
+	rank(op, a, 4)
+	rank(op, z, 4)
+	if a.Shape[0] != z.Shape[0] || a.Shape[2] != z.Shape[2] || a.Shape[3] != z.Shape[3] {
+		shapePanic(op, "a %v, b %v", a.Shape, z.Shape)
+	}
+	ab, zb := b.get(op, a), b.get(op, z)
+	y := b.newAct(a.Shape[0], a.Shape[1]+z.Shape[1], a.Shape[2], a.Shape[3])
+	yb := y.Impl.(*buf)
+	b.w.do(func() {
+		ap, freeA := b.in(a, ab, b.dt)
+		defer freeA()
+		zp, freeZ := b.in(z, zb, b.dt)
+		defer freeZ()
+		C.dd_concat(b.dt, ap, zp, yb.p, C.int(a.Shape[0]), C.int(a.Shape[2]*a.Shape[3]), C.int(a.Shape[1]), C.int(z.Shape[1]))
+	})
+	return y
+}
+
+// ConcatBackward splits dy (N,Ca+Cb,H,W) into its first ca channels and the rest.
+func (b *Backend) ConcatBackward(dy *tensor.Tensor, ca int) (da, db *tensor.Tensor) {
+	const op = "ConcatBackward"
+	rank(op, dy, 4)
+	n, c, h, w := dy.Shape[0], dy.Shape[1], dy.Shape[2], dy.Shape[3]
+	if ca < 0 || ca > c {
+		shapePanic(op, "dy %v cannot split at channel %d", dy.Shape, ca)
+	}
+	dyb := b.get(op, dy)
+	da, db = b.newAct(n, ca, h, w), b.newAct(n, c-ca, h, w)
+	dab, dbb := da.Impl.(*buf), db.Impl.(*buf)
+	b.w.do(func() {
+		dyp, free := b.in(dy, dyb, b.dt)
+		defer free()
+		C.dd_split(b.dt, dyp, dab.p, dbb.p, C.int(n), C.int(h*w), C.int(ca), C.int(c-ca))
+	})
+	return da, db
+}
+
+// Upsample2x: nearest-neighbour 2x.
+func (b *Backend) Upsample2x(x *tensor.Tensor) *tensor.Tensor {
+	const op = "Upsample2x"
+	rank(op, x, 4)
+	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	xb := b.get(op, x)
+	y := b.newAct(n, c, 2*h, 2*w)
+	yb := y.Impl.(*buf)
+	b.w.do(func() {
+		xp, free := b.in(x, xb, b.dt)
+		defer free()
+		C.dd_up2(b.dt, xp, yb.p, C.int(n), C.int(h), C.int(w), C.int(c))
+	})
+	return y
+}
+
+// Upsample2xBackward sums each 2x2 block of dy.
+func (b *Backend) Upsample2xBackward(dy *tensor.Tensor) *tensor.Tensor {
+	const op = "Upsample2xBackward"
+	rank(op, dy, 4)
+	n, c, h2, w2 := dy.Shape[0], dy.Shape[1], dy.Shape[2], dy.Shape[3]
+	if h2%2 != 0 || w2%2 != 0 {
+		shapePanic(op, "dy %v has odd spatial size", dy.Shape)
+	}
+	dyb := b.get(op, dy)
+	dx := b.newAct(n, c, h2/2, w2/2)
+	dxb := dx.Impl.(*buf)
+	b.w.do(func() {
+		dyp, free := b.in(dy, dyb, b.dt)
+		defer free()
+		C.dd_up2_bwd(b.dt, dyp, dxb.p, C.int(n), C.int(h2/2), C.int(w2/2), C.int(c))
+	})
+	return dx
+}
+
+// MSE returns mean((pred-target)^2), summed in float64 from float32 values, and its gradient.
+func (b *Backend) MSE(pred, target *tensor.Tensor) (loss float64, dpred *tensor.Tensor) {
+	const op = "MSE"
+	if pred == nil || target == nil || !sameShape(pred.Shape, target.Shape) {
+		shapePanic(op, "pred and target must have equal shapes")
+	}
+	pb, tb := b.get(op, pred), b.get(op, target)
+	dpred = b.newAct(pred.Shape...)
+	db := dpred.Impl.(*buf)
+	n := pred.Len()
+	b.w.do(func() {
+		pp, freeP := b.in(pred, pb, dtF32)
+		defer freeP()
+		tp, freeT := b.in(target, tb, dtF32)
+		defer freeT()
+		dp, freeD := unsafe.Pointer(db.p), func() {}
+		if db.dt != dtF32 {
+			dp = b.pool.get(4 * n)
+			freeD = func() { b.pool.put(dp, 4*n) }
+		}
+		defer freeD()
+		loss = float64(C.dd_mse((*C.float)(pp), (*C.float)(tp), (*C.float)(dp), C.size_t(n)))
+		if db.dt != dtF32 {
+			C.dd_convert(dp, dtF32, db.p, db.dt, C.size_t(n))
+		}
+	})
+	return loss, dpred
+}
+
+// ---- ops run on the reference kernels ----
+
+// toRef copies x into a reference tensor; fromRef uploads a reference result.
+func (b *Backend) toRef(x *tensor.Tensor) *tensor.Tensor {
+	if x != nil && x.Impl == nil && x.Data != nil {
+		return x
+	}
+	return &tensor.Tensor{Shape: append([]int(nil), x.Shape...), Data: b.Read(x)}
+}
+
+func (b *Backend) fromRef(t *tensor.Tensor) *tensor.Tensor { return b.Upload(t.Shape, t.Data) }
+
+// Attention runs on the reference kernels (UNet-S has none; larger configs use it at 7x7 or 14x14).
+// saved stays a host tensor, private to this backend like any saved state.
+func (b *Backend) Attention(q, k, v *tensor.Tensor, heads int) (out, saved *tensor.Tensor) {
+	o, s := b.ref.Attention(b.toRef(q), b.toRef(k), b.toRef(v), heads)
+	return b.fromRef(o), s
+}
+
+// AttentionBackward runs on the reference kernels.
+func (b *Backend) AttentionBackward(dout, q, k, v, saved *tensor.Tensor, heads int) (dq, dk, dv *tensor.Tensor) {
+	a, c, d := b.ref.AttentionBackward(b.toRef(dout), b.toRef(q), b.toRef(k), b.toRef(v), saved, heads)
+	return b.fromRef(a), b.fromRef(c), b.fromRef(d)
+}
+
+// Dropout runs on the reference kernels; mask stays a host tensor.
+func (b *Backend) Dropout(x *tensor.Tensor, p float32, seed uint64) (y, mask *tensor.Tensor) {
+	yr, m := b.ref.Dropout(b.toRef(x), p, seed)
+	return b.fromRef(yr), m
+}
+
+// DropoutBackward runs on the reference kernels.
+func (b *Backend) DropoutBackward(dy, mask *tensor.Tensor) *tensor.Tensor {
+	return b.fromRef(b.ref.DropoutBackward(b.toRef(dy), mask))
+}
+
+var _ tensor.Backend = (*Backend)(nil)
