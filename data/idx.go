@@ -3,6 +3,7 @@ package data
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"os"
 )
 
@@ -42,34 +43,29 @@ func ParseIDX(b []byte) (*IDX, error) {
 	dims := make([]int, rank)
 	avail := uint64(len(b) - hdr)
 	var size uint64 = 1
+	tooBig := false
 	for i := range dims {
 		d := binary.BigEndian.Uint32(b[4+4*i:])
 		if d == 0 {
 			return nil, fmt.Errorf("idx: dimension %d is 0", i)
 		}
-		// Checking size*d <= avail by division keeps the product from ever overflowing, however
-		// large the header's dimensions.
-		if size > avail/uint64(d) {
-			return nil, fmt.Errorf("idx: truncated: dimensions %v... need more than the %d data bytes present", dimsSoFar(b, i+1), avail)
-		}
-		size *= uint64(d)
 		dims[i] = int(d)
-	}
-	if size != avail {
-		if size > avail {
-			return nil, fmt.Errorf("idx: truncated: dimensions %v need %d data bytes, file has %d", dims, size, avail)
+		// The product of up to 8 32-bit dimensions can pass 2^64; a full 128-bit multiply tells.
+		hi, lo := bits.Mul64(size, uint64(d))
+		if hi != 0 {
+			tooBig = true
 		}
+		size = lo
+	}
+	switch {
+	case tooBig:
+		return nil, fmt.Errorf("idx: truncated: dimensions %v need more than the %d data bytes the file has", dims, avail)
+	case size > avail:
+		return nil, fmt.Errorf("idx: truncated: dimensions %v need %d data bytes, file has %d", dims, size, avail)
+	case size < avail:
 		return nil, fmt.Errorf("idx: %d trailing bytes after the %d data bytes that dimensions %v describe", avail-size, size, dims)
 	}
 	return &IDX{Dims: dims, Data: b[hdr:]}, nil
-}
-
-func dimsSoFar(b []byte, n int) []uint32 {
-	d := make([]uint32, n)
-	for i := range d {
-		d[i] = binary.BigEndian.Uint32(b[4+4*i:])
-	}
-	return d
 }
 
 // ReadIDXFile reads and parses the idx file at path. The file is read whole, so memory use is bounded
