@@ -22,10 +22,14 @@ func (s convShape) outHW() int   { return s.Ho * s.Wo }
 func (s convShape) direct() bool { return s.K == 1 && s.Stride == 1 && s.Pad == 0 }
 
 // im2col writes the (Cin*K*K, Ho*Wo) patch matrix of one sample xn (Cin,H,W) into col; taps that
-// fall into the padding are zero.
-func im2col[F Float](s convShape, xn, col []F) {
+// fall into the padding are zero. Input channels are split across goroutines.
+func im2col[F Float](s convShape, xn, col []F, threads int) {
+	parallelFor(s.Cin, min(threads, s.Cin*s.K*s.K*s.outHW()/16384+1), func(lo, hi int) { im2colRange(s, xn, col, lo, hi) })
+}
+
+func im2colRange[F Float](s convShape, xn, col []F, c0, c1 int) {
 	p := s.outHW()
-	for ci := 0; ci < s.Cin; ci++ {
+	for ci := c0; ci < c1; ci++ {
 		plane := xn[ci*s.H*s.W : (ci+1)*s.H*s.W]
 		for ky := 0; ky < s.K; ky++ {
 			for kx := 0; kx < s.K; kx++ {
@@ -53,10 +57,14 @@ func im2col[F Float](s convShape, xn, col []F) {
 }
 
 // col2im is the adjoint of im2col: it adds each patch-matrix entry back onto the input pixel it
-// was read from (dxn += col2im(dcol)).
-func col2im[F Float](s convShape, dcol, dxn []F) {
+// was read from (dxn += col2im(dcol)). Each goroutine owns whole input channels, so none race.
+func col2im[F Float](s convShape, dcol, dxn []F, threads int) {
+	parallelFor(s.Cin, min(threads, s.Cin*s.K*s.K*s.outHW()/16384+1), func(lo, hi int) { col2imRange(s, dcol, dxn, lo, hi) })
+}
+
+func col2imRange[F Float](s convShape, dcol, dxn []F, c0, c1 int) {
 	p := s.outHW()
-	for ci := 0; ci < s.Cin; ci++ {
+	for ci := c0; ci < c1; ci++ {
 		plane := dxn[ci*s.H*s.W : (ci+1)*s.H*s.W]
 		for ky := 0; ky < s.K; ky++ {
 			for kx := 0; kx < s.K; kx++ {
@@ -86,14 +94,16 @@ func conv2dForward[F Float](s convShape, x, w, b, y []F, threads int) {
 	ckk, p := s.colRows(), s.outHW()
 	var col []F
 	if !s.direct() {
-		col = make([]F, ckk*p)
+		buf := getBuf[F](ckk * p)
+		defer putBuf(buf)
+		col = *buf
 	}
 	for n := 0; n < s.N; n++ {
 		xn := x[n*s.Cin*s.H*s.W : (n+1)*s.Cin*s.H*s.W]
 		yn := y[n*s.Cout*p : (n+1)*s.Cout*p]
 		cn := xn
 		if !s.direct() {
-			im2col(s, xn, col)
+			im2col(s, xn, col, threads)
 			cn = col
 		}
 		gemm(false, false, s.Cout, p, ckk, w, ckk, cn, p, 0, yn, p, threads)
@@ -115,8 +125,10 @@ func conv2dBackward[F Float](s convShape, dy, x, w, dx, dw, db []F, threads int)
 	ckk, p := s.colRows(), s.outHW()
 	var col, dcol []F
 	if !s.direct() {
-		col = make([]F, ckk*p)
-		dcol = make([]F, ckk*p)
+		buf, dbuf := getBuf[F](ckk*p), getBuf[F](ckk*p)
+		defer putBuf(buf)
+		defer putBuf(dbuf)
+		col, dcol = *buf, *dbuf
 	}
 	inN := s.Cin * s.H * s.W
 	for n := 0; n < s.N; n++ {
@@ -127,11 +139,11 @@ func conv2dBackward[F Float](s convShape, dy, x, w, dx, dw, db []F, threads int)
 			gemm(false, true, s.Cout, ckk, p, dyn, p, xn, p, 1, dw, ckk, threads)
 			gemm(true, false, ckk, p, s.Cout, w, ckk, dyn, p, 0, dxn, p, threads)
 		} else {
-			im2col(s, xn, col)
+			im2col(s, xn, col, threads)
 			gemm(false, true, s.Cout, ckk, p, dyn, p, col, p, 1, dw, ckk, threads)
 			gemm(true, false, ckk, p, s.Cout, w, ckk, dyn, p, 0, dcol, p, threads)
 			clear(dxn)
-			col2im(s, dcol, dxn)
+			col2im(s, dcol, dxn, threads)
 		}
 		if db != nil {
 			for co := 0; co < s.Cout; co++ {
