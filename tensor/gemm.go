@@ -218,7 +218,7 @@ func kernel4x4[F Float](k int, a, b []F, c []F, ldc int) {
 		a = a[4:]
 		b = b[4:]
 	}
-	r := c[0 : 4 : 4]
+	r := c[0:4:4]
 	r[0] += c00
 	r[1] += c01
 	r[2] += c02
