@@ -156,7 +156,8 @@ func idxSet(name string, images, labels *IDX) (*Set, error) {
 }
 
 // Open loads what a --data flag names: a built-in source by name (from cache dir dir), or else a
-// folder of images at size x size with channels 1 or 3. A folder has only one split.
+// folder of images at size x size with channels 1 or 3. A folder has only one split. A name wins
+// over a folder of the same name; write ./mnist to mean the folder.
 func Open(spec, dir string, split Split, size, channels int) (*Set, error) {
 	if _, err := Lookup(spec); err == nil {
 		return Load(spec, dir, split)
