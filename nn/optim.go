@@ -3,9 +3,51 @@ package nn
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"ddpm/tensor"
 )
+
+// chunk is a slice [lo, hi) of parameter k's entries: the unit of work the optimizer and the EMA
+// spread over goroutines.
+type chunk struct{ k, lo, hi int }
+
+const chunkSize = 1 << 15
+
+func chunksOf(params []*tensor.Param) []chunk {
+	var cs []chunk
+	for k, p := range params {
+		for lo := 0; lo < len(p.W); lo += chunkSize {
+			cs = append(cs, chunk{k, lo, min(lo+chunkSize, len(p.W))})
+		}
+	}
+	return cs
+}
+
+// parallel runs f over the chunks on up to threads goroutines (the backend is idle between steps, so
+// the optimizer may use every core).
+func parallel(threads int, cs []chunk, f func(chunk)) {
+	if threads < 1 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	threads = min(threads, len(cs))
+	if threads <= 1 {
+		for _, c := range cs {
+			f(c)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range threads {
+		wg.Go(func() {
+			for i := w; i < len(cs); i += threads {
+				f(cs[i])
+			}
+		})
+	}
+	wg.Wait()
+}
 
 // AdamW is torch.optim.AdamW: Adam with the weight decay applied to the weights directly
 // (decoupled, Loshchilov & Hutter) instead of added to the gradient. Per parameter entry, at step t:
@@ -17,8 +59,11 @@ import (
 // Arithmetic is float64 per entry; W, m and v are stored float32 (torch keeps them float32 too).
 type AdamW struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float64
+	// Threads is the number of goroutines Step uses; < 1 means GOMAXPROCS.
+	Threads int
 
 	params []*tensor.Param
+	chunks []chunk
 	m, v   []*tensor.Param // first and second moments, named like the parameters; G unused
 	t      int             // steps taken
 }
@@ -27,7 +72,7 @@ type AdamW struct {
 // decay 0.01. Change the fields before stepping for other values; set LR before each Step for a
 // schedule (WarmupLR).
 func NewAdamW(params []*tensor.Param, lr float64) *AdamW {
-	o := &AdamW{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, params: params}
+	o := &AdamW{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, params: params, chunks: chunksOf(params)}
 	for _, p := range params {
 		o.m = append(o.m, &tensor.Param{Name: p.Name, Shape: p.Shape, W: make([]float32, len(p.W))})
 		o.v = append(o.v, &tensor.Param{Name: p.Name, Shape: p.Shape, W: make([]float32, len(p.W))})
@@ -41,17 +86,20 @@ func (o *AdamW) Step() {
 	lr, b1, b2 := o.LR, o.Beta1, o.Beta2
 	decay := 1 - lr*o.WeightDecay
 	stepSize := lr / (1 - math.Pow(b1, float64(o.t)))
-	bc2Sqrt := math.Sqrt(1 - math.Pow(b2, float64(o.t)))
-	for k, p := range o.params {
-		m, v := o.m[k].W, o.v[k].W
-		for i, g32 := range p.G {
-			g := float64(g32)
-			mi := b1*float64(m[i]) + (1-b1)*g
-			vi := b2*float64(v[i]) + (1-b2)*g*g
+	invBC2 := 1 / math.Sqrt(1-math.Pow(b2, float64(o.t))) // multiplying by it saves a division per entry
+	eps := o.Eps
+	parallel(o.Threads, o.chunks, func(c chunk) {
+		p := o.params[c.k]
+		w, g, m, v := p.W[c.lo:c.hi], p.G[c.lo:c.hi], o.m[c.k].W[c.lo:c.hi], o.v[c.k].W[c.lo:c.hi]
+		for i := range w {
+			gi := float64(g[i])
+			mi := b1*float64(m[i]) + (1-b1)*gi
+			vi := b2*float64(v[i]) + (1-b2)*gi*gi
 			m[i], v[i] = float32(mi), float32(vi)
-			w := float64(p.W[i]) * decay
-			p.W[i] = float32(w - stepSize*mi/(math.Sqrt(vi)/bc2Sqrt+o.Eps))
+			w[i] = float32(float64(w[i])*decay - stepSize*mi/(math.Sqrt(vi)*invBC2+eps))
 		}
+	})
+	for _, p := range o.params {
 		p.Version++
 	}
 }
@@ -109,14 +157,18 @@ func WarmupLR(base float64, warmup, step int) float64 {
 // EMA keeps an exponential moving average of the weights, the copy DDPM samples from:
 // shadow = decay*shadow + (1-decay)*w after every optimizer step.
 type EMA struct {
-	Decay  float64
+	Decay float64
+	// Threads is the number of goroutines Update uses; < 1 means GOMAXPROCS.
+	Threads int
+
+	chunks []chunk
 	src    []*tensor.Param
 	shadow []*tensor.Param
 }
 
 // NewEMA starts the average at the current weights.
 func NewEMA(params []*tensor.Param, decay float64) *EMA {
-	e := &EMA{Decay: decay, src: params}
+	e := &EMA{Decay: decay, src: params, chunks: chunksOf(params)}
 	for _, p := range params {
 		e.shadow = append(e.shadow, &tensor.Param{Name: p.Name, Shape: p.Shape, W: append([]float32(nil), p.W...)})
 	}
@@ -126,12 +178,14 @@ func NewEMA(params []*tensor.Param, decay float64) *EMA {
 // Update folds the current weights into the average.
 func (e *EMA) Update() {
 	d := e.Decay
-	for k, p := range e.src {
-		s := e.shadow[k].W
-		for i, w := range p.W {
-			s[i] = float32(d*float64(s[i]) + (1-d)*float64(w))
+	parallel(e.Threads, e.chunks, func(c chunk) {
+		s, w := e.shadow[c.k].W[c.lo:c.hi], e.src[c.k].W[c.lo:c.hi]
+		for i := range s {
+			s[i] = float32(d*float64(s[i]) + (1-d)*float64(w[i]))
 		}
-		e.shadow[k].Version++
+	})
+	for _, s := range e.shadow {
+		s.Version++
 	}
 }
 
