@@ -28,6 +28,6 @@
 // history of model outputs inside their step function.
 //
 // Randomness is per row: row i of a call draws x_T and every z from its own stream
-// rand.NewPCG(seed, start+i), in the order x_T, then one z per non-final step. A sample therefore
+// RowRNG(seed, start+i), in the order x_T, then one z per non-final step. A sample therefore
 // depends only on the seed and its global index, never on how rows were batched.
 package diffusion

@@ -33,7 +33,7 @@ type Sampler interface {
 
 // Options are what every sampler takes besides its own configuration.
 type Options struct {
-	// Seed and Start choose the random streams: row i uses rand.NewPCG(Seed, Start+i), so sample j of a
+	// Seed and Start choose the random streams: row i uses RowRNG(Seed, Start+i), so sample j of a
 	// run depends on Seed and j only. To split a run into batches, pass the batch's first global index
 	// as Start.
 	Seed  uint64
@@ -56,6 +56,22 @@ type Step struct {
 	X            []float64 // x_t, the input of the step
 	X0           []float64 // the predicted clean sample from X (after clipping, if enabled)
 	Next         []float64 // x_prev, the output of the step
+}
+
+// RowRNG returns the random stream of sample index under seed: a PCG whose 128-bit state is the
+// SplitMix64 scrambling of (seed, index). The scrambling matters: PCG states that differ by one, as
+// (seed, index) and (seed, index+1) would, start their sequences from related points.
+func RowRNG(seed uint64, index int) *rand.Rand {
+	return rand.New(rand.NewPCG(splitmix64(seed), splitmix64(splitmix64(seed^0x6a09e667f3bcc908)+uint64(index))))
+}
+
+// splitmix64 is the finaliser of Steele et al.'s SplitMix64: a bijection on uint64 that sends nearby
+// inputs to unrelated outputs.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }
 
 // stepFunc moves all rows from x (at timestep ts[k]) to next (at prev, or clean if prev < 0), given
@@ -84,7 +100,7 @@ func walk(ctx context.Context, ts []int, s *schedule.Schedule, clip bool, pred P
 	x, next, out, x0, eps, z := buf[:size], buf[size:2*size], buf[2*size:3*size], buf[3*size:4*size], buf[4*size:5*size], buf[5*size:]
 	rngs := make([]*rand.Rand, n)
 	for i := range rngs {
-		rngs[i] = rand.New(rand.NewPCG(opts.Seed, uint64(opts.Start+i)))
+		rngs[i] = RowRNG(opts.Seed, opts.Start+i)
 	}
 	normals := func(dst []float64) {
 		for i, r := range rngs {

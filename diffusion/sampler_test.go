@@ -274,3 +274,23 @@ func fmtFit(r *Recovery) string {
 	}
 	return s
 }
+
+// TestRowRNGIndependent: the first normals of neighbouring rows are uncorrelated.
+func TestRowRNGIndependent(t *testing.T) {
+	const N = 50000
+	var sxy, sxx, syy float64
+	prev := RowRNG(1, 0).NormFloat64()
+	for i := 1; i <= N; i++ {
+		cur := RowRNG(1, i).NormFloat64()
+		sxy += prev * cur
+		sxx += prev * prev
+		syy += cur * cur
+		prev = cur
+	}
+	if r := sxy / math.Sqrt(sxx*syy); math.Abs(r) > 5/math.Sqrt(N) {
+		t.Errorf("correlation of neighbouring rows' first normals %.4f", r)
+	}
+	if RowRNG(1, 3).Uint64() != RowRNG(1, 3).Uint64() || RowRNG(1, 3).Uint64() == RowRNG(2, 3).Uint64() {
+		t.Error("RowRNG is not a function of (seed, index)")
+	}
+}
