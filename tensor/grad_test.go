@@ -235,13 +235,13 @@ func TestGroupNormGradients(t *testing.T) {
 			y := make([]float64, len(x))
 			stats := make([]float64, tc.n*tc.groups*2)
 			loss := func() float64 {
-				groupNormForward(tc.n, tc.c, hw, tc.groups, eps, x, g, b, y, stats)
+				groupNormForward(tc.n, tc.c, hw, tc.groups, eps, x, g, b, y, stats, 2)
 				return dot(r, y)
 			}
 			loss()
 			y64, stats64 := append([]float64(nil), y...), append([]float64(nil), stats...)
 			dx, dg, db := make([]float64, len(x)), make([]float64, tc.c), make([]float64, tc.c)
-			groupNormBackward(tc.n, tc.c, hw, tc.groups, r, x, stats64, g, dx, dg, db)
+			groupNormBackward(tc.n, tc.c, hw, tc.groups, r, x, stats64, g, dx, dg, db, 2)
 			fdCheck(t, "groupnorm", loss, fdInput{"x", x, dx}, fdInput{"gamma", g, dg}, fdInput{"beta", b, db})
 
 			be := NewReference(2)
@@ -301,11 +301,11 @@ func TestPointwiseGradients(t *testing.T) {
 	y := make([]float64, size)
 
 	t.Run("SiLU", func(t *testing.T) {
-		loss := func() float64 { siluForward(x, y); return dot(r, y) }
+		loss := func() float64 { siluForward(x, y, 2); return dot(r, y) }
 		loss()
 		compare32(t, "SiLU y", be.Read(be.SiLU(X)), y)
 		dx := make([]float64, size)
-		siluBackward(r, x, dx)
+		siluBackward(r, x, dx, 2)
 		fdCheck(t, "silu", loss, fdInput{"x", x, dx})
 		compare32(t, "SiLU dx", be.Read(be.SiLUBackward(R, X)), dx)
 	})

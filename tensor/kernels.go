@@ -187,11 +187,12 @@ func linearBackward[F Float](n, in, out int, dy, x, w, dx, dw, db []F, threads i
 // groupNormForward: x (N,C,HW) -> y (N,C,HW) and stats (N,G,2) = (mean, 1/sqrt(var+eps)) per
 // sample and group, var being the biased variance as in PyTorch. Sums run in float64 so the
 // float32 instantiation does not lose the mean of a large group.
-func groupNormForward[F Float](n, c, hw, groups int, eps float64, x, gamma, beta, y, stats []F) {
+func groupNormForward[F Float](n, c, hw, groups int, eps float64, x, gamma, beta, y, stats []F, threads int) {
 	cpg := c / groups
 	m := cpg * hw
-	for i := 0; i < n; i++ {
-		for g := 0; g < groups; g++ {
+	parallelFor(n*groups, workers(threads, n*c*hw), func(lo, hi int) {
+		for ig := lo; ig < hi; ig++ {
+			i, g := ig/groups, ig%groups
 			off := (i*c + g*cpg) * hw
 			xs := x[off : off+m]
 			var sum float64
@@ -218,17 +219,24 @@ func groupNormForward[F Float](n, c, hw, groups int, eps float64, x, gamma, beta
 				}
 			}
 		}
-	}
+	})
 }
+
+// workers is how many goroutines an elementwise kernel over size elements should use: one per
+// 32k elements at most, so small tensors do not pay for goroutines.
+func workers(threads, size int) int { return max(1, min(threads, size>>15)) }
 
 // groupNormBackward: dy, x (N,C,HW), stats from the forward -> dx (N,C,HW), written; dgamma and
 // dbeta (C) accumulated. With xh = (x-mean)*rstd and g = dy*gamma over one group of m elements,
-// dx = rstd * (g - mean(g) - xh*mean(g*xh)).
-func groupNormBackward[F Float](n, c, hw, groups int, dy, x, stats, gamma, dx, dgamma, dbeta []F) {
+// dx = rstd * (g - mean(g) - xh*mean(g*xh)). Groups run in parallel; the per-sample sums for
+// dgamma and dbeta are added up afterwards in sample order, so threads do not change the result.
+func groupNormBackward[F Float](n, c, hw, groups int, dy, x, stats, gamma, dx, dgamma, dbeta []F, threads int) {
 	cpg := c / groups
 	m := cpg * hw
-	for i := 0; i < n; i++ {
-		for g := 0; g < groups; g++ {
+	sumDy, sumDyX := make([]float64, n*c), make([]float64, n*c)
+	parallelFor(n*groups, workers(threads, n*c*hw), func(lo, hi int) {
+		for ig := lo; ig < hi; ig++ {
+			i, g := ig/groups, ig%groups
 			mean := float64(stats[(i*groups+g)*2])
 			rstd := float64(stats[(i*groups+g)*2+1])
 			off := (i*c + g*cpg) * hw
@@ -242,8 +250,7 @@ func groupNormBackward[F Float](n, c, hw, groups int, dy, x, stats, gamma, dx, d
 					sdy += d
 					sdyx += d * xh
 				}
-				dbeta[ch] += F(sdy)
-				dgamma[ch] += F(sdyx)
+				sumDy[i*c+ch], sumDyX[i*c+ch] = sdy, sdyx
 				gm := float64(gamma[ch])
 				sumG += gm * sdy
 				sumGX += gm * sdyx
@@ -257,24 +264,34 @@ func groupNormBackward[F Float](n, c, hw, groups int, dy, x, stats, gamma, dx, d
 				}
 			}
 		}
+	})
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			dbeta[ch] += F(sumDy[i*c+ch])
+			dgamma[ch] += F(sumDyX[i*c+ch])
+		}
 	}
 }
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // siluForward: y = x * sigmoid(x), elementwise.
-func siluForward[F Float](x, y []F) {
-	for i, v := range x {
-		y[i] = F(float64(v) * sigmoid(float64(v)))
-	}
+func siluForward[F Float](x, y []F, threads int) {
+	parallelFor(len(x), workers(threads, len(x)), func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			y[lo+i] = F(float64(v) * sigmoid(float64(v)))
+		}
+	})
 }
 
 // siluBackward: dx = dy * s * (1 + x*(1-s)) with s = sigmoid(x).
-func siluBackward[F Float](dy, x, dx []F) {
-	for i, v := range x {
-		s := sigmoid(float64(v))
-		dx[i] = F(float64(dy[i]) * s * (1 + float64(v)*(1-s)))
-	}
+func siluBackward[F Float](dy, x, dx []F, threads int) {
+	parallelFor(len(x), workers(threads, len(x)), func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			s := sigmoid(float64(v))
+			dx[lo+i] = F(float64(dy[lo+i]) * s * (1 + float64(v)*(1-s)))
+		}
+	})
 }
 
 // upsample2xForward: x (NC,H,W) -> y (NC,2H,2W), each pixel copied to a 2x2 block.

@@ -211,7 +211,7 @@ func (r *Reference) GroupNorm(x *Tensor, gamma, beta *Param, groups int, eps flo
 	n, c, hw := groupDims("GroupNorm", x, gamma, beta, groups)
 	y = newTensor(x.Shape...)
 	stats = newTensor(n, groups, 2)
-	groupNormForward(n, c, hw, groups, float64(eps), data("GroupNorm", x), gamma.W, beta.W, y.Data, stats.Data)
+	groupNormForward(n, c, hw, groups, float64(eps), data("GroupNorm", x), gamma.W, beta.W, y.Data, stats.Data, r.threads)
 	return y, stats
 }
 
@@ -223,14 +223,14 @@ func (r *Reference) GroupNormBackward(dy, x, stats *Tensor, gamma, beta *Param, 
 	}
 	dx := newTensor(x.Shape...)
 	groupNormBackward(n, c, hw, groups, data("GroupNormBackward", dy), data("GroupNormBackward", x),
-		data("GroupNormBackward", stats), gamma.W, dx.Data, gamma.G, beta.G)
+		data("GroupNormBackward", stats), gamma.W, dx.Data, gamma.G, beta.G, r.threads)
 	return dx
 }
 
 // SiLU: y = x * sigmoid(x).
 func (r *Reference) SiLU(x *Tensor) *Tensor {
 	y := newTensor(x.Shape...)
-	siluForward(data("SiLU", x), y.Data)
+	siluForward(data("SiLU", x), y.Data, r.threads)
 	return y
 }
 
@@ -240,7 +240,7 @@ func (r *Reference) SiLUBackward(dy, x *Tensor) *Tensor {
 		shapePanic("SiLUBackward", "dy %v, x %v", dy.Shape, x.Shape)
 	}
 	dx := newTensor(x.Shape...)
-	siluBackward(data("SiLUBackward", dy), data("SiLUBackward", x), dx.Data)
+	siluBackward(data("SiLUBackward", dy), data("SiLUBackward", x), dx.Data, r.threads)
 	return dx
 }
 
