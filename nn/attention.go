@@ -28,19 +28,25 @@ func (b *builder) attnBlock(name string, ch, groups, heads int) *AttnBlock {
 	}
 }
 
-// Forward computes the block.
+// Forward computes the block; in inference each intermediate is released once read.
 func (a *AttnBlock) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	be := a.be
+	done := func(ts ...*tensor.Tensor) {
+		if !train {
+			release(be, ts...)
+		}
+	}
 	hn := a.Norm.Forward(x, train)
 	q, k, v := a.Q.Forward(hn, train), a.K.Forward(hn, train), a.V.Forward(hn, train)
+	done(hn)
 	o, probs := be.Attention(q, k, v, a.Heads)
+	done(q, k, v, probs)
 	p := a.Proj.Forward(o, train)
+	done(o)
 	y := be.Add(x, p)
 	release(be, p)
 	if train {
 		a.hn, a.q, a.k, a.v, a.o, a.probs = hn, q, k, v, o, probs
-	} else {
-		release(be, hn, q, k, v, o, probs)
 	}
 	return y
 }
@@ -62,6 +68,13 @@ func (a *AttnBlock) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	release(be, dxn, a.hn, a.q, a.k, a.v, a.o, a.probs)
 	a.hn, a.q, a.k, a.v, a.o, a.probs = nil, nil, nil, nil, nil, nil
 	return dx
+}
+
+// reset frees what a training Forward saved when no Backward follows.
+func (a *AttnBlock) reset() {
+	a.Norm.reset()
+	release(a.be, a.hn, a.q, a.k, a.v, a.o, a.probs)
+	a.hn, a.q, a.k, a.v, a.o, a.probs = nil, nil, nil, nil, nil, nil
 }
 
 // Params returns norm, q, k, v, proj_out parameters.

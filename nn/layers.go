@@ -158,6 +158,12 @@ func (l *GroupNorm) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	return dx
 }
 
+// reset frees what a training Forward saved when no Backward follows.
+func (l *GroupNorm) reset() {
+	release(l.be, l.stats)
+	l.x, l.stats = nil, nil
+}
+
 // Params returns weight (gamma) and bias (beta), in state_dict order.
 func (l *GroupNorm) Params() []*tensor.Param { return []*tensor.Param{l.Gamma, l.Beta} }
 
@@ -194,6 +200,11 @@ func (l *Up) Backward(dy *tensor.Tensor) *tensor.Tensor {
 	dx := l.be.Upsample2xBackward(du)
 	l.be.Release(du)
 	return dx
+}
+
+func (l *Up) reset() {
+	release(l.be, l.u)
+	l.u, l.Conv.x = nil, nil
 }
 
 // Params returns the convolution's parameters.

@@ -43,21 +43,32 @@ func (b *builder) resBlock(name string, cin, cout, tdim, groups int, dropout flo
 }
 
 // Forward computes the block. seed picks the dropout mask (used only when training with Dropout > 0).
+// In inference each intermediate is released as soon as the next op has read it.
 func (r *ResBlock) Forward(x, tact *tensor.Tensor, train bool, seed uint64) *tensor.Tensor {
 	be := r.be
+	done := func(ts ...*tensor.Tensor) {
+		if !train {
+			release(be, ts...)
+		}
+	}
 	a0 := r.N1.Forward(x, train)
 	a1 := be.SiLU(a0)
+	done(a0)
 	h1 := r.C1.Forward(a1, train)
+	done(a1)
 	tv := r.T.Forward(tact, train)
 	h := be.AddChannel(h1, tv)
 	release(be, h1, tv)
 	a2 := r.N2.Forward(h, train)
+	done(h)
 	a3 := be.SiLU(a2)
+	done(a2)
 	a4, mask := a3, (*tensor.Tensor)(nil)
 	if train && r.Dropout > 0 {
 		a4, mask = be.Dropout(a3, r.Dropout, seed)
 	}
 	h3 := r.C2.Forward(a4, train)
+	done(a3)
 	s := x
 	if r.Skip != nil {
 		s = r.Skip.Forward(x, train)
@@ -72,8 +83,6 @@ func (r *ResBlock) Forward(x, tact *tensor.Tensor, train bool, seed uint64) *ten
 		if mask != nil {
 			r.mask, r.a4 = mask, a4
 		}
-	} else {
-		release(be, a0, a1, h, a2, a3)
 	}
 	return y
 }
@@ -114,6 +123,14 @@ func (r *ResBlock) Backward(dy *tensor.Tensor) (dx, dtact *tensor.Tensor) {
 	release(be, r.a0, r.a1, r.h, r.a2, r.a3)
 	r.a0, r.a1, r.h, r.a2, r.a3 = nil, nil, nil, nil, nil
 	return dx, dtact
+}
+
+// reset frees what a training Forward saved when no Backward follows.
+func (r *ResBlock) reset() {
+	r.N1.reset()
+	r.N2.reset()
+	release(r.be, r.a0, r.a1, r.h, r.a2, r.a3, r.mask, r.a4)
+	r.a0, r.a1, r.h, r.a2, r.a3, r.mask, r.a4 = nil, nil, nil, nil, nil, nil, nil
 }
 
 // Params returns the block's parameters in the peer's state_dict order (n1, c1, t, n2, c2, skip).

@@ -36,6 +36,8 @@ type UNet struct {
 	// DropoutSeed picks the dropout masks of the next training Forward; Forward increments it, so
 	// a run is reproducible from its starting value (save it with the training state).
 	DropoutSeed uint64
+	// MaxBatch bounds the images per network call in Predict (0: no bound).
+	MaxBatch int
 
 	params []*tensor.Param
 	fwd    *forwardState
@@ -290,10 +292,25 @@ func (s *forwardState) release(be tensor.Backend) {
 
 // dropForward discards the saved state of a training Forward that was never followed by Backward.
 func (u *UNet) dropForward() {
-	if u.fwd != nil {
-		u.fwd.release(u.be)
-		u.fwd = nil
+	if u.fwd == nil {
+		return
 	}
+	u.fwd.release(u.be)
+	u.fwd = nil
+	for _, r := range slices.Concat(u.Down, []*ResBlock{u.Mid, u.Mid2}, u.Up) {
+		if r != nil {
+			r.reset()
+		}
+	}
+	for _, a := range slices.Concat(u.DownAttn, []*AttnBlock{u.MidAttn}, u.UpAttn) {
+		if a != nil {
+			a.reset()
+		}
+	}
+	for _, up := range u.Upsample {
+		up.reset()
+	}
+	u.OutNorm.reset()
 }
 
 // Backward takes dL/deps for the last training Forward, accumulates every parameter's gradient into
