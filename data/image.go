@@ -18,16 +18,15 @@ import (
 // decoding, so a tiny file claiming a huge size cannot exhaust memory.
 const maxImagePixels = 64 << 20
 
-// onWhite returns img's pixels as interleaved RGB float64 in [0, 255], alpha-composited over white
-// (out = a*c + (1-a)*255 for straight colour c). The emoji are drawn on transparency, and a model of
-// RGB images needs one background; white is how they are usually seen.
-func onWhite(img image.Image) (w, h int, rgb []float64) {
-	b := img.Bounds()
-	w, h = b.Dx(), b.Dy()
+// onWhite returns the pixels of img inside r as interleaved RGB float64 in [0, 255], alpha-composited
+// over white (out = a*c + (1-a)*255 for straight colour c). The emoji are drawn on transparency, and
+// a model of RGB images needs one background; white is how they are usually seen.
+func onWhite(img image.Image, r image.Rectangle) (w, h int, rgb []float64) {
+	w, h = r.Dx(), r.Dy()
 	rgb = make([]float64, 3*w*h)
 	if m, ok := img.(*image.NRGBA); ok { // what the emoji PNGs decode to: skip the interface calls
 		for y := 0; y < h; y++ {
-			row := m.Pix[(y)*m.Stride : (y)*m.Stride+4*w]
+			row := m.Pix[m.PixOffset(r.Min.X, r.Min.Y+y):]
 			for x := 0; x < w; x++ {
 				p := row[4*x : 4*x+4]
 				a := float64(p[3])
@@ -41,11 +40,11 @@ func onWhite(img image.Image) (w, h int, rgb []float64) {
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
 			// RGBA returns alpha-premultiplied 16-bit values, so over white is c + (max - a).
-			r, g, bl, a := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			cr, cg, cb, ca := img.At(r.Min.X+x, r.Min.Y+y).RGBA()
 			i := 3 * (y*w + x)
-			rgb[i+0] = float64(r+0xffff-a) / 257
-			rgb[i+1] = float64(g+0xffff-a) / 257
-			rgb[i+2] = float64(bl+0xffff-a) / 257
+			rgb[i+0] = float64(cr+0xffff-ca) / 257
+			rgb[i+1] = float64(cg+0xffff-ca) / 257
+			rgb[i+2] = float64(cb+0xffff-ca) / 257
 		}
 	}
 	return w, h, rgb
@@ -108,15 +107,11 @@ func resizeArea(w, h int, rgb []float64, ow, oh int) []float64 {
 	return out
 }
 
-// centerSquare crops interleaved RGB to the centred square of side min(w, h).
-func centerSquare(w, h int, rgb []float64) (int, []float64) {
-	s := min(w, h)
-	x0, y0 := (w-s)/2, (h-s)/2
-	out := make([]float64, 3*s*s)
-	for y := 0; y < s; y++ {
-		copy(out[3*y*s:3*(y+1)*s], rgb[3*((y0+y)*w+x0):])
-	}
-	return s, out
+// centerSquare is the centred square of side min(width, height) inside b.
+func centerSquare(b image.Rectangle) image.Rectangle {
+	s := min(b.Dx(), b.Dy())
+	x0, y0 := b.Min.X+(b.Dx()-s)/2, b.Min.Y+(b.Dy()-s)/2
+	return image.Rect(x0, y0, x0+s, y0+s)
 }
 
 // toPlanes quantizes interleaved RGB in [0, 255] to CHW bytes: 3 channels as they are, or 1 channel
@@ -149,15 +144,15 @@ func decodeImage(name string, b []byte) (image.Image, error) {
 	return img, nil
 }
 
-// squareImage decodes one file and turns it into size x size CHW bytes: composite over white,
-// centre-crop to square, area-resize.
+// squareImage decodes one file and turns it into size x size CHW bytes: centre-crop to square,
+// composite over white, area-resize.
 func squareImage(name string, b []byte, size, channels int, dst []uint8) error {
 	img, err := decodeImage(name, b)
 	if err != nil {
 		return err
 	}
-	w, h, rgb := onWhite(img)
-	s, sq := centerSquare(w, h, rgb)
+	// Crop before converting, so the float working copy is only as big as the square.
+	s, _, sq := onWhite(img, centerSquare(img.Bounds()))
 	if s != size {
 		sq = resizeArea(s, s, sq, size, size)
 	}

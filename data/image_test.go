@@ -35,14 +35,14 @@ func TestOnWhite(t *testing.T) {
 			rgba := image.NewRGBA(image.Rect(0, 0, 1, 1))
 			rgba.Set(0, 0, tc.c)
 			for _, img := range []image.Image{nrgba, rgba} {
-				_, _, got := onWhite(img)
+				_, _, got := onWhite(img, img.Bounds())
 				for c := range 3 {
 					if math.Abs(got[c]-tc.want[c]) > 0.51 { // premultiplying to 8 bits rounds
 						t.Fatalf("%T: got %v, want %v", img, got, tc.want)
 					}
 				}
 			}
-			_, _, got := onWhite(nrgba)
+			_, _, got := onWhite(nrgba, nrgba.Bounds())
 			if [3]float64(got) != tc.want {
 				t.Fatalf("NRGBA path: got %v, want exactly %v", got, tc.want)
 			}
@@ -285,4 +285,61 @@ func TestWriteGrid(t *testing.T) {
 	if gray(2, 2) != 0 || gray(3, 2) != 255 || gray(6, 2) != 255 || gray(7, 2) != 0 || gray(0, 0) != 255 {
 		t.Fatal("grid pixels are not where they belong")
 	}
+}
+
+func TestCenterSquareTallAndSubImage(t *testing.T) {
+	// A 2x6 image whose rows are 0, 50, ..., 250: the centred square holds rows 2 and 3, mean 125.
+	img := image.NewGray(image.Rect(0, 0, 2, 6))
+	for y := 0; y < 6; y++ {
+		for x := 0; x < 2; x++ {
+			img.SetGray(x, y, color.Gray{uint8(50 * y)})
+		}
+	}
+	px := make([]uint8, 1)
+	if err := squareImage("tall.png", pngBytes(t, img), 1, 1, px); err != nil {
+		t.Fatal(err)
+	}
+	if px[0] != 125 {
+		t.Fatalf("got %d, want 125", px[0])
+	}
+	// onWhite honours a rectangle that does not start at the origin, on the NRGBA fast path.
+	m := image.NewNRGBA(image.Rect(0, 0, 4, 4))
+	m.SetNRGBA(2, 3, color.NRGBA{9, 8, 7, 255})
+	sub := m.SubImage(image.Rect(1, 2, 4, 4)).(*image.NRGBA)
+	w, h, rgb := onWhite(sub, image.Rect(2, 3, 3, 4))
+	if w != 1 || h != 1 || [3]float64(rgb) != [3]float64{9, 8, 7} {
+		t.Fatalf("got %dx%d %v, want the pixel at (2,3)", w, h, rgb)
+	}
+}
+
+// FuzzDecodeImage feeds arbitrary bytes through the folder/emoji pipeline: decoding may fail, with
+// an error that names the file, but must never panic.
+func FuzzDecodeImage(f *testing.F) {
+	rgba := image.NewNRGBA(image.Rect(0, 0, 5, 3))
+	for i := range rgba.Pix {
+		rgba.Pix[i] = uint8(i * 37)
+	}
+	pal := image.NewPaletted(image.Rect(0, 0, 3, 4), color.Palette{color.Black, color.NRGBA{255, 0, 0, 128}})
+	pal.Pix[3] = 1
+	g16 := image.NewGray16(image.Rect(0, 0, 2, 2))
+	var buf bytes.Buffer
+	for _, img := range []image.Image{rgba, pal, g16} {
+		buf.Reset()
+		if err := png.Encode(&buf, img); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append([]byte(nil), buf.Bytes()...))
+	}
+	buf.Reset()
+	if err := jpeg.Encode(&buf, rgba, nil); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		px := make([]uint8, 3*4*4)
+		err := squareImage("fuzz.png", b, 4, 3, px)
+		if err != nil && !strings.Contains(err.Error(), "fuzz.png") {
+			t.Fatalf("error %q does not name the file", err)
+		}
+	})
 }
