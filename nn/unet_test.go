@@ -69,12 +69,21 @@ func TestUNetSParams(t *testing.T) {
 	}
 }
 
-// relErr is max|got-want| / max|want|.
+// relErr is max|got-want| / max|want| (the absolute error when want is all zero; NaN counts as Inf).
 func relErr(got, want []float32) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
 	var d, m float64
 	for i := range want {
+		if math.IsNaN(float64(got[i])) {
+			return math.Inf(1)
+		}
 		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
 		m = math.Max(m, math.Abs(float64(want[i])))
+	}
+	if m == 0 {
+		return d
 	}
 	return d / m
 }
