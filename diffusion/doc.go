@@ -16,7 +16,7 @@
 //
 // and the three things a model may predict from x_t are related, for fixed x_t and abar = abar_t, by
 //
-//	x_0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)                   (DDPM eq. 15 rearranged)
+//	x_0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)                   (DDPM eq. 4 solved for x_0)
 //	v   = sqrt(abar) eps - sqrt(1-abar) x_0                      (Salimans & Ho 2022, "v-prediction")
 //	x_0 = sqrt(abar) x_t - sqrt(1-abar) v,   eps = sqrt(1-abar) x_t + sqrt(abar) v
 //
