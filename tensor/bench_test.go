@@ -64,3 +64,15 @@ func BenchmarkConvUNetS(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKernel times the register tile alone on L1-resident panels: the ceiling the GEMM can
+// approach on one core.
+func BenchmarkKernel(b *testing.B) {
+	const k = 256
+	a, bp := RandN([]int{gemmMR * k}, 1), RandN([]int{gemmNR * k}, 2)
+	c := make([]float32, gemmMR*gemmNR)
+	for b.Loop() {
+		kernel2x4(k, a, bp, c, gemmNR)
+	}
+	reportGFLOPS(b, 2*float64(gemmMR*gemmNR*k))
+}
