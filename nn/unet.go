@@ -19,19 +19,19 @@ type UNet struct {
 	Cfg Config
 	be  tensor.Backend
 
-	TembIn, TembOut *Linear // temb.0, temb.2 (the MLP over the sinusoidal features; temb.1 is SiLU)
-	ConvIn          *Conv2d
-	Down            []*ResBlock  // down.K, level by level
-	DownAttn        []*AttnBlock // aligned with Down; nil where the level has no attention
-	Downsample      []*Conv2d    // downsample.i, 3x3 stride 2, after every level but the last
-	Mid             *ResBlock
-	MidAttn         *AttnBlock   // nil unless the lowest resolution has attention
-	Mid2            *ResBlock    // follows MidAttn
-	Up              []*ResBlock  // up.K, lowest level first, each taking a skip by concatenation
-	UpAttn          []*AttnBlock // aligned with Up
-	Upsample        []*Up        // upsample.i, after every up level but the last
-	OutNorm         *GroupNorm
-	OutConv         *Conv2d
+	Temb       *TimeEmbed // temb.0, temb.2 (temb.1 is a SiLU)
+	ConvIn     *Conv2d
+	Down       []*ResBlock  // down.K, level by level
+	DownAttn   []*AttnBlock // aligned with Down; nil where the level has no attention
+	Downsample []*Conv2d    // downsample.i, 3x3 stride 2, after every level but the last
+	Mid        *ResBlock
+	MidAttn    *AttnBlock   // nil unless the lowest resolution has attention
+	Mid2       *ResBlock    // follows MidAttn
+	Up         []*ResBlock  // up.K, lowest level first, each taking a skip by concatenation
+	UpAttn     []*AttnBlock // aligned with Up
+	Upsample   []*Up        // upsample.i, after every up level but the last
+	OutNorm    *GroupNorm
+	OutConv    *Conv2d
 
 	// DropoutSeed picks the dropout masks of the next training Forward; Forward increments it, so
 	// a run is reproducible from its starting value (save it with the training state).
@@ -46,9 +46,9 @@ type UNet struct {
 // forwardState is what a training Forward keeps for Backward. Every activation it made is in acts
 // (owned by the UNet, released at the end of Backward); the named ones are those Backward reads.
 type forwardState struct {
-	e1, e3, outN *tensor.Tensor // temb.0 and temb.2 outputs, out_norm output (SiLU inputs)
-	upSplit      []int          // per up block: channels of the running h in its concatenated input
-	acts         []*tensor.Tensor
+	outN    *tensor.Tensor // out_norm output (the SiLU's input)
+	upSplit []int          // per up block: channels of the running h in its concatenated input
+	acts    []*tensor.Tensor
 }
 
 // New builds a UNet for cfg on backend be with PyTorch's default initialisation drawn from seed.
@@ -68,8 +68,7 @@ func New(cfg Config, be tensor.Backend, seed uint64) (*UNet, error) {
 		return b.attnBlock(name, ch, groups, cfg.Heads)
 	}
 	u := &UNet{Cfg: cfg, be: be, DropoutSeed: seed}
-	u.TembIn = b.linear("temb.0", cfg.SinusoidalDim, tdim)
-	u.TembOut = b.linear("temb.2", tdim, tdim)
+	u.Temb = b.timeEmbed("temb", cfg.SinusoidalDim, tdim)
 	ch, res := cfg.BaseChannels, cfg.ImageSize
 	u.ConvIn = b.conv("conv_in", cfg.InChannels, ch, 3, 1, 1)
 
@@ -121,7 +120,7 @@ func New(cfg Config, be tensor.Backend, seed uint64) (*UNet, error) {
 // (temb, conv_in, down, downsample, mid, up, upsample, out_norm, out_conv), attention after the
 // block it follows.
 func (u *UNet) collectParams() []*tensor.Param {
-	ps := concat(u.TembIn.Params(), u.TembOut.Params(), u.ConvIn.Params())
+	ps := concat(u.Temb.Params(), u.ConvIn.Params())
 	for k, blk := range u.Down {
 		ps = append(ps, blk.Params()...)
 		if a := u.DownAttn[k]; a != nil {
@@ -169,16 +168,6 @@ func (u *UNet) ZeroGrad() {
 	}
 }
 
-// TimeFeatures is the peer's sinusoidal(t, dim): row i is [sin(t_i f_0..), cos(t_i f_0..)] with
-// f_j = exp(-ln(10000) j / (dim/2)), computed in float32 like PyTorch.
-func TimeFeatures(t []int, dim int) []float32 {
-	tf := make([]float32, len(t))
-	for i, v := range t {
-		tf[i] = float32(v)
-	}
-	return tensor.SinusoidalEmbedding(tf, dim)
-}
-
 // Forward returns eps (N,OutChannels,H,W) for x (N,InChannels,H,W) at integer timesteps t (len N).
 // With train set it keeps the activations for Backward and applies dropout; without, it releases
 // every intermediate as soon as its last consumer has run (sampling keeps memory low). The caller
@@ -208,16 +197,7 @@ func (u *UNet) Forward(x *tensor.Tensor, t []int, train bool) (*tensor.Tensor, e
 	}
 	seed := func() uint64 { u.DropoutSeed++; return u.DropoutSeed }
 
-	// Time embedding: silu(temb.2(silu(temb.0(sinusoidal(t))))), shared by every block.
-	emb := made(be.Upload([]int{len(t), cfg.SinusoidalDim}, TimeFeatures(t, cfg.SinusoidalDim)))
-	s.e1 = made(u.TembIn.Forward(emb, train))
-	done(emb)
-	e2 := made(be.SiLU(s.e1))
-	done(s.e1)
-	s.e3 = made(u.TembOut.Forward(e2, train))
-	done(e2)
-	act := made(be.SiLU(s.e3))
-	done(s.e3)
+	act := made(u.Temb.Forward(t, train)) // silu(temb), shared by every block
 
 	// next replaces the running activation h by f(h).
 	h := x
@@ -297,6 +277,7 @@ func (u *UNet) dropForward() {
 	}
 	u.fwd.release(u.be)
 	u.fwd = nil
+	u.Temb.reset()
 	for _, r := range slices.Concat(u.Down, []*ResBlock{u.Mid, u.Mid2}, u.Up) {
 		if r != nil {
 			r.reset()
@@ -392,16 +373,8 @@ func (u *UNet) Backward(dEps *tensor.Tensor) (*tensor.Tensor, error) {
 	dx := u.ConvIn.Backward(dh)
 	release(be, dh)
 
-	// Time embedding MLP.
-	de3 := be.SiLUBackward(dact, s.e3)
+	u.Temb.Backward(dact)
 	release(be, dact)
-	de2 := u.TembOut.Backward(de3)
-	release(be, de3)
-	de1 := be.SiLUBackward(de2, s.e1)
-	release(be, de2)
-	demb := u.TembIn.Backward(de1)
-	release(be, de1, demb)
-
 	s.release(be)
 	return dx, nil
 }
