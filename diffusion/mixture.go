@@ -26,9 +26,13 @@ type Mixture struct {
 // A looser sum is an error rather than silently normalised, since it usually means a typo.
 const weightTol = 1e-6
 
+// maxScale bounds means and stds (and 1/maxScale bounds stds from below) so that squared distances
+// and variances stay far from float64 overflow and underflow; diffusion works at unit scale anyway.
+const maxScale = 1e6
+
 // Validate checks the mixture and rescales the weights to sum to exactly 1. It requires at least one
 // component; as many weights, means and stds as components; finite positive weights summing to 1
-// within 1e-6; means of one dimension D >= 1 with finite values; finite positive stds.
+// within 1e-6; means of one dimension D >= 1 with values within +-1e6; stds in [1e-6, 1e6].
 func (m *Mixture) Validate() error {
 	K := len(m.Weights)
 	if K == 0 {
@@ -59,14 +63,14 @@ func (m *Mixture) Validate() error {
 			return fmt.Errorf("mixture: mean %d has %d values, mean 0 has %d", k, len(mu), D)
 		}
 		for j, v := range mu {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("mixture: mean %d value %d is %v", k, j, v)
+			if !(math.Abs(v) <= maxScale) {
+				return fmt.Errorf("mixture: mean %d value %d is %v, want a number within +-%g", k, j, v, maxScale)
 			}
 		}
 	}
 	for k, s := range m.Stds {
-		if !(s > 0) || math.IsInf(s, 0) {
-			return fmt.Errorf("mixture: std %d is %v, want a finite number > 0", k, s)
+		if !(s >= 1/maxScale && s <= maxScale) {
+			return fmt.Errorf("mixture: std %d is %v, want a number in [%g, %g]", k, s, 1/maxScale, maxScale)
 		}
 	}
 	return nil

@@ -136,6 +136,8 @@ func TestParseMixture(t *testing.T) {
 		{`{"weights":[0.5,0.5],"means":[[0,1],[1]],"stds":[1,1]}`, "mean 1 has 1 values"},
 		{`{"weights":[1],"means":[[]],"stds":[1]}`, "dimension"},
 		{`{"weights":[1],"means":[[0]],"stds":[0]}`, "std 0"},
+		{`{"weights":[1],"means":[[0]],"stds":[1e-300]}`, "std 0"},
+		{`{"weights":[1],"means":[[1e300]],"stds":[1]}`, "mean 0 value 0"},
 		{`{"weights":[1],"means":[[0]],"stds":[1],"extra":1}`, "unknown field"},
 		{`{"weights":[1],"means":[[0]],"stds":[1]} {}`, "trailing"},
 		{`{"weights":[1],"means":[[0]]`, "unexpected EOF"},
@@ -150,4 +152,30 @@ func TestParseMixture(t *testing.T) {
 	if _, err := LoadMixture("/nonexistent/mixture.json"); err == nil {
 		t.Error("LoadMixture of a missing file gave no error")
 	}
+}
+
+// FuzzParseMixture: any input either fails with an error or gives a mixture the oracle can use.
+func FuzzParseMixture(f *testing.F) {
+	f.Add(`{"weights":[0.5,0.5],"means":[[0,1],[2,3]],"stds":[1,2]}`)
+	f.Add(`{"weights":[1],"means":[[0]],"stds":[1e-300]}`)
+	f.Add(`{"weights":[1e-7,0.9999999],"means":[[1e300],[0]],"stds":[1,1]}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMixture(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		sum := 0.0
+		for _, w := range m.Weights {
+			sum += w
+		}
+		if math.Abs(sum-1) > 1e-12 || m.Dim() < 1 {
+			t.Fatalf("accepted mixture with weights summing to %v, dim %d", sum, m.Dim())
+		}
+		x := make([]float64, m.Dim())
+		for _, ab := range []float64{0, 0.5, 1} {
+			if l := m.LogDensity(x, ab); math.IsNaN(l) {
+				t.Fatalf("log density NaN at abar=%v", ab)
+			}
+		}
+	})
 }

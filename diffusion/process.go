@@ -184,7 +184,8 @@ func TrainingBatch(s *schedule.Schedule, p Parameterization, x0 []float64, n, di
 
 // Loss is the mean squared error between a model output and its target over all elements: the
 // L_simple of DDPM eq. 14 for Eps, and its analogue for X0 and V. If perRow is not nil it receives
-// each row's mean squared error (len(pred)/len(perRow) elements per row).
+// each row's mean squared error (len(pred)/len(perRow) elements per row). Mismatched or empty inputs
+// (pred and target of different lengths, or rows that do not divide pred) give NaN.
 //
 // The three objectives weight timesteps differently. For the same x_t, an error d in eps is an error
 // d/sqrt(abar) in v and sqrt((1-abar)/abar) d in x0, so per-element
@@ -193,12 +194,16 @@ func TrainingBatch(s *schedule.Schedule, p Parameterization, x0 []float64, n, di
 //
 // i.e. x0-prediction weights noisy steps down by the SNR and v-prediction by SNR+1 relative to eps.
 func Loss(pred, target, perRow []float64) float64 {
-	var total float64
-	per := len(pred)
-	if len(perRow) > 0 {
-		per = len(pred) / len(perRow)
+	if len(pred) == 0 || len(pred) != len(target) || (perRow != nil && (len(perRow) == 0 || len(pred)%len(perRow) != 0)) {
+		return math.NaN()
 	}
-	for r := 0; r*per < len(pred); r++ {
+	rows := 1
+	if perRow != nil {
+		rows = len(perRow)
+	}
+	per := len(pred) / rows
+	var total float64
+	for r := 0; r < rows; r++ {
 		var sum float64
 		for i := r * per; i < (r+1)*per; i++ {
 			d := pred[i] - target[i]

@@ -223,6 +223,11 @@ func TestTrainingBatch(t *testing.T) {
 	if math.Abs(total-avg) > 1e-12 {
 		t.Errorf("Loss total %v, mean of rows %v", total, avg)
 	}
+	for _, bad := range [][3]int{{12, 11, 4}, {12, 12, 5}, {0, 0, 0}} {
+		if l := Loss(make([]float64, bad[0]), make([]float64, bad[1]), make([]float64, bad[2])); !math.IsNaN(l) {
+			t.Errorf("Loss of %d/%d values in %d rows = %v, want NaN", bad[0], bad[1], bad[2], l)
+		}
+	}
 	if err := TrainingBatch(s, Eps, x0, n, D, []int{0, 100, 0, 0}, noise, xt, target); err == nil {
 		t.Error("timestep 100 of T=100 accepted")
 	}
