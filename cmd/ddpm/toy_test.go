@@ -6,7 +6,6 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -37,25 +36,6 @@ func parseCSV(t *testing.T, s string) [][]string {
 		t.Fatalf("output is not CSV: %v\n%s", err, s)
 	}
 	return recs
-}
-
-func TestScheduleCSV(t *testing.T) {
-	code, out, errs := runCLI(t, "schedule", "--schedule", "cosine", "--timesteps", "50", "--zero-snr")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errs)
-	}
-	recs := parseCSV(t, out)
-	if len(recs) != 51 || strings.Join(recs[0][:3], ",") != "t,beta,alpha_bar" {
-		t.Fatalf("got %d lines, header %v", len(recs), recs[0])
-	}
-	for i, r := range recs[1:] {
-		if r[0] != strconv.Itoa(i) {
-			t.Fatalf("row %d has t=%s", i, r[0])
-		}
-	}
-	if last := recs[50]; last[2] != "0" || last[1] != "1" {
-		t.Errorf("zero-SNR last row %v, want beta 1 and alpha_bar 0", last)
-	}
 }
 
 func TestToySamplesCSV(t *testing.T) {
