@@ -125,8 +125,19 @@ func (c Config) Validate() error {
 			return bad("%s must be positive, got %d", f.name, f.v)
 		}
 	}
-	if len(c.ChannelMult) == 0 {
-		return bad("channel_mult is empty")
+	if len(c.ChannelMult) == 0 || len(c.ChannelMult) > 12 {
+		return bad("channel_mult has %d levels, want 1 to 12", len(c.ChannelMult))
+	}
+	// Bounds far above any model this project trains, so that arithmetic on them cannot overflow.
+	for _, f := range []struct {
+		name   string
+		v, max int
+	}{{"image_size", c.ImageSize, 1 << 14}, {"in_channels", c.InChannels, 1 << 10}, {"out_channels", c.OutChannels, 1 << 10},
+		{"base_channels", c.BaseChannels, 1 << 14}, {"res_blocks", c.ResBlocks, 64}, {"heads", c.Heads, 1 << 10},
+		{"time_embed_dim", c.TimeEmbedDim, 1 << 16}, {"sinusoidal_dim", c.SinusoidalDim, 1 << 16}} {
+		if f.v > f.max {
+			return bad("%s %d above the limit %d", f.name, f.v, f.max)
+		}
 	}
 	if c.SinusoidalDim%2 != 0 {
 		return bad("sinusoidal_dim %d must be even", c.SinusoidalDim)
@@ -140,10 +151,10 @@ func (c Config) Validate() error {
 	res := c.ImageSize
 	var resolutions []int
 	for i, m := range c.ChannelMult {
-		ch := c.BaseChannels * m
-		if m <= 0 {
-			return bad("channel_mult[%d] = %d must be positive", i, m)
+		if m <= 0 || m > 64 {
+			return bad("channel_mult[%d] = %d outside 1..64", i, m)
 		}
+		ch := c.BaseChannels * m
 		if ch%c.Groups != 0 {
 			return bad("level %d: %d channels not divisible by %d groups", i, ch, c.Groups)
 		}
