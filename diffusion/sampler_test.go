@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -292,5 +293,42 @@ func TestRowRNGIndependent(t *testing.T) {
 	}
 	if RowRNG(1, 3).Uint64() != RowRNG(1, 3).Uint64() || RowRNG(1, 3).Uint64() == RowRNG(2, 3).Uint64() {
 		t.Error("RowRNG is not a function of (seed, index)")
+	}
+}
+
+// TestStepReports: the callback sees the sampler's timestep sequence in order, Prev is the next
+// timestep (-1 at the end), each step's X is the previous step's Next, and the last Next is the result.
+func TestStepReports(t *testing.T) {
+	s := mustSchedule(t, "linear", 1000, false)
+	o := &Oracle{Mixture: testMixture(), Schedule: s}
+	d := &DDIM{Schedule: s, Steps: 5, Eta: 0.3, Spacing: Trailing}
+	want, _ := d.Timesteps()
+	var seen []Step
+	x, err := d.Sample(context.Background(), o, 3, 2, Options{Seed: 4, Callback: func(st Step) error {
+		cp := st
+		cp.X, cp.X0, cp.Next = append([]float64(nil), st.X...), append([]float64(nil), st.X0...), append([]float64(nil), st.Next...)
+		seen = append(seen, cp)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%d steps reported, want %d", len(seen), len(want))
+	}
+	for k, st := range seen {
+		prev := -1
+		if k+1 < len(want) {
+			prev = want[k+1]
+		}
+		if st.Index != k || st.Total != len(want) || st.T != want[k] || st.Prev != prev {
+			t.Errorf("step %d: Index %d Total %d T %d Prev %d; want T %d Prev %d", k, st.Index, st.Total, st.T, st.Prev, want[k], prev)
+		}
+		if k > 0 && !slices.Equal(st.X, seen[k-1].Next) {
+			t.Errorf("step %d: X is not step %d's Next", k, k-1)
+		}
+	}
+	if last := seen[len(seen)-1]; !slices.Equal(last.Next, x) || !slices.Equal(last.X0, x) {
+		t.Error("the final Next differs from the result, or from the final x0 prediction (the last step lands on it exactly)")
 	}
 }
