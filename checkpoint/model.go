@@ -90,12 +90,42 @@ func LoadModel(path string, be tensor.Backend, prefix string) (*nn.UNet, map[str
 	if err != nil {
 		return nil, nil, err
 	}
+	u, err := f.Model(cfg, be, prefix)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return u, f.Metadata, nil
+}
+
+// DecodeModel is LoadModel for a file held in memory (go:embed); the config must be in its metadata.
+func DecodeModel(b []byte, be tensor.Backend, prefix string) (*nn.UNet, map[string]string, error) {
+	f, err := Decode(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, ok := f.Metadata[MetaConfig]
+	if !ok {
+		return nil, nil, errors.New("no model config in the metadata")
+	}
+	cfg, err := nn.ParseConfig([]byte(s))
+	if err != nil {
+		return nil, nil, fmt.Errorf("metadata config: %w", err)
+	}
+	u, err := f.Model(cfg, be, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, f.Metadata, nil
+}
+
+// Model builds a UNet for cfg on be and loads the file's weights under prefix into it (see LoadModel).
+func (f *File) Model(cfg nn.Config, be tensor.Backend, prefix string) (*nn.UNet, error) {
 	u, err := nn.New(cfg, be, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
 	if err := f.Assign(false, Group{Prefix: prefix, Params: u.Params()}); err != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, err
 	}
 	names := map[string]bool{}
 	for _, p := range u.Params() {
@@ -104,10 +134,10 @@ func LoadModel(path string, be tensor.Backend, prefix string) (*nn.UNet, map[str
 	for _, t := range f.Tensors {
 		other := prefix == "" && (strings.HasPrefix(t.Name, PrefixEMA) || strings.HasPrefix(t.Name, "adamw."))
 		if strings.HasPrefix(t.Name, prefix) && !other && !names[t.Name] {
-			return nil, nil, fmt.Errorf("load %s: unexpected tensor %q not in model %s", path, t.Name, cfg.Name)
+			return nil, fmt.Errorf("unexpected tensor %q not in model %s", t.Name, cfg.Name)
 		}
 	}
-	return u, f.Metadata, nil
+	return u, nil
 }
 
 // Training is everything a training run needs to resume exactly: the model, optionally its EMA and

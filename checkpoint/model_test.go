@@ -46,6 +46,12 @@ func TestSaveLoadModel(t *testing.T) {
 		t.Errorf("meta %v cfg %+v", meta, v.Cfg)
 	}
 	sameWeights(t, u.Params(), v.Params())
+	b, _ := os.ReadFile(path)
+	if w, _, err := checkpoint.DecodeModel(b, be, ""); err != nil {
+		t.Error(err)
+	} else {
+		sameWeights(t, u.Params(), w.Params())
+	}
 
 	// Without config metadata, a JSON beside the file supplies it.
 	bare := filepath.Join(dir, "bare.safetensors")
