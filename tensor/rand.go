@@ -2,7 +2,10 @@ package tensor
 
 import "math/rand/v2"
 
-var _ Backend = (*Reference)(nil)
+var (
+	_ Backend = (*Reference[float32])(nil)
+	_ Backend = (*Reference[float64])(nil)
+)
 
 // RandN returns Numel(shape) standard normal float32 values drawn from PCG(seed, 0), for tests
 // and initialisation that must repeat exactly given the seed.

@@ -5,47 +5,127 @@ import (
 	"runtime"
 )
 
-// Reference is the plain-Go backend: activations are host float32 in NCHW order (Tensor.Data), and
-// every kernel is the float32 instantiation of the generic kernels in kernels.go. It is the
-// specification the fast backends are tested against and the backend of CGO_ENABLED=0 builds.
-type Reference struct {
+// Reference is the plain-Go backend. Every method runs the generic kernels of this package
+// instantiated with F:
+//   - Reference[float32] (NewReference) keeps activations as host float32 in NCHW order in
+//     Tensor.Data. It is the specification the fast backends are tested against and the backend
+//     of CGO_ENABLED=0 builds.
+//   - Reference[float64] (NewReference64) keeps activations as float64 in Tensor.Impl and widens
+//     the float32 weights on every call, so a whole network can be checked against finite
+//     differences in float64 through the same Backend interface (see Read64).
+type Reference[F Float] struct {
 	threads int
 }
 
-// NewReference returns the plain-Go backend using up to threads goroutines per kernel
-// (threads < 1 means runtime.GOMAXPROCS(0)).
-func NewReference(threads int) Backend {
-	if threads < 1 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	return &Reference{threads: threads}
+// NewReference returns the float32 plain-Go backend using up to threads goroutines per kernel
+// (threads < 1 means runtime.GOMAXPROCS(0)). Results do not depend on threads.
+func NewReference(threads int) Backend { return &Reference[float32]{threads: defaultThreads(threads)} }
+
+// NewReference64 returns the plain-Go backend computing in float64 (Name "ref64", Precision FP64):
+// weights and Param.G stay float32, activations and all arithmetic are float64. It exists for
+// gradient checks of whole networks; Read64 reads its activations without rounding.
+func NewReference64(threads int) Backend {
+	return &Reference[float64]{threads: defaultThreads(threads)}
 }
 
-// Name is "ref".
-func (r *Reference) Name() string { return "ref" }
+func defaultThreads(threads int) int {
+	if threads < 1 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return threads
+}
 
-// Precision is always FP32.
-func (r *Reference) Precision() Precision { return FP32 }
+func is64[F Float]() bool {
+	var zero F
+	_, ok := any(zero).(float64)
+	return ok
+}
+
+// Name is "ref" or "ref64".
+func (r *Reference[F]) Name() string {
+	if is64[F]() {
+		return "ref64"
+	}
+	return "ref"
+}
+
+// Precision is FP32 or FP64.
+func (r *Reference[F]) Precision() Precision {
+	if is64[F]() {
+		return FP64
+	}
+	return FP32
+}
 
 // Threads is the number of goroutines a kernel may use.
-func (r *Reference) Threads() int { return r.threads }
+func (r *Reference[F]) Threads() int { return r.threads }
 
-func newTensor(shape ...int) *Tensor {
-	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, Numel(shape))}
+// alloc makes a zeroed tensor of the given shape and returns its storage.
+func (r *Reference[F]) alloc(shape ...int) (*Tensor, []F) {
+	t := &Tensor{Shape: append([]int(nil), shape...)}
+	n := Numel(shape)
+	if is64[F]() {
+		s := make([]float64, n)
+		t.Impl = s
+		return t, any(s).([]F)
+	}
+	s := make([]float32, n)
+	t.Data = s
+	return t, any(s).([]F)
 }
 
-// data returns x's host array, panicking with the op's name if x is not a live reference tensor.
-func data(op string, x *Tensor) []float32 {
+// data returns x's storage, panicking with the op's name if x is not a live tensor of this backend.
+func (r *Reference[F]) data(op string, x *Tensor) []F {
 	if x == nil {
 		panic(fmt.Sprintf("tensor: %s: nil tensor", op))
 	}
-	if x.Data == nil && x.Len() != 0 {
-		panic(fmt.Sprintf("tensor: %s: tensor %v has no host data (released, or made by another backend)", op, x.Shape))
+	var s []F
+	if is64[F]() {
+		d, _ := x.Impl.([]float64)
+		s = any(d).([]F)
+	} else {
+		s = any(x.Data).([]F)
 	}
-	if len(x.Data) != x.Len() {
-		panic(fmt.Sprintf("tensor: %s: tensor shape %v but %d elements", op, x.Shape, len(x.Data)))
+	if s == nil && x.Len() != 0 {
+		panic(fmt.Sprintf("tensor: %s: tensor %v has no %s data (released, or made by another backend)", op, x.Shape, r.Name()))
 	}
-	return x.Data
+	if len(s) != x.Len() {
+		panic(fmt.Sprintf("tensor: %s: tensor shape %v but %d elements", op, x.Shape, len(s)))
+	}
+	return s
+}
+
+// weights returns p.W as F: the array itself for float32, a widened copy for float64.
+func weights[F Float](p *Param) []F {
+	if p == nil {
+		return nil
+	}
+	if w, ok := any(p.W).([]F); ok {
+		return w
+	}
+	w := make([]F, len(p.W))
+	for i, v := range p.W {
+		w[i] = F(v)
+	}
+	return w
+}
+
+// grads returns an array the kernels may accumulate p's gradient into, and a function that
+// moves it into p.G: for float32 the array is p.G itself; for float64 a zeroed float64 array whose
+// sum is added into p.G, so the float64 accumulation is rounded once.
+func grads[F Float](p *Param) ([]F, func()) {
+	if p == nil {
+		return nil, func() {}
+	}
+	if g, ok := any(p.G).([]F); ok {
+		return g, func() {}
+	}
+	g := make([]F, len(p.G))
+	return g, func() {
+		for i, v := range g {
+			p.G[i] += float32(v)
+		}
+	}
 }
 
 func sameShape(a, b []int) bool {
@@ -65,6 +145,9 @@ func shapePanic(op string, format string, args ...any) {
 }
 
 func rank(op string, x *Tensor, r int) {
+	if x == nil {
+		shapePanic(op, "nil tensor")
+	}
 	if len(x.Shape) != r {
 		shapePanic(op, "want a rank-%d tensor, got shape %v", r, x.Shape)
 	}
@@ -80,28 +163,58 @@ func paramShape(op string, p *Param, want ...int) {
 }
 
 // Upload copies data into a new tensor.
-func (r *Reference) Upload(shape []int, d []float32) *Tensor {
+func (r *Reference[F]) Upload(shape []int, d []float32) *Tensor {
 	if len(d) != Numel(shape) {
 		shapePanic("Upload", "shape %v needs %d elements, got %d", shape, Numel(shape), len(d))
 	}
-	t := newTensor(shape...)
-	copy(t.Data, d)
+	t, s := r.alloc(shape...)
+	for i, v := range d {
+		s[i] = F(v)
+	}
 	return t
 }
 
-// Read returns a copy of x's data.
-func (r *Reference) Read(x *Tensor) []float32 {
-	return append([]float32(nil), data("Read", x)...)
+// Upload64 is Upload from float64 data (rounded to float32 by Reference[float32]).
+func (r *Reference[F]) Upload64(shape []int, d []float64) *Tensor {
+	if len(d) != Numel(shape) {
+		shapePanic("Upload64", "shape %v needs %d elements, got %d", shape, Numel(shape), len(d))
+	}
+	t, s := r.alloc(shape...)
+	for i, v := range d {
+		s[i] = F(v)
+	}
+	return t
+}
+
+// Read returns a copy of x's data as float32.
+func (r *Reference[F]) Read(x *Tensor) []float32 {
+	s := r.data("Read", x)
+	out := make([]float32, len(s))
+	for i, v := range s {
+		out[i] = float32(v)
+	}
+	return out
+}
+
+// Read64 returns a copy of x's data as float64: exact for both instantiations, so a loss computed
+// from a Reference[float64] activation keeps float64 precision.
+func (r *Reference[F]) Read64(x *Tensor) []float64 {
+	s := r.data("Read64", x)
+	out := make([]float64, len(s))
+	for i, v := range s {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 // Release drops x's data so that a use after release fails loudly instead of reading stale values.
-func (r *Reference) Release(x *Tensor) {
+func (r *Reference[F]) Release(x *Tensor) {
 	if x != nil {
-		x.Data = nil
+		x.Data, x.Impl = nil, nil
 	}
 }
 
-func (r *Reference) convShape(op string, x *Tensor, w *Param, c Conv) convShape {
+func convDims(op string, x *Tensor, w *Param, c Conv) convShape {
 	rank(op, x, 4)
 	if w == nil || len(w.Shape) != 4 || w.Shape[2] != w.Shape[3] || w.Shape[1] != x.Shape[1] {
 		var ws []int
@@ -123,40 +236,36 @@ func (r *Reference) convShape(op string, x *Tensor, w *Param, c Conv) convShape 
 	return s
 }
 
-func biasW(op string, b *Param, n int) []float32 {
-	if b == nil {
-		return nil
+func biasShape(op string, b *Param, n int) {
+	if b != nil {
+		paramShape(op, b, n)
 	}
-	paramShape(op, b, n)
-	return b.W
-}
-
-func biasG(op string, b *Param, n int) []float32 {
-	if b == nil {
-		return nil
-	}
-	paramShape(op, b, n)
-	return b.G
 }
 
 // Conv2D: x (N,Cin,H,W), w (Cout,Cin,K,K), b (Cout) or nil -> (N,Cout,H',W').
-func (r *Reference) Conv2D(x *Tensor, w, b *Param, c Conv) *Tensor {
-	s := r.convShape("Conv2D", x, w, c)
-	bw := biasW("Conv2D", b, s.Cout)
-	y := newTensor(s.N, s.Cout, s.Ho, s.Wo)
-	conv2dForward(s, data("Conv2D", x), w.W, bw, y.Data, r.threads)
+func (r *Reference[F]) Conv2D(x *Tensor, w, b *Param, c Conv) *Tensor {
+	s := convDims("Conv2D", x, w, c)
+	biasShape("Conv2D", b, s.Cout)
+	y, yd := r.alloc(s.N, s.Cout, s.Ho, s.Wo)
+	conv2dForward(s, r.data("Conv2D", x), weights[F](w), weights[F](b), yd, r.threads)
 	return y
 }
 
 // Conv2DBackward returns dx and accumulates dw (and db when b != nil).
-func (r *Reference) Conv2DBackward(dy, x *Tensor, w, b *Param, c Conv) *Tensor {
-	s := r.convShape("Conv2DBackward", x, w, c)
+func (r *Reference[F]) Conv2DBackward(dy, x *Tensor, w, b *Param, c Conv) *Tensor {
+	const op = "Conv2DBackward"
+	s := convDims(op, x, w, c)
+	biasShape(op, b, s.Cout)
+	rank(op, dy, 4)
 	if !sameShape(dy.Shape, []int{s.N, s.Cout, s.Ho, s.Wo}) {
-		shapePanic("Conv2DBackward", "dy %v, want %v", dy.Shape, []int{s.N, s.Cout, s.Ho, s.Wo})
+		shapePanic(op, "dy %v, want %v", dy.Shape, []int{s.N, s.Cout, s.Ho, s.Wo})
 	}
-	db := biasG("Conv2DBackward", b, s.Cout)
-	dx := newTensor(x.Shape...)
-	conv2dBackward(s, data("Conv2DBackward", dy), data("Conv2DBackward", x), w.W, dx.Data, w.G, db, r.threads)
+	dx, dxd := r.alloc(x.Shape...)
+	dw, flushW := grads[F](w)
+	db, flushB := grads[F](b)
+	conv2dBackward(s, r.data(op, dy), r.data(op, x), weights[F](w), dxd, dw, db, r.threads)
+	flushW()
+	flushB()
 	return dx
 }
 
@@ -171,30 +280,36 @@ func linearDims(op string, x *Tensor, w *Param) (n, in, out int) {
 }
 
 // Linear: x (N,In), w (Out,In), b (Out) or nil -> (N,Out) = x w^T + b.
-func (r *Reference) Linear(x *Tensor, w, b *Param) *Tensor {
+func (r *Reference[F]) Linear(x *Tensor, w, b *Param) *Tensor {
 	n, in, out := linearDims("Linear", x, w)
-	bw := biasW("Linear", b, out)
-	y := newTensor(n, out)
-	linearForward(n, in, out, data("Linear", x), w.W, bw, y.Data, r.threads)
+	biasShape("Linear", b, out)
+	y, yd := r.alloc(n, out)
+	linearForward(n, in, out, r.data("Linear", x), weights[F](w), weights[F](b), yd, r.threads)
 	return y
 }
 
 // LinearBackward returns dx and accumulates dw (and db when b != nil).
-func (r *Reference) LinearBackward(dy, x *Tensor, w, b *Param) *Tensor {
-	n, in, out := linearDims("LinearBackward", x, w)
+func (r *Reference[F]) LinearBackward(dy, x *Tensor, w, b *Param) *Tensor {
+	const op = "LinearBackward"
+	n, in, out := linearDims(op, x, w)
+	biasShape(op, b, out)
+	rank(op, dy, 2)
 	if !sameShape(dy.Shape, []int{n, out}) {
-		shapePanic("LinearBackward", "dy %v, want %v", dy.Shape, []int{n, out})
+		shapePanic(op, "dy %v, want %v", dy.Shape, []int{n, out})
 	}
-	db := biasG("LinearBackward", b, out)
-	dx := newTensor(n, in)
-	linearBackward(n, in, out, data("LinearBackward", dy), data("LinearBackward", x), w.W, dx.Data, w.G, db, r.threads)
+	dx, dxd := r.alloc(n, in)
+	dw, flushW := grads[F](w)
+	db, flushB := grads[F](b)
+	linearBackward(n, in, out, r.data(op, dy), r.data(op, x), weights[F](w), dxd, dw, db, r.threads)
+	flushW()
+	flushB()
 	return dx
 }
 
 // groupDims returns N, C and the pixels per channel of x (N,C,...) after checking groups.
 func groupDims(op string, x *Tensor, gamma, beta *Param, groups int) (n, c, hw int) {
-	if len(x.Shape) < 2 {
-		shapePanic(op, "x %v: want (N,C,...)", x.Shape)
+	if x == nil || len(x.Shape) < 2 {
+		shapePanic(op, "want x (N,C,...)")
 	}
 	n, c = x.Shape[0], x.Shape[1]
 	hw = Numel(x.Shape[2:])
@@ -207,140 +322,150 @@ func groupDims(op string, x *Tensor, gamma, beta *Param, groups int) (n, c, hw i
 }
 
 // GroupNorm: stats is (N, groups, 2) holding the mean and 1/sqrt(var+eps) of each group.
-func (r *Reference) GroupNorm(x *Tensor, gamma, beta *Param, groups int, eps float32) (y, stats *Tensor) {
+func (r *Reference[F]) GroupNorm(x *Tensor, gamma, beta *Param, groups int, eps float32) (y, stats *Tensor) {
 	n, c, hw := groupDims("GroupNorm", x, gamma, beta, groups)
-	y = newTensor(x.Shape...)
-	stats = newTensor(n, groups, 2)
-	groupNormForward(n, c, hw, groups, float64(eps), data("GroupNorm", x), gamma.W, beta.W, y.Data, stats.Data, r.threads)
+	y, yd := r.alloc(x.Shape...)
+	stats, sd := r.alloc(n, groups, 2)
+	groupNormForward(n, c, hw, groups, float64(eps), r.data("GroupNorm", x), weights[F](gamma), weights[F](beta),
+		yd, sd, r.threads)
 	return y, stats
 }
 
 // GroupNormBackward returns dx and accumulates dgamma, dbeta.
-func (r *Reference) GroupNormBackward(dy, x, stats *Tensor, gamma, beta *Param, groups int) *Tensor {
-	n, c, hw := groupDims("GroupNormBackward", x, gamma, beta, groups)
-	if !sameShape(dy.Shape, x.Shape) || !sameShape(stats.Shape, []int{n, groups, 2}) {
-		shapePanic("GroupNormBackward", "dy %v, x %v, stats %v", dy.Shape, x.Shape, stats.Shape)
+func (r *Reference[F]) GroupNormBackward(dy, x, stats *Tensor, gamma, beta *Param, groups int) *Tensor {
+	const op = "GroupNormBackward"
+	n, c, hw := groupDims(op, x, gamma, beta, groups)
+	if dy == nil || stats == nil || !sameShape(dy.Shape, x.Shape) || !sameShape(stats.Shape, []int{n, groups, 2}) {
+		shapePanic(op, "dy, x %v, stats: want dy %v and stats %v", x.Shape, x.Shape, []int{n, groups, 2})
 	}
-	dx := newTensor(x.Shape...)
-	groupNormBackward(n, c, hw, groups, data("GroupNormBackward", dy), data("GroupNormBackward", x),
-		data("GroupNormBackward", stats), gamma.W, dx.Data, gamma.G, beta.G, r.threads)
+	dx, dxd := r.alloc(x.Shape...)
+	dg, flushG := grads[F](gamma)
+	db, flushB := grads[F](beta)
+	groupNormBackward(n, c, hw, groups, r.data(op, dy), r.data(op, x), r.data(op, stats), weights[F](gamma),
+		dxd, dg, db, r.threads)
+	flushG()
+	flushB()
 	return dx
 }
 
 // SiLU: y = x * sigmoid(x).
-func (r *Reference) SiLU(x *Tensor) *Tensor {
-	y := newTensor(x.Shape...)
-	siluForward(data("SiLU", x), y.Data, r.threads)
+func (r *Reference[F]) SiLU(x *Tensor) *Tensor {
+	y, yd := r.alloc(x.Shape...)
+	siluForward(r.data("SiLU", x), yd, r.threads)
 	return y
 }
 
-// SiLUBackward returns dy * d/dx SiLU(x).
-func (r *Reference) SiLUBackward(dy, x *Tensor) *Tensor {
-	if !sameShape(dy.Shape, x.Shape) {
-		shapePanic("SiLUBackward", "dy %v, x %v", dy.Shape, x.Shape)
+func sameShapes(op string, a, b *Tensor) {
+	if a == nil || b == nil {
+		shapePanic(op, "nil tensor")
 	}
-	dx := newTensor(x.Shape...)
-	siluBackward(data("SiLUBackward", dy), data("SiLUBackward", x), dx.Data, r.threads)
+	if !sameShape(a.Shape, b.Shape) {
+		shapePanic(op, "shapes %v and %v differ", a.Shape, b.Shape)
+	}
+}
+
+// SiLUBackward returns dy * d/dx SiLU(x).
+func (r *Reference[F]) SiLUBackward(dy, x *Tensor) *Tensor {
+	sameShapes("SiLUBackward", dy, x)
+	dx, dxd := r.alloc(x.Shape...)
+	siluBackward(r.data("SiLUBackward", dy), r.data("SiLUBackward", x), dxd, r.threads)
 	return dx
 }
 
 // Add: elementwise a + b of equal shapes.
-func (r *Reference) Add(a, b *Tensor) *Tensor {
-	if !sameShape(a.Shape, b.Shape) {
-		shapePanic("Add", "a %v, b %v", a.Shape, b.Shape)
-	}
-	y := newTensor(a.Shape...)
-	addForward(data("Add", a), data("Add", b), y.Data)
+func (r *Reference[F]) Add(a, b *Tensor) *Tensor {
+	sameShapes("Add", a, b)
+	y, yd := r.alloc(a.Shape...)
+	addForward(r.data("Add", a), r.data("Add", b), yd)
 	return y
 }
 
 // AddChannel: x (N,C,H,W) + v (N,C) broadcast over H,W.
-func (r *Reference) AddChannel(x, v *Tensor) *Tensor {
+func (r *Reference[F]) AddChannel(x, v *Tensor) *Tensor {
 	rank("AddChannel", x, 4)
+	rank("AddChannel", v, 2)
 	if !sameShape(v.Shape, x.Shape[:2]) {
 		shapePanic("AddChannel", "x %v, v %v: want v %v", x.Shape, v.Shape, x.Shape[:2])
 	}
-	y := newTensor(x.Shape...)
-	addChannelForward(x.Shape[2]*x.Shape[3], data("AddChannel", x), data("AddChannel", v), y.Data)
+	y, yd := r.alloc(x.Shape...)
+	addChannelForward(x.Shape[2]*x.Shape[3], r.data("AddChannel", x), r.data("AddChannel", v), yd)
 	return y
 }
 
 // SumHW: (N,C,H,W) -> (N,C).
-func (r *Reference) SumHW(x *Tensor) *Tensor {
+func (r *Reference[F]) SumHW(x *Tensor) *Tensor {
 	rank("SumHW", x, 4)
-	y := newTensor(x.Shape[0], x.Shape[1])
-	sumHW(x.Shape[2]*x.Shape[3], data("SumHW", x), y.Data)
+	y, yd := r.alloc(x.Shape[0], x.Shape[1])
+	sumHW(x.Shape[2]*x.Shape[3], r.data("SumHW", x), yd)
 	return y
 }
 
 // Concat joins a (N,Ca,H,W) and b (N,Cb,H,W) along channels.
-func (r *Reference) Concat(a, b *Tensor) *Tensor {
+func (r *Reference[F]) Concat(a, b *Tensor) *Tensor {
 	rank("Concat", a, 4)
 	rank("Concat", b, 4)
 	if a.Shape[0] != b.Shape[0] || a.Shape[2] != b.Shape[2] || a.Shape[3] != b.Shape[3] {
 		shapePanic("Concat", "a %v, b %v", a.Shape, b.Shape)
 	}
 	n, hw := a.Shape[0], a.Shape[2]*a.Shape[3]
-	y := newTensor(n, a.Shape[1]+b.Shape[1], a.Shape[2], a.Shape[3])
-	concatForward(n, a.Shape[1]*hw, b.Shape[1]*hw, data("Concat", a), data("Concat", b), y.Data)
+	y, yd := r.alloc(n, a.Shape[1]+b.Shape[1], a.Shape[2], a.Shape[3])
+	concatForward(n, a.Shape[1]*hw, b.Shape[1]*hw, r.data("Concat", a), r.data("Concat", b), yd)
 	return y
 }
 
 // ConcatBackward splits dy (N,Ca+Cb,H,W) into its first ca channels and the rest.
-func (r *Reference) ConcatBackward(dy *Tensor, ca int) (da, db *Tensor) {
+func (r *Reference[F]) ConcatBackward(dy *Tensor, ca int) (da, db *Tensor) {
 	rank("ConcatBackward", dy, 4)
 	n, c, h, w := dy.Shape[0], dy.Shape[1], dy.Shape[2], dy.Shape[3]
 	if ca < 0 || ca > c {
 		shapePanic("ConcatBackward", "dy %v cannot split at channel %d", dy.Shape, ca)
 	}
-	da, db = newTensor(n, ca, h, w), newTensor(n, c-ca, h, w)
-	concatBackward(n, ca*h*w, (c-ca)*h*w, data("ConcatBackward", dy), da.Data, db.Data)
+	da, dad := r.alloc(n, ca, h, w)
+	db, dbd := r.alloc(n, c-ca, h, w)
+	concatBackward(n, ca*h*w, (c-ca)*h*w, r.data("ConcatBackward", dy), dad, dbd)
 	return da, db
 }
 
 // Upsample2x: nearest-neighbour 2x.
-func (r *Reference) Upsample2x(x *Tensor) *Tensor {
+func (r *Reference[F]) Upsample2x(x *Tensor) *Tensor {
 	rank("Upsample2x", x, 4)
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	y := newTensor(n, c, 2*h, 2*w)
-	upsample2xForward(n*c, h, w, data("Upsample2x", x), y.Data)
+	y, yd := r.alloc(n, c, 2*h, 2*w)
+	upsample2xForward(n*c, h, w, r.data("Upsample2x", x), yd)
 	return y
 }
 
 // Upsample2xBackward sums each 2x2 block of dy.
-func (r *Reference) Upsample2xBackward(dy *Tensor) *Tensor {
+func (r *Reference[F]) Upsample2xBackward(dy *Tensor) *Tensor {
 	rank("Upsample2xBackward", dy, 4)
 	n, c, h2, w2 := dy.Shape[0], dy.Shape[1], dy.Shape[2], dy.Shape[3]
 	if h2%2 != 0 || w2%2 != 0 {
 		shapePanic("Upsample2xBackward", "dy %v has odd spatial size", dy.Shape)
 	}
-	dx := newTensor(n, c, h2/2, w2/2)
-	upsample2xBackward(n*c, h2/2, w2/2, data("Upsample2xBackward", dy), dx.Data)
+	dx, dxd := r.alloc(n, c, h2/2, w2/2)
+	upsample2xBackward(n*c, h2/2, w2/2, r.data("Upsample2xBackward", dy), dxd)
 	return dx
 }
 
 // MSE returns mean((pred-target)^2) and its gradient with respect to pred.
-func (r *Reference) MSE(pred, target *Tensor) (loss float64, dpred *Tensor) {
-	if !sameShape(pred.Shape, target.Shape) {
-		shapePanic("MSE", "pred %v, target %v", pred.Shape, target.Shape)
-	}
-	dpred = newTensor(pred.Shape...)
-	loss = mseForward(data("MSE", pred), data("MSE", target), dpred.Data)
+func (r *Reference[F]) MSE(pred, target *Tensor) (loss float64, dpred *Tensor) {
+	sameShapes("MSE", pred, target)
+	dpred, dd := r.alloc(pred.Shape...)
+	loss = mseForward(r.data("MSE", pred), r.data("MSE", target), dd)
 	return loss, dpred
 }
 
 // Scale: y = s*x.
-func (r *Reference) Scale(x *Tensor, s float32) *Tensor {
-	y := newTensor(x.Shape...)
-	scaleForward(s, data("Scale", x), y.Data)
+func (r *Reference[F]) Scale(x *Tensor, s float32) *Tensor {
+	y, yd := r.alloc(x.Shape...)
+	scaleForward(F(s), r.data("Scale", x), yd)
 	return y
 }
 
 func attentionDims(op string, q, k, v *Tensor, heads int) (n, c, l int) {
 	rank(op, q, 4)
-	if !sameShape(q.Shape, k.Shape) || !sameShape(q.Shape, v.Shape) {
-		shapePanic(op, "q %v, k %v, v %v must have equal shapes", q.Shape, k.Shape, v.Shape)
-	}
+	sameShapes(op, q, k)
+	sameShapes(op, q, v)
 	n, c, l = q.Shape[0], q.Shape[1], q.Shape[2]*q.Shape[3]
 	if heads < 1 || c%heads != 0 {
 		shapePanic(op, "%d channels do not split into %d heads", c, heads)
@@ -349,43 +474,44 @@ func attentionDims(op string, q, k, v *Tensor, heads int) (n, c, l int) {
 }
 
 // Attention: saved is the (N, heads, H*W, H*W) attention probabilities.
-func (r *Reference) Attention(q, k, v *Tensor, heads int) (out, saved *Tensor) {
-	n, c, l := attentionDims("Attention", q, k, v, heads)
-	out = newTensor(q.Shape...)
-	saved = newTensor(n, heads, l, l)
-	attentionForward(n, c, l, heads, data("Attention", q), data("Attention", k), data("Attention", v),
-		out.Data, saved.Data, r.threads)
+func (r *Reference[F]) Attention(q, k, v *Tensor, heads int) (out, saved *Tensor) {
+	const op = "Attention"
+	n, c, l := attentionDims(op, q, k, v, heads)
+	out, od := r.alloc(q.Shape...)
+	saved, sd := r.alloc(n, heads, l, l)
+	attentionForward(n, c, l, heads, r.data(op, q), r.data(op, k), r.data(op, v), od, sd, r.threads)
 	return out, saved
 }
 
 // AttentionBackward returns dq, dk, dv.
-func (r *Reference) AttentionBackward(dout, q, k, v, saved *Tensor, heads int) (dq, dk, dv *Tensor) {
+func (r *Reference[F]) AttentionBackward(dout, q, k, v, saved *Tensor, heads int) (dq, dk, dv *Tensor) {
 	const op = "AttentionBackward"
 	n, c, l := attentionDims(op, q, k, v, heads)
-	if !sameShape(dout.Shape, q.Shape) || !sameShape(saved.Shape, []int{n, heads, l, l}) {
-		shapePanic(op, "dout %v, q %v, saved %v", dout.Shape, q.Shape, saved.Shape)
+	sameShapes(op, dout, q)
+	if saved == nil || !sameShape(saved.Shape, []int{n, heads, l, l}) {
+		shapePanic(op, "saved state does not match q %v with %d heads", q.Shape, heads)
 	}
-	dq, dk, dv = newTensor(q.Shape...), newTensor(q.Shape...), newTensor(q.Shape...)
-	attentionBackward(n, c, l, heads, data(op, dout), data(op, q), data(op, k), data(op, v), data(op, saved),
-		dq.Data, dk.Data, dv.Data, r.threads)
+	dq, dqd := r.alloc(q.Shape...)
+	dk, dkd := r.alloc(q.Shape...)
+	dv, dvd := r.alloc(q.Shape...)
+	attentionBackward(n, c, l, heads, r.data(op, dout), r.data(op, q), r.data(op, k), r.data(op, v),
+		r.data(op, saved), dqd, dkd, dvd, r.threads)
 	return dq, dk, dv
 }
 
 // Dropout: mask is DropoutMask(x.Len(), p, seed) in x's shape.
-func (r *Reference) Dropout(x *Tensor, p float32, seed uint64) (y, mask *Tensor) {
-	xd := data("Dropout", x)
-	mask = &Tensor{Shape: append([]int(nil), x.Shape...), Data: DropoutMask(len(xd), p, seed)}
-	y = newTensor(x.Shape...)
-	mulForward(xd, mask.Data, y.Data)
+func (r *Reference[F]) Dropout(x *Tensor, p float32, seed uint64) (y, mask *Tensor) {
+	xd := r.data("Dropout", x)
+	mask = r.Upload(x.Shape, DropoutMask(len(xd), p, seed))
+	y, yd := r.alloc(x.Shape...)
+	mulForward(xd, r.data("Dropout", mask), yd)
 	return y, mask
 }
 
 // DropoutBackward returns dy * mask.
-func (r *Reference) DropoutBackward(dy, mask *Tensor) *Tensor {
-	if !sameShape(dy.Shape, mask.Shape) {
-		shapePanic("DropoutBackward", "dy %v, mask %v", dy.Shape, mask.Shape)
-	}
-	dx := newTensor(dy.Shape...)
-	mulForward(data("DropoutBackward", dy), data("DropoutBackward", mask), dx.Data)
+func (r *Reference[F]) DropoutBackward(dy, mask *Tensor) *Tensor {
+	sameShapes("DropoutBackward", dy, mask)
+	dx, dxd := r.alloc(dy.Shape...)
+	mulForward(r.data("DropoutBackward", dy), r.data("DropoutBackward", mask), dxd)
 	return dx
 }

@@ -67,6 +67,8 @@ type Precision int
 const (
 	FP32 Precision = iota
 	BF16
+	// FP64 is only the float64 reference backend (NewReference64), used to check gradients.
+	FP64
 )
 
 func (p Precision) String() string {
@@ -75,6 +77,8 @@ func (p Precision) String() string {
 		return "fp32"
 	case BF16:
 		return "bf16"
+	case FP64:
+		return "fp64"
 	}
 	return fmt.Sprintf("Precision(%d)", int(p))
 }
