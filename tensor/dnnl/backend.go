@@ -43,6 +43,7 @@ type weightKey struct {
 type weightCopy struct {
 	version uint64
 	p       unsafe.Pointer
+	bytes   int
 }
 
 // Available reports whether this build contains the oneDNN backend.
@@ -84,7 +85,7 @@ func (b *Backend) Close() error {
 	b.closed = true
 	b.w.do(func() {
 		for _, c := range b.weights {
-			C.dd_free(c.p)
+			C.dd_free(c.p, C.size_t(c.bytes))
 		}
 	})
 	b.weights = nil
@@ -92,6 +93,9 @@ func (b *Backend) Close() error {
 	b.w.close()
 	return nil
 }
+
+// Trim frees the memory kept for reuse (say between training and sampling, whose shapes differ).
+func (b *Backend) Trim() { b.pool.drain() }
 
 // MemStats reports the bytes of activations alive now and at most so far, and of the reuse pool.
 func (b *Backend) MemStats() (live, peakLive, pooled int) {

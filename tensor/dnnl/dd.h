@@ -14,7 +14,7 @@ int dd_init(int threads);
 int dd_max_threads(void);
 
 void *dd_alloc(size_t bytes);
-void dd_free(void *p);
+void dd_free(void *p, size_t bytes);
 
 // Convolutions. A dd_conv holds the forward primitive and, created on first use, the two backward
 // ones plus the weight reorders, all for one (shape, precision).

@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <dnnl.h>
 
@@ -36,13 +37,28 @@ int dd_init(int threads) {
 
 int dd_max_threads(void) { return omp_get_max_threads(); }
 
+// Large buffers come straight from mmap so that freeing them returns the memory to the OS (malloc
+// would keep them in its heap, and the process's peak RSS would only grow).
+#define MMAP_MIN ((size_t)1 << 18)
+
 void *dd_alloc(size_t bytes) {
 	size_t n = (bytes + 63) & ~(size_t)63;
 	if (n == 0) n = 64;
+	if (n >= MMAP_MIN) {
+		void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
 	return aligned_alloc(64, n);
 }
 
-void dd_free(void *p) { free(p); }
+void dd_free(void *p, size_t bytes) {
+	size_t n = (bytes + 63) & ~(size_t)63;
+	if (n == 0) n = 64;
+	if (n >= MMAP_MIN)
+		munmap(p, n);
+	else
+		free(p);
+}
 
 struct dd_conv {
 	int N, Cin, H, W, Cout, K, S, P, dt, bias;
@@ -204,9 +220,20 @@ const char *dd_conv_impl(dd_conv *c, int which) {
 	return s;
 }
 
+// small_gemm runs GEMMs too small to share on one thread (the time-embedding MLP at batch 128 is
+// 8 MFLOP); it returns the thread count to restore.
+static int small_gemm(double macs) {
+	int t = omp_get_max_threads();
+	if (macs < 16e6) omp_set_num_threads(1);
+	return t;
+}
+
 // Linear: y = x w^T + b with x (N,In), w (Out,In), row-major.
 int dd_linear_fwd(const float *x, const float *w, const float *b, float *y, int N, int In, int Out) {
-	CK(dnnl_sgemm('N', 'T', N, Out, In, 1.0f, x, In, w, In, 0.0f, y, Out));
+	int t = small_gemm((double)N * In * Out);
+	dnnl_status_t s = dnnl_sgemm('N', 'T', N, Out, In, 1.0f, x, In, w, In, 0.0f, y, Out);
+	omp_set_num_threads(t);
+	CK(s);
 	if (b)
 		for (int n = 0; n < N; n++)
 			for (int o = 0; o < Out; o++) y[(size_t)n * Out + o] += b[o];
@@ -216,8 +243,11 @@ int dd_linear_fwd(const float *x, const float *w, const float *b, float *y, int 
 // dx = dy w; gw += dy^T x; gb += column sums of dy.
 int dd_linear_bwd(const float *dy, const float *x, const float *w, float *dx, float *gw, float *gb, int N, int In,
                   int Out) {
-	CK(dnnl_sgemm('N', 'N', N, In, Out, 1.0f, dy, Out, w, In, 0.0f, dx, In));
-	CK(dnnl_sgemm('T', 'N', Out, In, N, 1.0f, dy, Out, x, In, 1.0f, gw, In));
+	int t = small_gemm((double)N * In * Out);
+	dnnl_status_t s = dnnl_sgemm('N', 'N', N, In, Out, 1.0f, dy, Out, w, In, 0.0f, dx, In);
+	if (!s) s = dnnl_sgemm('T', 'N', Out, In, N, 1.0f, dy, Out, x, In, 1.0f, gw, In);
+	omp_set_num_threads(t);
+	CK(s);
 	if (gb)
 		for (int n = 0; n < N; n++)
 			for (int o = 0; o < Out; o++) gb[o] += dy[(size_t)n * Out + o];

@@ -134,9 +134,9 @@ func (p *pool) gcHint() {
 func (p *pool) drain() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, l := range p.free {
+	for bytes, l := range p.free {
 		for _, q := range l {
-			C.dd_free(q)
+			C.dd_free(q, C.size_t(bytes))
 		}
 	}
 	p.free = map[int][]unsafe.Pointer{}

@@ -6,14 +6,14 @@
 TC static void SFX(r_silu)(const T *x, T *y, size_t n) {
 	for (size_t i = 0; i < n; i++) {
 		float v = LD(x, i);
-		ST(y, i, v / (1.0f + expf(-v)));
+		ST(y, i, v / (1.0f + dd_expf(-v)));
 	}
 }
 
 TC static void SFX(r_silu_bwd)(const T *dy, const T *x, T *dx, size_t n) {
 	for (size_t i = 0; i < n; i++) {
 		float v = LD(x, i);
-		float s = 1.0f / (1.0f + expf(-v));
+		float s = 1.0f / (1.0f + dd_expf(-v));
 		ST(dx, i, LD(dy, i) * s * (1.0f + v * (1.0f - s)));
 	}
 }
@@ -120,7 +120,7 @@ TC static void SFX(r_scale_shift)(const T *x, T *y, const float *scale, const fl
 		if (silu) {
 			for (int c = 0; c < C; c++) {
 				float v = LD(xr, c) * scale[c] + shift[c];
-				ST(yr, c, v / (1.0f + expf(-v)));
+				ST(yr, c, v / (1.0f + dd_expf(-v)));
 			}
 		} else {
 			for (int c = 0; c < C; c++) ST(yr, c, LD(xr, c) * scale[c] + shift[c]);
@@ -173,7 +173,7 @@ TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const 
 
 static void SFX(silu)(const T *x, T *y, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_silu)(x + o, y + o, m);
@@ -182,7 +182,7 @@ static void SFX(silu)(const T *x, T *y, size_t n) {
 
 static void SFX(silu_bwd)(const T *dy, const T *x, T *dx, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_silu_bwd)(dy + o, x + o, dx + o, m);
@@ -191,7 +191,7 @@ static void SFX(silu_bwd)(const T *dy, const T *x, T *dx, size_t n) {
 
 static void SFX(add)(const T *a, const T *b, T *y, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_add)(a + o, b + o, y + o, m);
@@ -200,7 +200,7 @@ static void SFX(add)(const T *a, const T *b, T *y, size_t n) {
 
 static void SFX(scale)(const T *x, T *y, float k, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nch > 1)
 	for (size_t k2 = 0; k2 < nch; k2++) {
 		size_t o = k2 * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_scale)(x + o, y + o, k, m);
@@ -209,20 +209,20 @@ static void SFX(scale)(const T *x, T *y, float k, size_t n) {
 
 static void SFX(addch)(const T *x, const float *v, T *y, int N, int HW, int C) {
 	size_t s = (size_t)HW * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG(N * s))
 	for (int n = 0; n < N; n++) SFX(r_addch)(x + n * s, v + (size_t)n * C, y + n * s, HW, C);
 }
 
 static void SFX(sumhw)(const T *x, float *out, int N, int HW, int C) {
 	size_t s = (size_t)HW * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG(N * s))
 	for (int n = 0; n < N; n++) SFX(r_sumhw)(x + n * s, out + (size_t)n * C, HW, C);
 }
 
 static void SFX(concat)(const T *a, const T *b, T *y, int N, int HW, int Ca, int Cb) {
 	size_t rows = (size_t)N * HW;
 	int C = Ca + Cb;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG(rows * C))
 	for (size_t r = 0; r < rows; r++) {
 		memcpy(y + r * C, a + r * Ca, sizeof(T) * Ca);
 		memcpy(y + r * C + Ca, b + r * Cb, sizeof(T) * Cb);
@@ -232,7 +232,7 @@ static void SFX(concat)(const T *a, const T *b, T *y, int N, int HW, int Ca, int
 static void SFX(split)(const T *dy, T *da, T *db, int N, int HW, int Ca, int Cb) {
 	size_t rows = (size_t)N * HW;
 	int C = Ca + Cb;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG(rows * C))
 	for (size_t r = 0; r < rows; r++) {
 		memcpy(da + r * Ca, dy + r * C, sizeof(T) * Ca);
 		memcpy(db + r * Cb, dy + r * C + Ca, sizeof(T) * Cb);
@@ -241,20 +241,20 @@ static void SFX(split)(const T *dy, T *da, T *db, int N, int HW, int Ca, int Cb)
 
 static void SFX(up2)(const T *x, T *y, int N, int H, int W, int C) {
 	size_t s = (size_t)H * W * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG(N * s))
 	for (int n = 0; n < N; n++) SFX(r_up2)(x + n * s, y + 4 * n * s, H, W, C);
 }
 
 static void SFX(up2_bwd)(const T *dy, T *dx, int N, int H, int W, int C) {
 	size_t s = (size_t)H * W * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG(N * s))
 	for (int n = 0; n < N; n++) SFX(r_up2_bwd)(dy + 4 * n * s, dx + n * s, H, W, C);
 }
 
 static void SFX(gn_fwd)(const T *x, T *y, const float *gamma, const float *beta, float *stats, int N, int HW,
                         int C, int G, float eps, int silu) {
 	size_t s = (size_t)HW * C;
-#pragma omp parallel
+#pragma omp parallel if (BIG(N * s))
 	{
 		float *buf = malloc(sizeof(float) * 3 * C);
 #pragma omp for schedule(static)
@@ -270,7 +270,7 @@ static void SFX(gn_fwd)(const T *x, T *y, const float *gamma, const float *beta,
 static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, T *dx, float *ggamma,
                         float *gbeta, int N, int HW, int C, int G) {
 	size_t s = (size_t)HW * C;
-#pragma omp parallel
+#pragma omp parallel if (BIG(N * s))
 	{
 		float *buf = calloc(7 * (size_t)C, sizeof(float));
 		float *gg = buf, *gb = buf + C;

@@ -3,8 +3,6 @@
 // Memory-bound kernels on NHWC activations: the ops oneDNN 2.6 has no fast primitive for (group norm)
 // or where its broadcasting falls to a slow reference kernel. Parallel over samples or chunks with
 // OpenMP; the inner loops run over contiguous channels.
-// expf must not set errno, or the loops calling it cannot be vectorised (cgo rejects -fno-math-errno).
-#pragma GCC optimize("no-math-errno")
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +19,9 @@
 // CHUNK is the unit of work of elementwise ops: large enough to amortise the parallel loop, small
 // enough to balance two to a few dozen threads on a UNet activation.
 #define CHUNK ((size_t)1 << 15)
+// BIG says whether n elements are worth a parallel region: waking the team costs microseconds, and
+// far more when other processes hold the cores.
+#define BIG(n) ((size_t)(n) >= CHUNK)
 
 static inline float bf2f(uint16_t h) {
 	union {
@@ -41,6 +42,30 @@ static inline uint16_t f2bf(float f) {
 	uint32_t u = v.u;
 	u += 0x7fffu + ((u >> 16) & 1u);
 	return (uint16_t)(u >> 16);
+}
+
+// dd_expf is Cephes' expf (range reduction to r in [-ln2/2, ln2/2], degree-6 polynomial, about
+// 1 ulp), written in plain arithmetic so loops calling it vectorise: the libm call does not, and
+// SiLU over every activation is then the slowest op of the network.
+static inline float dd_expf(float x) {
+	x = x < -87.0f ? -87.0f : x;
+	x = x > 88.0f ? 88.0f : x;
+	float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; // round to nearest
+	float r = x - n * 0.693359375f;
+	r = r - n * -2.12194440e-4f;
+	float p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.0f;
+	union {
+		int32_t i;
+		float f;
+	} e;
+	e.i = ((int32_t)n + 127) << 23;
+	return p * e.f;
 }
 
 #define T float
@@ -110,7 +135,7 @@ TC static void r_bf2f(const uint16_t *s, float *d, size_t n) {
 void dd_convert(const void *src, int sdt, void *dst, int ddt, size_t n) {
 	size_t es = sdt == DD_BF16 ? 2 : 4, ed = ddt == DD_BF16 ? 2 : 4;
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		const char *s = (const char *)src + o * es;
@@ -125,7 +150,7 @@ void dd_convert(const void *src, int sdt, void *dst, int ddt, size_t n) {
 }
 
 void dd_nchw_to_nhwc(const float *src, void *dst, int dt, int N, int C, int HW) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG((size_t)N * C * HW))
 	for (int n = 0; n < N; n++) {
 		const float *s = src + (size_t)n * C * HW;
 		for (int p = 0; p < HW; p++) {
@@ -139,7 +164,7 @@ void dd_nchw_to_nhwc(const float *src, void *dst, int dt, int N, int C, int HW) 
 }
 
 void dd_nhwc_to_nchw(const void *src, int dt, float *dst, int N, int C, int HW) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG((size_t)N * C * HW))
 	for (int n = 0; n < N; n++) {
 		float *d = dst + (size_t)n * C * HW;
 		for (int p = 0; p < HW; p++) {
@@ -156,7 +181,7 @@ void dd_nhwc_to_nchw(const void *src, int dt, float *dst, int N, int C, int HW) 
 double dd_mse(const float *p, const float *t, float *dp, size_t n) {
 	double s = 0;
 	float k = 2.0f / (float)n;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp parallel for reduction(+ : s) schedule(static) if (BIG(n))
 	for (size_t i = 0; i < n; i++) {
 		float d = p[i] - t[i];
 		s += (double)d * d;

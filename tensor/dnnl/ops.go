@@ -65,7 +65,8 @@ func (b *Backend) weightsFor(op string, c *C.dd_conv, w *tensor.Param, role int)
 	key := weightKey{p: w, conv: c, role: role}
 	wc := b.weights[key]
 	if wc == nil {
-		wc = &weightCopy{p: C.dd_alloc(C.dd_conv_wbytes(c, C.int(role)))}
+		n := C.dd_conv_wbytes(c, C.int(role))
+		wc = &weightCopy{p: C.dd_alloc(n), bytes: int(n)}
 		b.weights[key] = wc
 	} else if wc.version == w.Version {
 		return wc.p
