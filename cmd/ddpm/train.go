@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"ddpm/train"
+)
+
+func init() {
+	register(&command{name: "train", summary: "train a diffusion UNet on images (checkpoints, resume, grids, metrics)", run: runTrain})
+}
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("train", stderr)
+	flags := train.Default()
+	flags.BindFlags(fs)
+	preset := fs.String("preset", "", "start from a preset: seed-mnist (linear, T=1000, eps, batch 512) or default")
+	configPath := fs.String("config", "", "JSON file of settings (keys are these flag names); flags override it")
+	resume := fs.String("resume", "", "continue the run in this directory from its latest checkpoint")
+	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
+		return err
+	}
+	var set []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "preset" && f.Name != "config" && f.Name != "resume" {
+			set = append(set, f.Name)
+		}
+	})
+	var cfg train.Config
+	var err error
+	if *resume != "" {
+		if *preset != "" || *configPath != "" {
+			return fmt.Errorf("--resume takes the run's own config.json; drop --preset and --config")
+		}
+		cfg, err = train.ResumeConfig(*resume, flags, set)
+	} else {
+		cfg, err = train.Resolve(*preset, *configPath, flags, set)
+	}
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := train.Run(ctx, cfg, train.Options{Resume: *resume != "", Log: stderr, Terminal: trainTTY(stderr)})
+	if err != nil {
+		if errors.Is(err, train.ErrInterrupted) {
+			fmt.Fprintln(stderr) // end the progress line
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "trained %s to step %d/%d on %s: loss %.5f, %.1f img/s, wall %s\ncheckpoint %s\ngrid %s\n",
+		cfg.Out, res.Step, res.Steps, res.Backend, res.Loss, res.ImgPerSec, res.Wall.Round(1e9), res.Checkpoint, res.Grid)
+	return nil
+}
+
+// trainTTY reports whether w is a character device (a terminal), where a redrawn progress bar
+// is wanted instead of log lines.
+func trainTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,291 @@
+package train
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+
+	"ddpm/diffusion"
+	"ddpm/engine"
+	"ddpm/nn"
+	"ddpm/schedule"
+)
+
+// Config is everything that defines a training run. Its JSON keys are the flag names of
+// `ddpm train`, so a run file (--config run.json), the config.json a run writes into its directory
+// and the command line all speak the same language.
+type Config struct {
+	Data     string `json:"data"`     // mnist, fashion, emoji, or a folder of images
+	DataDir  string `json:"data-dir"` // dataset cache ("" = data.DefaultDir)
+	Size     int    `json:"size"`     // image size of a folder dataset
+	Channels int    `json:"channels"` // 1 or 3, for a folder dataset
+	Flip     bool   `json:"flip"`     // random horizontal flips
+
+	Model     string `json:"model"`     // built-in UNet name or a JSON config file
+	Schedule  string `json:"schedule"`  // linear, cosine, ...
+	Timesteps int    `json:"timesteps"` // T
+	ZeroSNR   bool   `json:"zero-snr"`  // Lin et al. 2023 rescaling (needs objective x0 or v)
+	Objective string `json:"objective"` // eps, x0 or v
+
+	Batch       int     `json:"batch"`
+	LR          float64 `json:"lr"`
+	Steps       int     `json:"steps"`  // total optimizer steps; 0 = from Epochs
+	Epochs      float64 `json:"epochs"` // used when Steps is 0
+	Warmup      int     `json:"warmup"` // linear LR warmup steps
+	EMA         float64 `json:"ema"`    // EMA decay
+	GradClip    float64 `json:"grad-clip"`
+	WeightDecay float64 `json:"weight-decay"`
+	Seed        uint64  `json:"seed"`
+
+	Out       string `json:"out"`       // run directory
+	Engine    string `json:"engine"`    // auto, dnnl or ref
+	Precision string `json:"precision"` // auto, fp32 or bf16
+	Threads   int    `json:"threads"`   // 0 = all cores
+
+	SampleEvery int `json:"sample-every"` // steps between sample grids (0 = only at the end)
+	SampleN     int `json:"sample-n"`     // images in a grid
+	CkptEvery   int `json:"ckpt-every"`   // steps between checkpoints (0 = only at the end)
+	Keep        int `json:"keep"`         // checkpoints kept
+	LogEvery    int `json:"log-every"`    // steps between log lines when stderr is not a terminal
+}
+
+// Default is the configuration flags start from: UNet-S on MNIST with the DDPM paper's linear
+// schedule and eps objective, batch 128 with AdamW at 2e-4 (the size that trains fastest per
+// wall-clock second on a few CPU cores), an EMA of 0.999.
+func Default() Config {
+	return Config{
+		Data: "mnist", Model: "unet-s", Schedule: "linear", Timesteps: 1000, Objective: "eps",
+		Batch: 128, LR: 2e-4, Steps: 2000, Warmup: 200, EMA: 0.999, GradClip: 1, WeightDecay: 0,
+		Seed: 0, Out: "runs/mnist", Engine: "auto", Precision: "auto",
+		SampleEvery: 500, SampleN: 64, CkptEvery: 500, Keep: 3, LogEvery: 50,
+	}
+}
+
+// Presets are named starting points; flags and --config override their values.
+var Presets = map[string]func() Config{
+	// The seeds' MNIST setting: linear schedule, T = 1000, eps objective, batch 512.
+	"seed-mnist": func() Config {
+		c := Default()
+		c.Batch = 512
+		c.LR = 2e-4
+		c.Steps = 0
+		c.Epochs = 20
+		c.Warmup = 100
+		c.Out = "runs/seed-mnist"
+		return c
+	},
+	// Default under its own name, so a run file can say "preset": "default".
+	"default": Default,
+}
+
+// PresetNames lists the presets, sorted.
+func PresetNames() []string {
+	var names []string
+	for n := range Presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// BindFlags defines one flag per Config field on fs, named as the field's JSON key, writing into c
+// (whose current values are the defaults shown in -h).
+func (c *Config) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Data, "data", c.Data, "dataset: mnist, fashion, emoji, or a folder of PNG/JPEG images")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "dataset cache directory (default $DDPM_DATA or ~/.cache/ddpm)")
+	fs.IntVar(&c.Size, "size", c.Size, "image size for a folder dataset (default: the model's image_size)")
+	fs.IntVar(&c.Channels, "channels", c.Channels, "channels for a folder dataset, 1 or 3 (default: the model's)")
+	fs.BoolVar(&c.Flip, "flip", c.Flip, "random horizontal flips")
+	fs.StringVar(&c.Model, "model", c.Model, "UNet: a built-in name ("+strings.Join(nn.Names(), ", ")+") or a JSON config file")
+	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "noise schedule: "+strings.Join(schedule.Names(), ", "))
+	fs.IntVar(&c.Timesteps, "timesteps", c.Timesteps, "diffusion steps T")
+	fs.BoolVar(&c.ZeroSNR, "zero-snr", c.ZeroSNR, "rescale the schedule to zero terminal SNR (needs --objective x0 or v)")
+	fs.StringVar(&c.Objective, "objective", c.Objective, "what the network predicts: eps, x0 or v")
+	fs.IntVar(&c.Batch, "batch", c.Batch, "images per step")
+	fs.Float64Var(&c.LR, "lr", c.LR, "AdamW learning rate after warmup")
+	fs.IntVar(&c.Steps, "steps", c.Steps, "optimizer steps (0: use --epochs)")
+	fs.Float64Var(&c.Epochs, "epochs", c.Epochs, "passes over the data, used when --steps is 0")
+	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear learning-rate warmup steps")
+	fs.Float64Var(&c.EMA, "ema", c.EMA, "EMA decay of the weights sampled from")
+	fs.Float64Var(&c.GradClip, "grad-clip", c.GradClip, "clip the global gradient norm to this (0: off)")
+	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "AdamW decoupled weight decay")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the initial weights, data order, timesteps and noise")
+	fs.StringVar(&c.Out, "out", c.Out, "run directory (checkpoints, metrics, grids)")
+	fs.StringVar(&c.Engine, "engine", c.Engine, "auto, dnnl or ref")
+	fs.StringVar(&c.Precision, "precision", c.Precision, "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX)")
+	fs.IntVar(&c.Threads, "threads", c.Threads, "threads (0: all cores)")
+	fs.IntVar(&c.SampleEvery, "sample-every", c.SampleEvery, "steps between DDIM-50 sample grids from the EMA weights (0: only at the end)")
+	fs.IntVar(&c.SampleN, "sample-n", c.SampleN, "images per sample grid (0: no grids)")
+	fs.IntVar(&c.CkptEvery, "ckpt-every", c.CkptEvery, "steps between checkpoints (0: only at the end)")
+	fs.IntVar(&c.Keep, "keep", c.Keep, "checkpoints to keep")
+	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "steps between log lines when stderr is not a terminal")
+}
+
+// ResumeFlags are the settings a resumed run may change: how long it runs and how it reports and
+// computes, not what it computes. (Changing precision or threads keeps the run valid but not
+// bit-identical to an uninterrupted one.)
+var ResumeFlags = map[string]bool{
+	"steps": true, "epochs": true, "sample-every": true, "sample-n": true, "ckpt-every": true,
+	"keep": true, "log-every": true, "engine": true, "precision": true, "threads": true, "data-dir": true,
+}
+
+// Resolve builds the run's configuration in layers: Default, then the preset (if not ""), then
+// the JSON file configPath (if not ""), then the flags named in set, whose values are taken from
+// flags. The result is validated.
+func Resolve(preset, configPath string, flags Config, set []string) (Config, error) {
+	c := Default()
+	if preset != "" {
+		p, ok := Presets[preset]
+		if !ok {
+			return Config{}, fmt.Errorf("unknown preset %q (want %s)", preset, strings.Join(PresetNames(), ", "))
+		}
+		c = p()
+	}
+	if configPath != "" {
+		b, err := os.ReadFile(configPath)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+		if err := decodeStrict(b, &c); err != nil {
+			return Config{}, fmt.Errorf("read config %s: %w", configPath, err)
+		}
+	}
+	if err := overlay(&c, flags, set); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// ResumeConfig reads the config.json of run directory dir and applies the flags in set, which must
+// all be in ResumeFlags.
+func ResumeConfig(dir string, flags Config, set []string) (Config, error) {
+	path := fileIn(dir, ConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("resume: %w", err)
+	}
+	var c Config
+	if err := decodeStrict(b, &c); err != nil {
+		return Config{}, fmt.Errorf("resume: read %s: %w", path, err)
+	}
+	for _, name := range set {
+		if !ResumeFlags[name] {
+			return Config{}, fmt.Errorf("resume: --%s cannot change on resume (it is fixed by %s)", name, path)
+		}
+	}
+	if err := overlay(&c, flags, set); err != nil {
+		return Config{}, err
+	}
+	c.Out = dir
+	return c, c.Validate()
+}
+
+// overlay copies the fields named (by JSON key) in set from src into dst. Going through JSON keeps
+// one source of truth for the names: the struct tags.
+func overlay(dst *Config, src Config, set []string) error {
+	if len(set) == 0 {
+		return nil
+	}
+	all := map[string]json.RawMessage{}
+	b, _ := json.Marshal(src)
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	pick := map[string]json.RawMessage{}
+	for _, name := range set {
+		v, ok := all[name]
+		if !ok {
+			return fmt.Errorf("flag --%s is not a config key", name)
+		}
+		pick[name] = v
+	}
+	b, _ = json.Marshal(pick)
+	return json.Unmarshal(b, dst)
+}
+
+// decodeStrict decodes JSON into c, rejecting unknown keys so a typo is an error, not a default.
+func decodeStrict(b []byte, c *Config) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(c)
+}
+
+// Validate checks the values that do not need the data or the model file.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error { return fmt.Errorf(format, args...) }
+	switch {
+	case c.Data == "":
+		return bad("--data is empty")
+	case c.Model == "":
+		return bad("--model is empty")
+	case c.Timesteps < 1:
+		return bad("--timesteps must be at least 1, got %d", c.Timesteps)
+	case c.Batch < 1:
+		return bad("--batch must be at least 1, got %d", c.Batch)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return bad("--lr must be positive, got %g", c.LR)
+	case c.Steps < 0:
+		return bad("--steps must be >= 0, got %d", c.Steps)
+	case c.Steps == 0 && !(c.Epochs > 0):
+		return bad("give --steps or a positive --epochs")
+	case math.IsInf(c.Epochs, 0) || math.IsNaN(c.Epochs) || c.Epochs < 0:
+		return bad("--epochs must be >= 0, got %g", c.Epochs)
+	case c.Warmup < 0:
+		return bad("--warmup must be >= 0, got %d", c.Warmup)
+	case !(c.EMA >= 0 && c.EMA < 1):
+		return bad("--ema must be in [0, 1), got %g", c.EMA)
+	case !(c.GradClip >= 0) || math.IsInf(c.GradClip, 0):
+		return bad("--grad-clip must be >= 0, got %g", c.GradClip)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return bad("--weight-decay must be >= 0, got %g", c.WeightDecay)
+	case c.Out == "":
+		return bad("--out is empty")
+	case c.Threads < 0:
+		return bad("--threads must be >= 0, got %d", c.Threads)
+	case c.SampleEvery < 0 || c.SampleN < 0 || c.CkptEvery < 0 || c.LogEvery < 0:
+		return bad("--sample-every, --sample-n, --ckpt-every and --log-every must be >= 0")
+	case c.Keep < 1:
+		return bad("--keep must be at least 1, got %d", c.Keep)
+	case c.Size < 0 || (c.Channels != 0 && c.Channels != 1 && c.Channels != 3):
+		return bad("--size must be >= 0 and --channels 1 or 3")
+	}
+	if !contains(engine.Names, c.Engine) {
+		return bad("unknown --engine %q (want %s)", c.Engine, strings.Join(engine.Names, ", "))
+	}
+	if !contains([]string{"auto", "fp32", "bf16"}, c.Precision) {
+		return bad("unknown --precision %q (want auto, fp32 or bf16)", c.Precision)
+	}
+	obj, err := diffusion.ParseParameterization(c.Objective)
+	if err != nil {
+		return bad("--objective: %v", err)
+	}
+	if _, err := schedule.New(c.Schedule, c.Timesteps, c.ZeroSNR); err != nil {
+		return bad("--schedule: %v", err)
+	}
+	if c.ZeroSNR && obj == diffusion.Eps {
+		return bad("--zero-snr needs --objective x0 or v (eps cannot recover x0 at alpha_bar = 0)")
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TotalSteps is the run's length in optimizer steps: Steps, or Epochs passes over n images.
+func (c Config) TotalSteps(n int) int {
+	if c.Steps > 0 {
+		return c.Steps
+	}
+	return max(1, int(math.Ceil(c.Epochs*float64(n)/float64(c.Batch))))
+}

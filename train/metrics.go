@@ -1,0 +1,185 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"ddpm/plot"
+)
+
+// Row is one line of metrics.csv.
+type Row struct {
+	Step int
+	Loss float64
+	LR   float64
+	ImgS float64 // training throughput over the step (images per second)
+	Wall float64 // wall-clock seconds since the run started, summed over resumed segments
+}
+
+var metricsHeader = []string{"step", "loss", "lr", "img_s", "wall_s"}
+
+// ReadMetrics reads a metrics.csv.
+func ReadMetrics(path string) ([]Row, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(recs) == 0 || len(recs[0]) != len(metricsHeader) || recs[0][0] != "step" {
+		return nil, fmt.Errorf("read %s: not a metrics file (header %v)", path, recs[:min(1, len(recs))])
+	}
+	rows := make([]Row, 0, len(recs)-1)
+	for i, r := range recs[1:] {
+		var row Row
+		var errs [5]error
+		row.Step, errs[0] = strconv.Atoi(r[0])
+		row.Loss, errs[1] = strconv.ParseFloat(r[1], 64)
+		row.LR, errs[2] = strconv.ParseFloat(r[2], 64)
+		row.ImgS, errs[3] = strconv.ParseFloat(r[3], 64)
+		row.Wall, errs[4] = strconv.ParseFloat(r[4], 64)
+		if err := errors.Join(errs[:]...); err != nil {
+			return nil, fmt.Errorf("read %s: line %d: %w", path, i+2, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// metrics appends rows to metrics.csv and keeps them for the loss plot.
+type metrics struct {
+	path string
+	f    *os.File
+	w    *bufio.Writer
+	rows []Row
+}
+
+// openMetrics starts metrics.csv in dir, or, when resuming from step, keeps the rows up to step
+// (later ones were logged after the checkpoint and will be computed again) and appends from there.
+func openMetrics(dir string, resume bool, step int) (*metrics, error) {
+	m := &metrics{path: filepath.Join(dir, MetricsFile)}
+	if resume {
+		rows, err := ReadMetrics(m.path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		for _, r := range rows {
+			if r.Step <= step {
+				m.rows = append(m.rows, r)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(metricsHeader)
+	for _, r := range m.rows {
+		w.Write(r.record())
+	}
+	w.Flush()
+	if err := writeAtomic(m.path, buf.Bytes()); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return nil, err
+	}
+	m.f, m.w = f, bufio.NewWriter(f)
+	return m, nil
+}
+
+func (r Row) record() []string {
+	f := func(v float64, prec int) string { return strconv.FormatFloat(v, 'g', prec, 64) }
+	return []string{strconv.Itoa(r.Step), f(r.Loss, 8), f(r.LR, 6), f(r.ImgS, 5), f(r.Wall, 7)}
+}
+
+func (m *metrics) add(r Row) error {
+	m.rows = append(m.rows, r)
+	w := csv.NewWriter(m.w)
+	w.Write(r.record())
+	w.Flush()
+	return w.Error()
+}
+
+func (m *metrics) flush() error {
+	if err := m.w.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", m.path, err)
+	}
+	return nil
+}
+
+func (m *metrics) close() error {
+	err := m.flush()
+	if cerr := m.f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
+}
+
+// PlotLoss draws the loss of rows against the step (each step's loss, faint, and its moving
+// average) on a log axis, as PNG.
+func PlotLoss(w io.Writer, rows []Row, title string) error {
+	if len(rows) == 0 {
+		return fmt.Errorf("plot loss: no rows")
+	}
+	x := make([]float64, len(rows))
+	raw := make([]float64, len(rows))
+	avg := make([]float64, len(rows))
+	var s, wsum float64
+	const beta = 0.98
+	for i, r := range rows {
+		x[i], raw[i] = float64(r.Step), r.Loss
+		if !math.IsNaN(r.Loss) && !math.IsInf(r.Loss, 0) {
+			s = beta*s + (1-beta)*r.Loss
+			wsum = beta*wsum + (1 - beta)
+		}
+		avg[i] = s / wsum
+	}
+	return plot.Lines(w, plot.Options{Title: title, XLabel: "step", YLabel: "MSE loss", LogY: true},
+		plot.Series{Name: "loss", X: x, Y: raw},
+		plot.Series{Name: "moving average (0.98)", X: x, Y: avg})
+}
+
+func (m *metrics) plot(dir, title string) error {
+	if len(m.rows) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := PlotLoss(&buf, m.rows, title); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, LossPlotFile), buf.Bytes())
+}
+
+// writeAtomic writes b to path through a synced temporary file renamed into place.
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

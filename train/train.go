@@ -1,0 +1,498 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"ddpm/checkpoint"
+	"ddpm/data"
+	"ddpm/diffusion"
+	"ddpm/engine"
+	"ddpm/nn"
+	"ddpm/schedule"
+	"ddpm/tensor"
+)
+
+// Options are how a run is carried out, as opposed to what it computes (Config).
+type Options struct {
+	// Resume continues the run in Config.Out from its latest checkpoint instead of starting one.
+	Resume bool
+	// Log receives progress; Terminal selects a redrawn bar instead of log lines.
+	Log      io.Writer
+	Terminal bool
+	// Backend, if not nil, is used instead of starting one from Config.Engine/Precision/Threads
+	// (tests pass the reference backend); the caller keeps ownership.
+	Backend tensor.Backend
+	// Set, if not nil, is the dataset instead of loading Config.Data.
+	Set *data.Set
+}
+
+// Result summarises a run (or the part of it this call did).
+type Result struct {
+	Start, Step, Steps int     // first step of this call minus one, last step done, run length
+	Loss               float64 // moving average of the loss at the end
+	ImgPerSec          float64 // training throughput of this call (data, forward, backward, update)
+	Wall               time.Duration
+	Checkpoint         string // the last checkpoint written
+	Grid               string // the last sample grid written
+	Backend            string
+}
+
+// ErrInterrupted is returned (wrapped) when the context is cancelled; a checkpoint has been saved.
+var ErrInterrupted = errors.New("interrupted")
+
+// gridSeed fixes the noise of the progress grids so grids of one run (and of different runs) are
+// comparable image by image.
+const gridSeed = 20201220
+
+// stepStream separates the timestep/noise generator from other users of the seed.
+const stepStream = 0x7472_6169_6e5f_7473 // "train_ts"
+
+// StepRNG is the generator of step's timesteps and noise: a function of (seed, step) alone, which
+// is what makes a resumed run identical to an uninterrupted one without saving generator state.
+func StepRNG(seed uint64, step int) *rand.Rand {
+	return diffusion.RowRNG(seed^stepStream, step)
+}
+
+// run is the state of one training run.
+type run struct {
+	cfg      Config
+	opt      Options
+	be       tensor.Backend
+	set      *data.Set
+	sched    *schedule.Schedule
+	obj      diffusion.Parameterization
+	model    *nn.UNet
+	sampler  *nn.UNet // holds the EMA weights for grids
+	adam     *nn.AdamW
+	ema      *nn.EMA
+	batcher  *data.Batcher
+	metrics  *metrics
+	prog     *progress
+	total    int
+	step     int
+	wallBase float64 // seconds of earlier segments
+	start    time.Time
+	lastCkpt int
+	res      Result
+}
+
+// Run trains as cfg says, writing into cfg.Out, until cfg's step count is reached or ctx is
+// cancelled; either way it ends with a checkpoint. A cancelled run returns an error wrapping
+// ErrInterrupted.
+func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, opt: opt, start: time.Now()}
+	if err := r.setup(); err != nil {
+		r.close()
+		return nil, err
+	}
+	res, err := r.loop(ctx)
+	if cerr := r.close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return res, err
+}
+
+func (r *run) close() error {
+	var err error
+	if r.metrics != nil {
+		err = r.metrics.close()
+	}
+	if r.be != nil && r.opt.Backend == nil {
+		engine.Close(r.be)
+	}
+	return err
+}
+
+func (r *run) setup() error {
+	c := r.cfg
+	var err error
+	if r.sched, err = schedule.New(c.Schedule, c.Timesteps, c.ZeroSNR); err != nil {
+		return err
+	}
+	if r.obj, err = diffusion.ParseParameterization(c.Objective); err != nil {
+		return err
+	}
+	mcfg, err := nn.LoadConfig(c.Model)
+	if err != nil {
+		return err
+	}
+	if r.set = r.opt.Set; r.set == nil {
+		size, ch := c.Size, c.Channels
+		if size == 0 {
+			size = mcfg.ImageSize
+		}
+		if ch == 0 {
+			ch = mcfg.InChannels
+		}
+		if r.set, err = data.Open(c.Data, c.DataDir, data.Train, size, ch); err != nil {
+			return err
+		}
+	}
+	if r.set.C != mcfg.InChannels || r.set.H != mcfg.ImageSize || r.set.W != mcfg.ImageSize {
+		return fmt.Errorf("data %s has %dx%dx%d images, model %s takes %dx%dx%d",
+			c.Data, r.set.C, r.set.H, r.set.W, mcfg.Name, mcfg.InChannels, mcfg.ImageSize, mcfg.ImageSize)
+	}
+	r.total = c.TotalSteps(r.set.N)
+
+	if !r.opt.Resume {
+		if _, paths, _ := Checkpoints(c.Out); len(paths) > 0 {
+			return fmt.Errorf("%s already holds a run (%s); continue it with --resume %s or choose another --out",
+				c.Out, paths[len(paths)-1], c.Out)
+		}
+	}
+	for _, d := range []string{c.Out, filepath.Join(c.Out, CheckpointDir), filepath.Join(c.Out, SampleDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+
+	if r.be = r.opt.Backend; r.be == nil {
+		if r.be, err = engine.New(c.Engine, c.Precision, c.Threads); err != nil {
+			return err
+		}
+	}
+	r.res.Backend = engine.Describe(r.be)
+	if r.model, err = nn.New(mcfg, r.be, c.Seed); err != nil {
+		return err
+	}
+	r.adam = nn.NewAdamW(r.model.Params(), c.LR)
+	r.adam.WeightDecay = c.WeightDecay
+	r.adam.Threads = c.Threads
+	r.ema = nn.NewEMA(r.model.Params(), c.EMA)
+	r.ema.Threads = c.Threads
+	if r.batcher, err = data.NewBatcher(r.set, c.Batch, c.Seed, c.Flip); err != nil {
+		return err
+	}
+
+	if r.opt.Resume {
+		if err := r.restore(); err != nil {
+			return err
+		}
+	} else {
+		b, _ := json.MarshalIndent(c, "", "  ")
+		if err := writeAtomic(fileIn(c.Out, ConfigFile), append(b, '\n')); err != nil {
+			return err
+		}
+		if err := writeAtomic(fileIn(c.Out, ModelFile), append(mcfg.JSON(), '\n')); err != nil {
+			return err
+		}
+	}
+	r.lastCkpt = r.step
+	if r.metrics, err = openMetrics(c.Out, r.opt.Resume, r.step); err != nil {
+		return err
+	}
+	r.prog = &progress{w: r.opt.Log, terminal: r.opt.Terminal, every: c.LogEvery, total: r.total}
+	return nil
+}
+
+// fixedJSON is the part of a Config that a resumed run must share with the checkpoint.
+func fixedJSON(c Config) string {
+	all := map[string]json.RawMessage{}
+	b, _ := json.Marshal(c)
+	json.Unmarshal(b, &all)
+	for k := range ResumeFlags {
+		delete(all, k)
+	}
+	delete(all, "out")
+	b, _ = json.Marshal(all)
+	return string(b)
+}
+
+func (r *run) restore() error {
+	path, _, err := LatestCheckpoint(r.cfg.Out)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	st := checkpoint.Training{Model: r.model, EMA: r.ema, Opt: r.adam}
+	if err := checkpoint.LoadTraining(path, &st); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("resume: %s: %s", path, fmt.Sprintf(format, args...))
+	}
+	var saved Config
+	if err := json.Unmarshal([]byte(st.Meta[metaTrainCfg]), &saved); err != nil {
+		return bad("bad %s: %v", metaTrainCfg, err)
+	}
+	if got, want := fixedJSON(saved), fixedJSON(r.cfg); got != want {
+		return bad("checkpoint was trained with %s, the run's config is %s", got, want)
+	}
+	var bs data.BatchState
+	if err := json.Unmarshal([]byte(st.Meta[metaBatcher]), &bs); err != nil {
+		return bad("bad %s: %v", metaBatcher, err)
+	}
+	if err := r.batcher.Restore(bs); err != nil {
+		return bad("%v", err)
+	}
+	if r.wallBase, err = strconv.ParseFloat(st.Meta[metaWall], 64); err != nil {
+		return bad("bad %s %q", metaWall, st.Meta[metaWall])
+	}
+	if st.Step != r.adam.Steps() {
+		return bad("step %d but optimizer step %d", st.Step, r.adam.Steps())
+	}
+	r.step = st.Step
+	return nil
+}
+
+// meta is the metadata of the files a checkpoint writes.
+func (r *run) meta(wall float64) map[string]string {
+	c := r.cfg
+	b, _ := json.Marshal(r.batcher.State())
+	tc, _ := json.Marshal(c)
+	return map[string]string{
+		MetaSchedule: c.Schedule, MetaTimesteps: strconv.Itoa(c.Timesteps), MetaZeroSNR: strconv.FormatBool(c.ZeroSNR),
+		MetaObjective: c.Objective, MetaDataset: c.Data,
+		metaBatcher: string(b), metaWall: strconv.FormatFloat(wall, 'g', -1, 64), metaTrainCfg: string(tc),
+	}
+}
+
+func (r *run) wall() float64 { return r.wallBase + time.Since(r.start).Seconds() }
+
+// save writes the training state of the current step, the EMA weights beside it, the metrics and
+// the loss plot, and drops checkpoints beyond the newest Keep.
+func (r *run) save() error {
+	c := r.cfg
+	meta := r.meta(r.wall())
+	path := CheckpointPath(c.Out, r.step)
+	if err := r.metrics.flush(); err != nil {
+		return err
+	}
+	st := checkpoint.Training{Model: r.model, EMA: r.ema, Opt: r.adam, Step: r.step, Meta: meta}
+	if err := checkpoint.SaveTraining(path, &st); err != nil {
+		return err
+	}
+	emaMeta := map[string]string{checkpoint.MetaStep: strconv.Itoa(r.step)}
+	for _, k := range []string{MetaSchedule, MetaTimesteps, MetaZeroSNR, MetaObjective, MetaDataset} {
+		emaMeta[k] = meta[k]
+	}
+	emaMeta["ema_decay"] = strconv.FormatFloat(c.EMA, 'g', -1, 64)
+	if err := checkpoint.SaveWeights(fileIn(c.Out, EMAFile), r.model.Cfg, r.ema.Params(), emaMeta); err != nil {
+		return err
+	}
+	r.lastCkpt, r.res.Checkpoint = r.step, path
+	if err := r.metrics.plot(c.Out, fmt.Sprintf("%s on %s (%s)", r.model.Cfg.Name, c.Data, c.Objective)); err != nil {
+		return err
+	}
+	steps, paths, err := Checkpoints(c.Out)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(steps)-c.Keep; i++ {
+		if err := os.Remove(paths[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// grid samples SampleN images with DDIM-50 (eta 0) from the EMA weights, always from the same
+// noise, and writes them as a PNG.
+func (r *run) grid(ctx context.Context) error {
+	n := r.cfg.SampleN
+	if n == 0 {
+		return nil
+	}
+	if r.sampler == nil {
+		m, err := nn.New(r.model.Cfg, r.be, 0)
+		if err != nil {
+			return err
+		}
+		m.MaxBatch = 64
+		r.sampler = m
+	}
+	if err := r.ema.CopyTo(r.sampler.Params()); err != nil {
+		return err
+	}
+	path, err := SampleGrid(ctx, r.sampler, r.sched, r.obj, n, GridPath(r.cfg.Out, r.step))
+	if err != nil {
+		return err
+	}
+	r.res.Grid = path
+	return nil
+}
+
+// SampleGrid draws n images from model with DDIM over 50 steps (eta 0, linspace spacing) from the
+// fixed grid noise and writes them to path as a square-ish grid PNG.
+func SampleGrid(ctx context.Context, model *nn.UNet, s *schedule.Schedule, obj diffusion.Parameterization, n int, path string) (string, error) {
+	c := model.Cfg
+	dim := c.InChannels * c.ImageSize * c.ImageSize
+	ddim := &diffusion.DDIM{Schedule: s, Steps: min(50, s.T), Eta: 0}
+	x, err := ddim.Sample(ctx, model, n, dim, diffusion.Options{Seed: gridSeed, Prediction: obj})
+	if err != nil {
+		return "", err
+	}
+	img := make([]float32, len(x))
+	for i, v := range x {
+		img[i] = float32(v)
+	}
+	cols := int(math.Ceil(math.Sqrt(float64(n))))
+	if err := data.WriteGrid(path, img, n, c.InChannels, c.ImageSize, c.ImageSize, cols); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+func (r *run) loop(ctx context.Context) (*Result, error) {
+	c := r.cfg
+	n, dim := c.Batch, r.set.Size()
+	x32 := make([]float32, n*dim)
+	x0 := make([]float64, n*dim)
+	noise := make([]float64, n*dim)
+	xt := make([]float64, n*dim)
+	target := make([]float64, n*dim)
+	buf := make([]float32, n*dim)
+	ts := make([]int, n)
+	shape := []int{n, r.set.C, r.set.H, r.set.W}
+	params := r.model.Params()
+
+	r.res.Start, r.res.Steps = r.step, r.total
+	var lossAvg, lossW float64
+	for _, row := range r.metrics.rows { // continue the moving average of a resumed run
+		lossAvg, lossW = 0.98*lossAvg+0.02*row.Loss, 0.98*lossW+0.02
+	}
+	var trainSecs float64
+	var rate float64 // moving average of img/s
+	interrupted := func() (*Result, error) {
+		r.prog.note("interrupted at step %d; saving a checkpoint", r.step)
+		if r.step > r.lastCkpt || r.res.Checkpoint == "" && r.step > 0 {
+			if err := r.save(); err != nil {
+				return nil, err
+			}
+		}
+		r.finish(lossAvg/max(lossW, 1e-12), trainSecs)
+		return &r.res, fmt.Errorf("%w at step %d; saved %s (continue with --resume %s)", ErrInterrupted, r.step, r.res.Checkpoint, c.Out)
+	}
+
+	for r.step < r.total {
+		if ctx.Err() != nil {
+			return interrupted()
+		}
+		t0 := time.Now()
+		step := r.step + 1
+		if err := r.batcher.Next(x32, nil); err != nil {
+			return nil, err
+		}
+		rng := StepRNG(c.Seed, step)
+		for i := range ts {
+			ts[i] = rng.IntN(c.Timesteps)
+		}
+		for i := range noise {
+			noise[i] = rng.NormFloat64()
+		}
+		for i, v := range x32 {
+			x0[i] = float64(v)
+		}
+		if err := diffusion.TrainingBatch(r.sched, r.obj, x0, n, dim, ts, noise, xt, target); err != nil {
+			return nil, err
+		}
+		for i, v := range xt {
+			buf[i] = float32(v)
+		}
+		xtT := r.be.Upload(shape, buf)
+		for i, v := range target {
+			buf[i] = float32(v)
+		}
+		tgtT := r.be.Upload(shape, buf)
+		out, err := r.model.Forward(xtT, ts, true)
+		if err != nil {
+			return nil, err
+		}
+		loss, dOut := r.be.MSE(out, tgtT)
+		r.model.ZeroGrad()
+		dx, err := r.model.Backward(dOut)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range []*tensor.Tensor{xtT, tgtT, out, dOut, dx} {
+			r.be.Release(t)
+		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return nil, fmt.Errorf("step %d: loss is %g; lower --lr or enable --grad-clip (last checkpoint %s)", step, loss, r.res.Checkpoint)
+		}
+		if c.GradClip > 0 {
+			if norm := nn.ClipGradNorm(params, c.GradClip); math.IsNaN(norm) || math.IsInf(norm, 0) {
+				return nil, fmt.Errorf("step %d: gradient norm is %g (last checkpoint %s)", step, norm, r.res.Checkpoint)
+			}
+		}
+		lr := nn.WarmupLR(c.LR, c.Warmup, step)
+		r.adam.LR = lr
+		r.adam.Step()
+		r.ema.Update()
+		r.step = step
+
+		secs := time.Since(t0).Seconds()
+		trainSecs += secs
+		imgS := float64(n) / secs
+		if rate == 0 {
+			rate = imgS
+		} else {
+			rate = 0.9*rate + 0.1*imgS
+		}
+		lossAvg, lossW = 0.98*lossAvg+0.02*loss, 0.98*lossW+0.02
+		if err := r.metrics.add(Row{Step: step, Loss: loss, LR: lr, ImgS: imgS, Wall: r.wall()}); err != nil {
+			return nil, err
+		}
+		if step%50 == 0 {
+			if err := r.metrics.flush(); err != nil {
+				return nil, err
+			}
+		}
+		eta := time.Duration(float64(r.total-step) * float64(n) / rate * float64(time.Second))
+		r.prog.update(status{step: step, epoch: float64(step) * float64(n) / float64(r.set.N), loss: lossAvg / lossW,
+			lr: lr, imgS: rate, eta: eta, elapsed: time.Duration(r.wall() * float64(time.Second))})
+
+		last := step == r.total
+		if c.SampleEvery > 0 && step%c.SampleEvery == 0 && !last {
+			if err := r.grid(ctx); err != nil {
+				if ctx.Err() != nil {
+					return interrupted()
+				}
+				return nil, err
+			}
+			r.prog.note("step %d: grid %s", step, r.res.Grid)
+		}
+		if c.CkptEvery > 0 && step%c.CkptEvery == 0 && !last {
+			if err := r.save(); err != nil {
+				return nil, err
+			}
+			r.prog.note("step %d: checkpoint %s", step, r.res.Checkpoint)
+		}
+	}
+	if r.step > r.lastCkpt || r.res.Checkpoint == "" {
+		if err := r.save(); err != nil {
+			return nil, err
+		}
+	}
+	if r.step > r.res.Start || r.res.Grid == "" {
+		if err := r.grid(ctx); err != nil {
+			if ctx.Err() != nil {
+				return interrupted()
+			}
+			return nil, err
+		}
+	}
+	r.finish(lossAvg/max(lossW, 1e-12), trainSecs)
+	r.prog.note("done: step %d, loss %.5f, %.1f img/s, checkpoint %s, grid %s", r.step, r.res.Loss, r.res.ImgPerSec, r.res.Checkpoint, r.res.Grid)
+	return &r.res, nil
+}
+
+func (r *run) finish(loss, trainSecs float64) {
+	r.res.Step, r.res.Loss = r.step, loss
+	if trainSecs > 0 {
+		r.res.ImgPerSec = float64((r.step-r.res.Start)*r.cfg.Batch) / trainSecs
+	}
+	r.res.Wall = time.Since(r.start)
+}
