@@ -240,18 +240,35 @@ func TestOpsMatchReference(t *testing.T) {
 	}
 }
 
-// TestGroupNormSiLU checks the fused op against its two parts.
+// TestGroupNormSiLU checks the fused op, forward and backward, against GroupNorm then SiLU on the
+// reference.
 func TestGroupNormSiLU(t *testing.T) {
+	ref := tensor.NewReference(2)
 	for _, p := range precisions {
 		be := newBackend(t, p.name)
-		s := []int{3, 32, 6, 5}
-		x := be.Upload(s, tensor.RandN(s, 1))
-		g, bt := randParam("g", 2, 32), randParam("b", 3, 32)
-		y1, _ := be.GroupNormSiLU(x, g, bt, 8, 1e-5)
-		n, _ := be.GroupNorm(x, g, bt, 8, 1e-5)
-		y2 := be.SiLU(n)
-		if e := relErr(be.Read(y1), be.Read(y2)); e > p.tol {
-			t.Errorf("%s: fused vs separate: relative error %.3g", p.name, e)
+		for _, s := range [][]int{{3, 32, 6, 5}, {2, 12, 1, 1}} {
+			xd, dyd := tensor.RandN(s, 1), tensor.RandN(s, 2)
+			g, bt := randParam("g", 2, s[1]), randParam("b", 3, s[1])
+			gr, btr := cloneParams([]*tensor.Param{g, bt})[0], cloneParams([]*tensor.Param{g, bt})[1]
+			x, dy := be.Upload(s, xd), be.Upload(s, dyd)
+			y, st := be.GroupNormSiLU(x, g, bt, 4, 1e-5)
+			dx := be.GroupNormSiLUBackward(dy, x, st, g, bt, 4)
+
+			xr, dyr := ref.Upload(s, xd), ref.Upload(s, dyd)
+			nr, str := ref.GroupNorm(xr, gr, btr, 4, 1e-5)
+			yr := ref.SiLU(nr)
+			dxr := ref.GroupNormBackward(ref.SiLUBackward(dyr, nr), xr, str, gr, btr, 4)
+			for _, c := range []struct {
+				name      string
+				got, want []float32
+			}{
+				{"y", be.Read(y), ref.Read(yr)}, {"dx", be.Read(dx), ref.Read(dxr)},
+				{"dgamma", g.G, gr.G}, {"dbeta", bt.G, btr.G},
+			} {
+				if e := relErr(c.got, c.want); e > p.tol {
+					t.Errorf("%s %v %s: relative error %.3g > %.3g", p.name, s, c.name, e, p.tol)
+				}
+			}
 		}
 	}
 }

@@ -53,7 +53,8 @@ void dd_up2(int dt, const void *x, void *y, int N, int H, int W, int C);
 void dd_up2_bwd(int dt, const void *dy, void *dx, int N, int H, int W, int C);
 void dd_gn_fwd(int dt, const void *x, void *y, const float *gamma, const float *beta, float *stats,
                int N, int HW, int C, int G, float eps, int silu);
-void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma,
-               void *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G);
+// dd_gn_bwd is the backward of GroupNorm, or with silu set of SiLU(GroupNorm(x)).
+void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma, const float *beta,
+               void *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu);
 double dd_mse(const float *p, const float *t, float *dp, size_t n);
 #endif

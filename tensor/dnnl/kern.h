@@ -130,20 +130,37 @@ TC static void SFX(r_scale_shift)(const T *x, T *y, const float *scale, const fl
 
 // r_gn_bwd: with xhat = (x-mean)*rstd and g = dy*gamma, dx = rstd*(g - mean(g) - xhat*mean(g*xhat))
 // over the group. The per-channel sums a = sum dy and b = sum dy*x give every group sum, so dx becomes
-// dy*A[c] + x*B[c] + D[c]: one pass to sum, one to write.
-TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, T *dx,
-                             float *ggamma, float *gbeta, float *a, float *b, float *A, float *B, float *D,
-                             int HW, int C, int G) {
+// dy*A[c] + x*B[c] + D[c]: one pass to sum, one to write. With silu set, the op was SiLU(GroupNorm(x))
+// and dy is first taken through SiLU's derivative at h = GroupNorm(x), recomputed from x and the
+// stats in both passes rather than stored.
+TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *beta,
+                             T *dx, float *ggamma, float *gbeta, float *a, float *b, float *A, float *B, float *D,
+                             float *scale, float *shift, int HW, int C, int G, int silu) {
 	int cg = C / G;
 	double cnt = (double)cg * HW;
-	for (int c = 0; c < C; c++) a[c] = b[c] = 0;
+	for (int c = 0; c < C; c++) {
+		float m = stats[2 * (c / cg)], r = stats[2 * (c / cg) + 1];
+		a[c] = b[c] = 0;
+		scale[c] = r * gamma[c];
+		shift[c] = beta[c] - m * r * gamma[c];
+	}
 	for (int p = 0; p < HW; p++) {
 		const T *dr = dy + (size_t)p * C;
 		const T *xr = x + (size_t)p * C;
-		for (int c = 0; c < C; c++) {
-			float d = LD(dr, c);
-			a[c] += d;
-			b[c] += d * LD(xr, c);
+		if (silu) {
+			for (int c = 0; c < C; c++) {
+				float xv = LD(xr, c), h = xv * scale[c] + shift[c];
+				float sg = 1.0f / (1.0f + dd_expf(-h));
+				float d = LD(dr, c) * sg * (1.0f + h * (1.0f - sg));
+				a[c] += d;
+				b[c] += d * xv;
+			}
+		} else {
+			for (int c = 0; c < C; c++) {
+				float d = LD(dr, c);
+				a[c] += d;
+				b[c] += d * LD(xr, c);
+			}
 		}
 	}
 	for (int g = 0; g < G; g++) {
@@ -167,7 +184,16 @@ TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const 
 		const T *dr = dy + (size_t)p * C;
 		const T *xr = x + (size_t)p * C;
 		T *o = dx + (size_t)p * C;
-		for (int c = 0; c < C; c++) ST(o, c, LD(dr, c) * A[c] + LD(xr, c) * B[c] + D[c]);
+		if (silu) {
+			for (int c = 0; c < C; c++) {
+				float xv = LD(xr, c), h = xv * scale[c] + shift[c];
+				float sg = 1.0f / (1.0f + dd_expf(-h));
+				float d = LD(dr, c) * sg * (1.0f + h * (1.0f - sg));
+				ST(o, c, d * A[c] + xv * B[c] + D[c]);
+			}
+		} else {
+			for (int c = 0; c < C; c++) ST(o, c, LD(dr, c) * A[c] + LD(xr, c) * B[c] + D[c]);
+		}
 	}
 }
 
@@ -267,17 +293,18 @@ static void SFX(gn_fwd)(const T *x, T *y, const float *gamma, const float *beta,
 	}
 }
 
-static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, T *dx, float *ggamma,
-                        float *gbeta, int N, int HW, int C, int G) {
+static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *beta, T *dx,
+                        float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu) {
 	size_t s = (size_t)HW * C;
 #pragma omp parallel if (BIG(N * s))
 	{
-		float *buf = calloc(7 * (size_t)C, sizeof(float));
+		float *buf = calloc(9 * (size_t)C, sizeof(float));
 		float *gg = buf, *gb = buf + C;
 #pragma omp for schedule(static)
 		for (int n = 0; n < N; n++)
-			SFX(r_gn_bwd)(dy + n * s, x + n * s, stats + (size_t)n * 2 * G, gamma, dx + n * s, gg, gb, buf + 2 * C,
-			              buf + 3 * C, buf + 4 * C, buf + 5 * C, buf + 6 * C, HW, C, G);
+			SFX(r_gn_bwd)(dy + n * s, x + n * s, stats + (size_t)n * 2 * G, gamma, beta, dx + n * s, gg, gb,
+			              buf + 2 * C, buf + 3 * C, buf + 4 * C, buf + 5 * C, buf + 6 * C, buf + 7 * C, buf + 8 * C,
+			              HW, C, G, silu);
 #pragma omp critical
 		for (int c = 0; c < C; c++) {
 			ggamma[c] += gg[c];

@@ -120,9 +120,9 @@ void dd_gn_fwd(int dt, const void *x, void *y, const float *gamma, const float *
                int C, int G, float eps, int silu) {
 	DISPATCH(dt, gn_fwd, x, y, gamma, beta, stats, N, HW, C, G, eps, silu);
 }
-void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma, void *dx,
-               float *ggamma, float *gbeta, int N, int HW, int C, int G) {
-	DISPATCH(dt, gn_bwd, dy, x, stats, gamma, dx, ggamma, gbeta, N, HW, C, G);
+void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma, const float *beta,
+               void *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu) {
+	DISPATCH(dt, gn_bwd, dy, x, stats, gamma, beta, dx, ggamma, gbeta, N, HW, C, G, silu);
 }
 
 TC static void r_f2bf(const float *s, uint16_t *d, size_t n) {

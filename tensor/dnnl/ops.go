@@ -243,22 +243,35 @@ func (b *Backend) groupNorm(op string, x *tensor.Tensor, gamma, beta *tensor.Par
 
 // GroupNormBackward returns dx and accumulates dgamma, dbeta.
 func (b *Backend) GroupNormBackward(dy, x, stats *tensor.Tensor, gamma, beta *tensor.Param, groups int) *tensor.Tensor {
-	const op = "GroupNormBackward"
+	return b.groupNormBackward("GroupNormBackward", dy, x, stats, gamma, beta, groups, false)
+}
+
+// GroupNormSiLUBackward is the backward of GroupNormSiLU: it needs only x and the stats, recomputing
+// the normalised values instead of keeping them.
+func (b *Backend) GroupNormSiLUBackward(dy, x, stats *tensor.Tensor, gamma, beta *tensor.Param, groups int) *tensor.Tensor {
+	return b.groupNormBackward("GroupNormSiLUBackward", dy, x, stats, gamma, beta, groups, true)
+}
+
+func (b *Backend) groupNormBackward(op string, dy, x, stats *tensor.Tensor, gamma, beta *tensor.Param, groups int, silu bool) *tensor.Tensor {
 	n, c, hw := groupDims(op, x, gamma, beta, groups)
-	if !sameShape(dy.Shape, x.Shape) || !sameShape(stats.Shape, []int{n, groups, 2}) {
-		shapePanic(op, "dy %v, x %v, stats %v", dy.Shape, x.Shape, stats.Shape)
+	if dy == nil || stats == nil || !sameShape(dy.Shape, x.Shape) || !sameShape(stats.Shape, []int{n, groups, 2}) {
+		shapePanic(op, "dy, x %v, stats: want dy %v and stats %v", x.Shape, x.Shape, []int{n, groups, 2})
 	}
 	xb, dyb, sb := b.get(op, x), b.get(op, dy), b.get(op, stats)
 	dt := b.actDT(x.Shape)
 	dx := b.newBuf(x.Shape, dt)
 	dxb := dx.Impl.(*buf)
+	fuse := C.int(0)
+	if silu {
+		fuse = 1
+	}
 	b.w.do(func() {
 		xp, freeX := b.in(x, xb, dt)
 		defer freeX()
 		dyp, freeDY := b.in(dy, dyb, dt)
 		defer freeDY()
-		C.dd_gn_bwd(dt, dyp, xp, (*C.float)(sb.p), fptr(gamma.W), dxb.p, fptr(gamma.G), fptr(beta.G), C.int(n),
-			C.int(hw), C.int(c), C.int(groups))
+		C.dd_gn_bwd(dt, dyp, xp, (*C.float)(sb.p), fptr(gamma.W), fptr(beta.W), dxb.p, fptr(gamma.G), fptr(beta.G),
+			C.int(n), C.int(hw), C.int(c), C.int(groups), fuse)
 	})
 	return dx
 }

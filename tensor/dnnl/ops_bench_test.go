@@ -54,3 +54,47 @@ func BenchmarkConv(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMemOps times the memory-bound ops on a 128x32x28x28 activation and reports GB/s of
+// activation traffic (bytes read and written at the backend's element size).
+func BenchmarkMemOps(b *testing.B) {
+	shape := []int{128, 32, 28, 28}
+	for _, prec := range []string{"fp32", "bf16"} {
+		be := newBackend(b, prec)
+		x := be.Scale(be.Upload(shape, tensor.RandN(shape, 1)), 1)
+		dy := be.Scale(be.Upload(shape, tensor.RandN(shape, 2)), 1)
+		g, bt := randParam("g", 3, 32), randParam("b", 4, 32)
+		v := be.Upload([]int{128, 32}, tensor.RandN([]int{128, 32}, 5))
+		_, st := be.GroupNorm(x, g, bt, 8, 1e-5)
+		es := 4
+		if prec == "bf16" {
+			es = 2
+		}
+		ops := []struct {
+			name   string
+			passes int // activation-sized reads plus writes
+			f      func() *tensor.Tensor
+		}{
+			{"SiLU", 2, func() *tensor.Tensor { return be.SiLU(x) }},
+			{"SiLUBackward", 3, func() *tensor.Tensor { return be.SiLUBackward(dy, x) }},
+			{"Add", 3, func() *tensor.Tensor { return be.Add(x, dy) }},
+			{"AddChannel", 2, func() *tensor.Tensor { return be.AddChannel(x, v) }},
+			{"GroupNorm", 3, func() *tensor.Tensor { y, s := be.GroupNorm(x, g, bt, 8, 1e-5); be.Release(s); return y }},
+			{"GroupNormSiLU", 3, func() *tensor.Tensor { y, s := be.GroupNormSiLU(x, g, bt, 8, 1e-5); be.Release(s); return y }},
+			{"GroupNormBackward", 5, func() *tensor.Tensor { return be.GroupNormBackward(dy, x, st, g, bt, 8) }},
+			{"Concat", 4, func() *tensor.Tensor { return be.Concat(x, dy) }},
+			{"Upsample2x", 5, func() *tensor.Tensor { return be.Upsample2x(x) }},
+		}
+		for _, op := range ops {
+			b.Run(prec+"/"+op.name, func(b *testing.B) {
+				be.Release(op.f())
+				b.ResetTimer()
+				for range b.N {
+					be.Release(op.f())
+				}
+				bytes := float64(op.passes * x.Len() * es)
+				b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}

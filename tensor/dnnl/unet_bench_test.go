@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,7 +61,8 @@ func trainStep(b *testing.B, be tensor.Backend, u *nn.UNet, opt *nn.AdamW, rng *
 }
 
 func newUNet(b *testing.B, prec string, wrap bool) (tensor.Backend, *nn.UNet, *timed) {
-	be, err := dnnl.New(dnnl.Options{Precision: prec})
+	threads, _ := strconv.Atoi(os.Getenv("DDPM_BENCH_THREADS")) // 0 (unset): all cores
+	be, err := dnnl.New(dnnl.Options{Precision: prec, Threads: threads})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func newUNet(b *testing.B, prec string, wrap bool) (tensor.Backend, *nn.UNet, *t
 }
 
 // BenchmarkUNetSTrain is one peer training step of UNet-S at batch 128 (eps MSE, AdamW).
-// DDPM_PROFILE=1 prints the time per backend op.
+// DDPM_PROFILE=1 prints the time per backend op; DDPM_BENCH_THREADS sets the thread count.
 func BenchmarkUNetSTrain(b *testing.B) {
 	for _, prec := range []string{"fp32", "bf16"} {
 		b.Run(prec, func(b *testing.B) {
