@@ -1,0 +1,355 @@
+package generate
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"ddpm/checkpoint"
+	"ddpm/diffusion"
+	"ddpm/models"
+	"ddpm/nn"
+	"ddpm/schedule"
+	"ddpm/tensor"
+	"ddpm/tensor/dnnl"
+)
+
+// tinyConfig is a UNet small enough to sample in milliseconds, with attention at 4x4 so every kind
+// of layer takes part.
+func tinyConfig() nn.Config {
+	return nn.Config{Name: "tiny", ImageSize: 8, InChannels: 1, OutChannels: 1, BaseChannels: 8,
+		ChannelMult: []int{1, 2}, ResBlocks: 1, AttnResolutions: []int{4}, Heads: 2,
+		TimeEmbedDim: 16, SinusoidalDim: 8, Groups: 4}
+}
+
+func tinyModel(t testing.TB, be tensor.Backend, seed uint64) *Model {
+	t.Helper()
+	u, err := nn.New(tinyConfig(), be, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := schedule.New("linear", 100, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Model{Net: u, Schedule: s, Prediction: diffusion.Eps, Weights: "model"}
+}
+
+func TestBatches(t *testing.T) {
+	for _, tc := range []struct {
+		n, start, batch int
+		want            []Batch
+	}{
+		{4, 0, 0, []Batch{{0, 1, 0, 4}}},
+		{4, 0, 8, []Batch{{0, 1, 0, 4}}},
+		{5, 10, 2, []Batch{{0, 3, 10, 2}, {1, 3, 12, 2}, {2, 3, 14, 1}}},
+		{3, 1, 1, []Batch{{0, 3, 1, 1}, {1, 3, 2, 1}, {2, 3, 3, 1}}},
+	} {
+		if got := (Job{N: tc.n, Start: tc.start, Batch: tc.batch}).Batches(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("n=%d start=%d batch=%d: %v, want %v", tc.n, tc.start, tc.batch, got, tc.want)
+		}
+	}
+}
+
+// backends are the engines the batch-invariance promise is checked on.
+func backends(t *testing.T) map[string]tensor.Backend {
+	bes := map[string]tensor.Backend{"ref1": tensor.NewReference(1), "ref2": tensor.NewReference(2)}
+	if dnnl.Available() {
+		for _, threads := range []int{1, 2} {
+			be, err := dnnl.New(dnnl.Options{Precision: "fp32", Threads: threads})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { be.(interface{ Close() error }).Close() })
+			bes["dnnl-fp32-"+string(rune('0'+threads))] = be
+		}
+	}
+	return bes
+}
+
+// TestBatchInvariance is the promise of the package: image i depends on the seed and its global
+// index only. Four images in one batch, in batches of one, and the last two alone with start = 2 must
+// agree to the bit, with DDPM (noise every step) and DDIM, with and without a given x_T, on every
+// engine and thread count; and the engines must agree with each other in the images' bytes.
+func TestBatchInvariance(t *testing.T) {
+	ctx := context.Background()
+	bes := backends(t)
+	var refBytes []uint8
+	for name, be := range bes {
+		chunk := 0
+		if strings.HasPrefix(name, "dnnl") {
+			chunk = 3 // not a divisor of 4, so chunks straddle batches
+		}
+		m := tinyModel(t, be, 3)
+		dim := m.Dim()
+		xt := make([]float64, 4*dim)
+		for i := range xt {
+			xt[i] = math.Sin(float64(i))
+		}
+		for _, sp := range []SamplerSpec{{Name: "ddpm", Steps: 12}, {Name: "ddim", Steps: 8, Eta: 0.5, Spacing: "trailing", Clip: true}} {
+			sampler, _, err := sp.New(m.Schedule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, init := range [][]float64{nil, xt} {
+				all, err := m.Sample(ctx, sampler, Job{N: 4, Seed: 9, Batch: 4, XT: init, Chunk: chunk})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ones, err := m.Sample(ctx, sampler, Job{N: 4, Seed: 9, Batch: 1, XT: init, Chunk: chunk})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var tailXT []float64
+				if init != nil {
+					tailXT = init[2*dim:]
+				}
+				tail, err := m.Sample(ctx, sampler, Job{N: 2, Start: 2, Seed: 9, Batch: 3, XT: tailXT, Chunk: chunk})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(all, ones) || !reflect.DeepEqual(all[2*dim:], tail) {
+					t.Errorf("%s %s (x_T given: %v): batch 4, batch 1 and start 2 differ", name, sp.Name, init != nil)
+				}
+				other, err := m.Sample(ctx, sampler, Job{N: 4, Seed: 10, Batch: 4, XT: init, Chunk: chunk})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sp.Name == "ddpm" && reflect.DeepEqual(all, other) {
+					t.Errorf("%s: seeds 9 and 10 give the same DDPM samples", name)
+				}
+				if sp.Name == "ddpm" && init == nil {
+					b := ToUint8(all)
+					if refBytes == nil {
+						refBytes = b
+					} else if diff := countDiff(refBytes, b); diff > len(b)/100 {
+						t.Errorf("%s: %d of %d bytes differ from another engine's", name, diff, len(b))
+					}
+				}
+			}
+		}
+	}
+}
+
+func countDiff(a, b []uint8) int {
+	n := 0
+	for i := range a {
+		if a[i] != b[i] {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRunErrors(t *testing.T) {
+	m := tinyModel(t, tensor.NewReference(1), 1)
+	sampler, _, _ := SamplerSpec{Name: "ddim", Steps: 2}.New(m.Schedule)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		job  Job
+		want string
+	}{
+		{Job{N: 0}, "at least one"},
+		{Job{N: 2, Start: -1}, "start"},
+		{Job{N: 2, XT: make([]float64, 3)}, "x_T has 3 values"},
+	} {
+		if _, err := m.Sample(ctx, sampler, tc.job); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want an error containing %q", tc.job, err, tc.want)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := m.Sample(cctx, sampler, Job{N: 2, Batch: 1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: got %v", err)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	_, err := m.Sample(ctx, sampler, Job{N: 3, Batch: 2, Step: func(b Batch, s diffusion.Step) error {
+		calls++
+		if b.Index == 1 {
+			if b.Start != 2 || b.N != 1 || s.Total != 2 {
+				t.Errorf("second batch %+v step %d/%d", b, s.Index, s.Total)
+			}
+			return stop
+		}
+		return nil
+	}})
+	if !errors.Is(err, stop) || calls != 3 || !strings.Contains(err.Error(), "batch 2/2 (images 2..2)") {
+		t.Errorf("callback error: got %v after %d calls", err, calls)
+	}
+}
+
+func TestSamplerSpec(t *testing.T) {
+	s, _ := schedule.New("linear", 100, false)
+	for _, tc := range []struct {
+		spec SamplerSpec
+		want string // error substring, or the resolved String
+	}{
+		{SamplerSpec{Name: "ddpm"}, "DDPM-100 beta variance linspace"},
+		{SamplerSpec{Name: "ddpm", Variance: "posterior", Steps: 10, Spacing: "leading"}, "DDPM-10 posterior variance leading"},
+		{SamplerSpec{Name: "ddim"}, "DDIM-50 eta=0 linspace"},
+		{SamplerSpec{Name: "ddim", Steps: 7, SigmaHat: true, Spacing: "trailing"}, "DDIM-7 sigma-hat trailing"},
+		{SamplerSpec{Name: "ddim", Steps: 101}, "steps 101 outside [1, 100]"},
+		{SamplerSpec{Name: "ddim", Steps: -1}, "outside"},
+		{SamplerSpec{Name: "ddim", Eta: -0.1}, "eta"},
+		{SamplerSpec{Name: "ddim", Eta: math.NaN()}, "eta"},
+		{SamplerSpec{Name: "ddim", Eta: 1, SigmaHat: true}, "sigma-hat"},
+		{SamplerSpec{Name: "ddim", Variance: "beta"}, "variance applies"},
+		{SamplerSpec{Name: "ddpm", Eta: 1}, "apply to the ddim"},
+		{SamplerSpec{Name: "ddpm", Variance: "small"}, "unknown variance"},
+		{SamplerSpec{Name: "ddim", Spacing: "uniform"}, "unknown spacing"},
+		{SamplerSpec{Name: "plms"}, "unknown sampler"},
+	} {
+		_, got, err := tc.spec.New(s)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		} else {
+			msg = got.String()
+		}
+		if !strings.Contains(msg, tc.want) {
+			t.Errorf("%+v: got %q, want %q", tc.spec, msg, tc.want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	be := tensor.NewReference(2)
+	dir := t.TempDir()
+	u, _ := nn.New(tinyConfig(), be, 1)
+	ema, _ := nn.New(tinyConfig(), be, 2) // stands in for an EMA: different weights, same shapes
+
+	// A model file with its setup in the metadata.
+	modelPath := filepath.Join(dir, "m.safetensors")
+	meta := map[string]string{"schedule": "cosine", "timesteps": "50", "objective": "v"}
+	if err := checkpoint.SaveModel(modelPath, u, meta); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(modelPath, be, WeightsAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Schedule.Name != "cosine" || m.Schedule.T != 50 || m.Prediction != diffusion.V || m.Weights != "model" || m.Dim() != 64 {
+		t.Errorf("loaded %s T=%d %v weights %s dim %d", m.Schedule.Name, m.Schedule.T, m.Prediction, m.Weights, m.Dim())
+	}
+	if _, err := Load(modelPath, be, WeightsEMA); err == nil || !strings.Contains(err.Error(), "no EMA") {
+		t.Errorf("--ema on a model file: %v", err)
+	}
+
+	// A run directory: config.json with the setup, checkpoints with EMA weights; the newest wins.
+	run := filepath.Join(dir, "run")
+	os.MkdirAll(filepath.Join(run, "checkpoints"), 0o755)
+	os.WriteFile(filepath.Join(run, "config.json"), []byte(`{"data": "mnist", "schedule": "linear", "timesteps": 20, "objective": "x0", "zero-snr": false}`), 0o644)
+	save := func(name string, step int) {
+		st := &checkpoint.Training{Model: u, Step: step}
+		if err := checkpoint.SaveTraining(filepath.Join(run, "checkpoints", name), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("step-000100.safetensors", 100)
+	save("step-000900.safetensors", 900)
+	save("step-000050.safetensors", 50)
+	got, err := FindCheckpoint(run)
+	if err != nil || filepath.Base(got) != "step-000900.safetensors" {
+		t.Errorf("FindCheckpoint = %s, %v", got, err)
+	}
+	m, err = Load(run, be, WeightsAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Schedule.T != 20 || m.Prediction != diffusion.X0 || !strings.HasSuffix(m.SetupFrom, "config.json") || m.Weights != "model" {
+		t.Errorf("run dir: T=%d %v from %q weights %s", m.Schedule.T, m.Prediction, m.SetupFrom, m.Weights)
+	}
+
+	// EMA weights in a checkpoint are used by default and skipped with WeightsRaw.
+	withEMA := filepath.Join(dir, "ema-ckpt.safetensors")
+	if err := checkpoint.Save(withEMA, map[string]string{checkpoint.MetaConfig: string(tinyConfig().JSON())},
+		checkpoint.Group{Params: u.Params()}, checkpoint.Group{Prefix: checkpoint.PrefixEMA, Params: ema.Params()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		w    Weights
+		src  *nn.UNet
+		name string
+	}{{WeightsAuto, ema, "ema"}, {WeightsEMA, ema, "ema"}, {WeightsRaw, u, "model"}} {
+		m, err := Load(withEMA, be, tc.w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Weights != tc.name || !reflect.DeepEqual(m.Net.Params()[0].W, tc.src.Params()[0].W) || m.SetupFrom != "defaults (no run config found)" {
+			t.Errorf("weights %d: loaded %s from %q", tc.w, m.Weights, m.SetupFrom)
+		}
+	}
+
+	// Errors name the file.
+	bad := filepath.Join(dir, "bad.safetensors")
+	os.WriteFile(bad, []byte("not a safetensors file at all"), 0o644)
+	for _, tc := range []struct{ path, want string }{
+		{bad, bad},
+		{filepath.Join(dir, "missing.safetensors"), "missing.safetensors"},
+		{t.TempDir(), "no .safetensors"},
+	} {
+		if _, err := Load(tc.path, be, WeightsAuto); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%s): %v, want an error naming %q", tc.path, err, tc.want)
+		}
+	}
+	badMeta := filepath.Join(dir, "badmeta.safetensors")
+	checkpoint.SaveModel(badMeta, u, map[string]string{"schedule": "quadratic"})
+	if _, err := Load(badMeta, be, WeightsAuto); err == nil || !strings.Contains(err.Error(), "badmeta.safetensors") {
+		t.Errorf("unknown schedule: %v", err)
+	}
+}
+
+func TestLoadShipped(t *testing.T) {
+	m, err := LoadShipped(tensor.NewReference(1), WeightsAuto)
+	if errors.Is(err, models.ErrNone) {
+		t.Skip("this build ships no model")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, h, w := m.Shape(); c != 1 || h != 28 || w != 28 {
+		t.Errorf("shipped model draws %dx%dx%d images, want 1x28x28 digits", c, h, w)
+	}
+}
+
+// TestAligned checks the chunking predictor: every inner call has exactly k rows, and the row of
+// global index g sits at position g mod k, whatever the batch's start.
+func TestAligned(t *testing.T) {
+	const k, dim = 4, 2
+	inner := diffusion.PredictorFunc(func(_ context.Context, x []float64, n, d, _ int, out []float64) error {
+		if n != k || d != dim {
+			t.Fatalf("inner call with %d rows of %d", n, d)
+		}
+		for r := 0; r < n; r++ {
+			for j := 0; j < d; j++ {
+				out[r*d+j] = 2*x[r*d+j] + float64(r) // the position leaves its mark
+			}
+		}
+		return nil
+	})
+	for _, start := range []int{0, 3, 5, 8} {
+		a := &aligned{inner: inner, start: start, k: k}
+		n := 7
+		x := make([]float64, n*dim)
+		for i := range x {
+			x[i] = float64(i)
+		}
+		out := make([]float64, n*dim)
+		if err := a.Predict(context.Background(), x, n, dim, 0, out); err != nil {
+			t.Fatal(err)
+		}
+		for r := 0; r < n; r++ {
+			for j := 0; j < dim; j++ {
+				if want := 2*x[r*dim+j] + float64((start+r)%k); out[r*dim+j] != want {
+					t.Fatalf("start %d row %d: %v, want %v", start, r, out[r*dim+j], want)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,68 @@
+// Package models holds the model that ships with ddpm: the EMA weights of a UNet trained on MNIST by
+// `ddpm train` (see mnist/PROVENANCE.md for how), compiled into the binary so that `ddpm sample` with
+// no --ckpt draws digits on a fresh machine without any download or file lookup.
+//
+// The files live in models/mnist/: the weights as a safetensors file with the model config in its
+// metadata (model.safetensors by preference), and optionally the run's config.json, which says
+// which noise schedule and objective the model was trained with.
+package models
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// The pattern "*" matches this package's own files too, which is what lets the package build before
+// mnist/ exists (a pattern naming a missing directory is a compile error). They cost a few KB.
+//
+//go:embed *
+var files embed.FS
+
+// Dir is where the shipped model's files live, relative to the repository root.
+const Dir = "models/mnist"
+
+// ErrNone means this build has no shipped model (models/mnist held no weights when it was built).
+var ErrNone = errors.New("no shipped model in this build: " + Dir + " held no .safetensors file when ddpm was built (train one with `ddpm train` and pass --ckpt)")
+
+// MNIST returns the shipped model's weights file (its name under the repository root and its bytes)
+// and, if present, the training run's config.json (nil otherwise).
+func MNIST() (name string, weights, runConfig []byte, err error) {
+	entries, err := fs.ReadDir(files, "mnist")
+	if err != nil {
+		return "", nil, nil, ErrNone
+	}
+	var candidates []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".safetensors") {
+			candidates = append(candidates, e.Name())
+		}
+	}
+	pick := ""
+	for _, want := range []string{"model.safetensors", "ema.safetensors"} {
+		for _, c := range candidates {
+			if c == want && pick == "" {
+				pick = c
+			}
+		}
+	}
+	if pick == "" {
+		switch len(candidates) {
+		case 0:
+			return "", nil, nil, ErrNone
+		case 1:
+			pick = candidates[0]
+		default:
+			return "", nil, nil, fmt.Errorf("shipped model: %s holds %d weight files (%s) and none is model.safetensors", Dir, len(candidates), strings.Join(candidates, ", "))
+		}
+	}
+	weights, err = files.ReadFile(path.Join("mnist", pick))
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("shipped model: %w", err)
+	}
+	runConfig, _ = files.ReadFile("mnist/config.json")
+	return path.Join(Dir, pick), weights, runConfig, nil
+}
