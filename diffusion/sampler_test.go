@@ -97,6 +97,8 @@ func TestRowReproducibility(t *testing.T) {
 		"ddpm-posterior": &DDPM{Schedule: s, Variance: VariancePosterior, ClipX0: true},
 		"ddim-eta0.5":    &DDIM{Schedule: s, Steps: 20, Eta: 0.5, Spacing: Trailing},
 		"ddim-sigmahat":  &DDIM{Schedule: s, Steps: 20, SigmaHat: true},
+		"dpm-solver++":   &DPMSolver{Schedule: s, Steps: 20},
+		"plms":           &PLMS{Schedule: s, Steps: 20, Spacing: Trailing, ClipX0: true},
 	}
 	for name, sm := range samplers {
 		var xT []float64

@@ -25,7 +25,7 @@ func init() {
 func runToy(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("toy", stderr)
 	mixturePath := fs.String("mixture", "", `mixture JSON: {"weights":[...],"means":[[...],...],"stds":[...]} (required)`)
-	samplerName := fs.String("sampler", "ddpm", "ddpm or ddim")
+	samplerName := fs.String("sampler", "ddpm", "ddpm, ddim, dpm-solver++ or plms")
 	variance := fs.String("variance", "beta", "ddpm step variance: beta or posterior")
 	steps := fs.Int("steps", 0, "sampling steps S in [1, T] (default: T for ddpm, 50 for ddim)")
 	eta := fs.Float64("eta", 0, "ddim noise scale eta >= 0 (0 = deterministic, 1 = DDPM-like)")
@@ -111,8 +111,21 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 		if *sigmaHat {
 			title = fmt.Sprintf("DDIM S=%d, sigma-hat, %s spacing", S, sp)
 		}
+	case "dpm-solver++", "plms":
+		if set["variance"] || set["eta"] || set["sigma-hat"] {
+			return fmt.Errorf("--variance, --eta and --sigma-hat do not apply to the deterministic %s", *samplerName)
+		}
+		S := *steps
+		if S == 0 {
+			S = min(50, *T)
+		}
+		sampler, err = diffusion.NewSampler(*samplerName, s, diffusion.SamplerConfig{Steps: S, Spacing: sp, ClipX0: *clip})
+		if err != nil {
+			return err
+		}
+		title = fmt.Sprintf("%s S=%d, %s spacing", map[string]string{"dpm-solver++": "DPM-Solver++(2M)", "plms": "PLMS"}[*samplerName], S, sp)
 	default:
-		return fmt.Errorf("unknown --sampler %q (want ddpm or ddim)", *samplerName)
+		return fmt.Errorf("unknown --sampler %q (want ddpm, ddim, dpm-solver++ or plms)", *samplerName)
 	}
 
 	opts := diffusion.Options{Seed: *seed, Prediction: pred}

@@ -57,6 +57,14 @@ func TestToySamplesCSV(t *testing.T) {
 	if a != b || len(parseCSV(t, a)) != 8 {
 		t.Errorf("eta=0 from the same x_T differs between seeds:\n%s\n%s\n%s", a, b, errs)
 	}
+	// The multistep solvers are deterministic too.
+	for _, name := range []string{"dpm-solver++", "plms"} {
+		_, a, _ := runCLI(t, "toy", "--mixture", mix, "--sampler", name, "--steps", "10", "--init", init, "--seed", "1")
+		_, b, errs := runCLI(t, "toy", "--mixture", mix, "--sampler", name, "--steps", "10", "--init", init, "--seed", "2")
+		if a != b || len(parseCSV(t, a)) != 8 {
+			t.Errorf("%s from the same x_T differs between seeds:\n%s\n%s\n%s", name, a, b, errs)
+		}
+	}
 	// --out and --plot write files; --stats reports on stderr.
 	outPath, plotPath := filepath.Join(dir, "s.csv"), filepath.Join(dir, "s.png")
 	code, out, errs = runCLI(t, "toy", "--mixture", mix, "--timesteps", "200", "--n", "300", "--out", outPath, "--plot", plotPath, "--stats")
@@ -119,6 +127,9 @@ func TestInvalidInput(t *testing.T) {
 		"toy variance with ddim":   {"toy", "--mixture", mix, "--sampler", "ddim", "--variance", "beta"},
 		"toy sigma-hat and eta":    {"toy", "--mixture", mix, "--sampler", "ddim", "--sigma-hat", "--eta", "0.5"},
 		"toy unknown sampler":      {"toy", "--mixture", mix, "--sampler", "euler"},
+		"toy eta with plms":        {"toy", "--mixture", mix, "--sampler", "plms", "--eta", "0.5"},
+		"toy variance with dpm":    {"toy", "--mixture", mix, "--sampler", "dpm-solver++", "--variance", "beta"},
+		"toy dpm steps > T":        {"toy", "--mixture", mix, "--sampler", "dpm-solver++", "--steps", "1001"},
 		"toy unknown variance":     {"toy", "--mixture", mix, "--variance", "small"},
 		"toy unknown spacing":      {"toy", "--mixture", mix, "--spacing", "even"},
 		"toy unknown prediction":   {"toy", "--mixture", mix, "--prediction", "score"},
