@@ -17,6 +17,7 @@ import (
 	"ddpm/schedule"
 	"ddpm/tensor"
 	"ddpm/tensor/dnnl"
+	"ddpm/train"
 )
 
 // tinyConfig is a UNet small enough to sample in milliseconds, with attention at 4x4 so every kind
@@ -37,7 +38,7 @@ func tinyModel(t testing.TB, be tensor.Backend, seed uint64) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Model{Net: u, Schedule: s, Prediction: diffusion.Eps, Weights: "model"}
+	return &Model{Net: u, Schedule: s, Prediction: diffusion.Eps, Source: "random"}
 }
 
 func TestBatches(t *testing.T) {
@@ -220,93 +221,84 @@ func TestSamplerSpec(t *testing.T) {
 
 func TestLoad(t *testing.T) {
 	be := tensor.NewReference(2)
-	dir := t.TempDir()
+	run := t.TempDir()
 	u, _ := nn.New(tinyConfig(), be, 1)
-	ema, _ := nn.New(tinyConfig(), be, 2) // stands in for an EMA: different weights, same shapes
-
-	// A model file with its setup in the metadata.
-	modelPath := filepath.Join(dir, "m.safetensors")
-	meta := map[string]string{"schedule": "cosine", "timesteps": "50", "objective": "v"}
-	if err := checkpoint.SaveModel(modelPath, u, meta); err != nil {
-		t.Fatal(err)
-	}
-	m, err := Load(modelPath, be, WeightsAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Schedule.Name != "cosine" || m.Schedule.T != 50 || m.Prediction != diffusion.V || m.Weights != "model" || m.Dim() != 64 {
-		t.Errorf("loaded %s T=%d %v weights %s dim %d", m.Schedule.Name, m.Schedule.T, m.Prediction, m.Weights, m.Dim())
-	}
-	if _, err := Load(modelPath, be, WeightsEMA); err == nil || !strings.Contains(err.Error(), "no EMA") {
-		t.Errorf("--ema on a model file: %v", err)
-	}
-
-	// A run directory: config.json with the setup, checkpoints with EMA weights; the newest wins.
-	run := filepath.Join(dir, "run")
-	os.MkdirAll(filepath.Join(run, "checkpoints"), 0o755)
-	os.WriteFile(filepath.Join(run, "config.json"), []byte(`{"data": "mnist", "schedule": "linear", "timesteps": 20, "objective": "x0", "zero-snr": false}`), 0o644)
-	save := func(name string, step int) {
-		st := &checkpoint.Training{Model: u, Step: step}
-		if err := checkpoint.SaveTraining(filepath.Join(run, "checkpoints", name), st); err != nil {
-			t.Fatal(err)
+	ema := nn.NewEMA(u.Params(), 0.5)
+	for _, p := range u.Params() { // move the model away from its EMA so the two can be told apart
+		for i := range p.W {
+			p.W[i] += 0.25
 		}
 	}
-	save("step-000100.safetensors", 100)
-	save("step-000900.safetensors", 900)
-	save("step-000050.safetensors", 50)
-	got, err := FindCheckpoint(run)
-	if err != nil || filepath.Base(got) != "step-000900.safetensors" {
-		t.Errorf("FindCheckpoint = %s, %v", got, err)
-	}
-	m, err = Load(run, be, WeightsAuto)
-	if err != nil {
+	meta := map[string]string{train.MetaSchedule: "cosine", train.MetaTimesteps: "50", train.MetaZeroSNR: "false", train.MetaObjective: "v"}
+	if err := checkpoint.SaveWeights(filepath.Join(run, train.EMAFile), u.Cfg, ema.Params(), meta); err != nil {
 		t.Fatal(err)
 	}
-	if m.Schedule.T != 20 || m.Prediction != diffusion.X0 || !strings.HasSuffix(m.SetupFrom, "config.json") || m.Weights != "model" {
-		t.Errorf("run dir: T=%d %v from %q weights %s", m.Schedule.T, m.Prediction, m.SetupFrom, m.Weights)
-	}
-
-	// EMA weights in a checkpoint are used by default and skipped with WeightsRaw.
-	withEMA := filepath.Join(dir, "ema-ckpt.safetensors")
-	if err := checkpoint.Save(withEMA, map[string]string{checkpoint.MetaConfig: string(tinyConfig().JSON())},
-		checkpoint.Group{Params: u.Params()}, checkpoint.Group{Prefix: checkpoint.PrefixEMA, Params: ema.Params()}); err != nil {
+	os.MkdirAll(filepath.Dir(train.CheckpointPath(run, 7)), 0o755)
+	if err := checkpoint.SaveTraining(train.CheckpointPath(run, 7), &checkpoint.Training{Model: u, EMA: ema, Step: 7, Meta: meta}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		w    Weights
-		src  *nn.UNet
-		name string
-	}{{WeightsAuto, ema, "ema"}, {WeightsEMA, ema, "ema"}, {WeightsRaw, u, "model"}} {
-		m, err := Load(withEMA, be, tc.w)
+		path    string
+		ema     bool
+		weights *nn.UNet
+		params  []*tensor.Param
+	}{
+		{run, true, nil, ema.Params()},
+		{run, false, u, nil},
+		{train.CheckpointPath(run, 7), true, nil, ema.Params()},
+		{train.CheckpointPath(run, 7), false, u, nil},
+	} {
+		m, err := Load(tc.path, be, tc.ema)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Weights != tc.name || !reflect.DeepEqual(m.Net.Params()[0].W, tc.src.Params()[0].W) || m.SetupFrom != "defaults (no run config found)" {
-			t.Errorf("weights %d: loaded %s from %q", tc.w, m.Weights, m.SetupFrom)
+		want := tc.params
+		if tc.weights != nil {
+			want = tc.weights.Params()
+		}
+		if !reflect.DeepEqual(m.Net.Params()[0].W, want[0].W) || m.EMA != tc.ema {
+			t.Errorf("%s ema=%v: wrong weights (EMA %v)", tc.path, tc.ema, m.EMA)
+		}
+		if m.Schedule.Name != "cosine" || m.Schedule.T != 50 || m.Prediction != diffusion.V || m.Dim() != 64 {
+			t.Errorf("%s: %s T=%d %v dim %d", tc.path, m.Schedule.Name, m.Schedule.T, m.Prediction, m.Dim())
 		}
 	}
 
 	// Errors name the file.
-	bad := filepath.Join(dir, "bad.safetensors")
+	bad := filepath.Join(run, "bad.safetensors")
 	os.WriteFile(bad, []byte("not a safetensors file at all"), 0o644)
+	badMeta := filepath.Join(run, "badmeta.safetensors")
+	checkpoint.SaveModel(badMeta, u, map[string]string{train.MetaSchedule: "quadratic"})
 	for _, tc := range []struct{ path, want string }{
 		{bad, bad},
-		{filepath.Join(dir, "missing.safetensors"), "missing.safetensors"},
-		{t.TempDir(), "no .safetensors"},
+		{badMeta, badMeta},
+		{filepath.Join(run, "missing.safetensors"), "missing.safetensors"},
+		{t.TempDir(), train.EMAFile},
 	} {
-		if _, err := Load(tc.path, be, WeightsAuto); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Load(tc.path, be, true); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load(%s): %v, want an error naming %q", tc.path, err, tc.want)
 		}
 	}
-	badMeta := filepath.Join(dir, "badmeta.safetensors")
-	checkpoint.SaveModel(badMeta, u, map[string]string{"schedule": "quadratic"})
-	if _, err := Load(badMeta, be, WeightsAuto); err == nil || !strings.Contains(err.Error(), "badmeta.safetensors") {
-		t.Errorf("unknown schedule: %v", err)
+}
+
+func TestSetupOf(t *testing.T) {
+	s, p, err := setupOf(map[string]string{})
+	if err != nil || s.Name != "linear" || s.T != 1000 || s.ZeroSNR || p != diffusion.Eps {
+		t.Errorf("defaults: %v %v %v", s, p, err)
+	}
+	s, p, err = setupOf(map[string]string{"schedule": "cosine", "timesteps": "30", "zero_snr": "true", "objective": "x0"})
+	if err != nil || s.Name != "cosine" || s.T != 30 || !s.ZeroSNR || p != diffusion.X0 {
+		t.Errorf("keys: %v %v %v", s, p, err)
+	}
+	for _, meta := range []map[string]string{{"timesteps": "x"}, {"zero_snr": "maybe"}, {"objective": "score"}, {"schedule": "quadratic"}} {
+		if _, _, err := setupOf(meta); err == nil {
+			t.Errorf("%v accepted", meta)
+		}
 	}
 }
 
 func TestLoadShipped(t *testing.T) {
-	m, err := LoadShipped(tensor.NewReference(1), WeightsAuto)
+	m, err := LoadShipped(tensor.NewReference(1))
 	if errors.Is(err, models.ErrNone) {
 		t.Skip("this build ships no model")
 	}

@@ -2,9 +2,9 @@
 // `ddpm train` (see mnist/PROVENANCE.md for how), compiled into the binary so that `ddpm sample` with
 // no --ckpt draws digits on a fresh machine without any download or file lookup.
 //
-// The files live in models/mnist/: the weights as a safetensors file with the model config in its
-// metadata (model.safetensors by preference), and optionally the run's config.json, which says
-// which noise schedule and objective the model was trained with.
+// The files live in models/mnist/: the weights as a safetensors file whose metadata holds the model
+// config and the sampling keys of package train (schedule, timesteps, zero_snr, objective), named
+// model.safetensors by preference, and a PROVENANCE.md.
 package models
 
 import (
@@ -28,12 +28,11 @@ const Dir = "models/mnist"
 // ErrNone means this build has no shipped model (models/mnist held no weights when it was built).
 var ErrNone = errors.New("no shipped model in this build: " + Dir + " held no .safetensors file when ddpm was built (train one with `ddpm train` and pass --ckpt)")
 
-// MNIST returns the shipped model's weights file (its name under the repository root and its bytes)
-// and, if present, the training run's config.json (nil otherwise).
-func MNIST() (name string, weights, runConfig []byte, err error) {
+// MNIST returns the shipped model's weights file: its name under the repository root and its bytes.
+func MNIST() (name string, weights []byte, err error) {
 	entries, err := fs.ReadDir(files, "mnist")
 	if err != nil {
-		return "", nil, nil, ErrNone
+		return "", nil, ErrNone
 	}
 	var candidates []string
 	for _, e := range entries {
@@ -42,7 +41,7 @@ func MNIST() (name string, weights, runConfig []byte, err error) {
 		}
 	}
 	pick := ""
-	for _, want := range []string{"model.safetensors", "ema.safetensors"} {
+	for _, want := range []string{"model.safetensors", "model-ema.safetensors"} {
 		for _, c := range candidates {
 			if c == want && pick == "" {
 				pick = c
@@ -52,17 +51,16 @@ func MNIST() (name string, weights, runConfig []byte, err error) {
 	if pick == "" {
 		switch len(candidates) {
 		case 0:
-			return "", nil, nil, ErrNone
+			return "", nil, ErrNone
 		case 1:
 			pick = candidates[0]
 		default:
-			return "", nil, nil, fmt.Errorf("shipped model: %s holds %d weight files (%s) and none is model.safetensors", Dir, len(candidates), strings.Join(candidates, ", "))
+			return "", nil, fmt.Errorf("shipped model: %s holds %d weight files (%s) and none is model.safetensors", Dir, len(candidates), strings.Join(candidates, ", "))
 		}
 	}
 	weights, err = files.ReadFile(path.Join("mnist", pick))
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("shipped model: %w", err)
+		return "", nil, fmt.Errorf("shipped model: %w", err)
 	}
-	runConfig, _ = files.ReadFile("mnist/config.json")
-	return path.Join(Dir, pick), weights, runConfig, nil
+	return path.Join(Dir, pick), weights, nil
 }

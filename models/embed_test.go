@@ -11,7 +11,7 @@ import (
 // The shipped weights, when present, must decode and carry their model config, since nothing else
 // travels with the binary.
 func TestMNIST(t *testing.T) {
-	name, w, _, err := MNIST()
+	name, w, err := MNIST()
 	if errors.Is(err, ErrNone) {
 		t.Skip("no shipped model in this build")
 	}
