@@ -93,7 +93,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	opt := nn.NewAdamW(u.Params(), 2e-4)
 	rng := rand.New(rand.NewPCG(0, 1))
-	trainS, err := medianSeconds(*steps, 3, func() error { return benchTrainStep(u, opt, sched, rng, *batch, cfg) })
+	trainS, err := medianSeconds(*steps, 3, func() error {
+		return onBackend(be, func() error { return benchTrainStep(u, opt, sched, rng, *batch, cfg) })
+	})
 	if err != nil {
 		return err
 	}
@@ -113,11 +115,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	x := be.Upload([]int{n, cfg.InChannels, sz, sz}, xs)
 	sampleS, err := medianSeconds(*sampleReps, 2, func() error {
-		y, err := u.Forward(x, ts, false)
-		if err == nil {
-			be.Release(y)
-		}
-		return err
+		return onBackend(be, func() error {
+			y, err := u.Forward(x, ts, false)
+			if err == nil {
+				be.Release(y)
+			}
+			return err
+		})
 	})
 	if err != nil {
 		return err
@@ -134,6 +138,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, string(line))
+	return err
+}
+
+// onBackend runs f through the backend's Do when it has one (dnnl: every op of f then runs inline
+// on its worker thread instead of being handed over one at a time).
+func onBackend(be tensor.Backend, f func() error) error {
+	d, ok := be.(interface{ Do(func()) })
+	if !ok {
+		return f()
+	}
+	var err error
+	d.Do(func() { err = f() })
 	return err
 }
 

@@ -87,11 +87,30 @@ func (b *Backend) Close() error {
 		for _, c := range b.weights {
 			C.dd_free(c.p, C.size_t(c.bytes))
 		}
+		for _, c := range b.convs {
+			C.dd_conv_free(c)
+		}
 	})
-	b.weights = nil
+	b.weights, b.convs = nil, nil
 	b.pool.drain()
 	b.w.close()
 	return nil
+}
+
+// Do runs f on the backend's worker thread, where every op f calls on b runs inline instead of
+// being handed over one by one (a hand-off costs microseconds, much more on a loaded machine; a
+// UNet training step makes several hundred ops). f must use b only from its own goroutine.
+// Training loops and benchmarks wrap each step in Do when the backend has it.
+func (b *Backend) Do(f func()) {
+	if b.w.direct {
+		f()
+		return
+	}
+	b.w.do(func() {
+		b.w.direct = true
+		defer func() { b.w.direct = false }()
+		f()
+	})
 }
 
 // Trim frees the memory kept for reuse (say between training and sampling, whose shapes differ).

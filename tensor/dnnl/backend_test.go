@@ -326,3 +326,27 @@ func containsStr(s, sub string) bool {
 	}
 	return false
 }
+
+// TestDo checks that ops inside Do run inline and give the same results, and that a panic inside
+// Do reaches the caller.
+func TestDo(t *testing.T) {
+	be := newBackend(t, "fp32")
+	s := []int{2, 3, 4, 5}
+	x := be.Upload(s, tensor.RandN(s, 1))
+	want := be.Read(be.SiLU(x))
+	var got []float32
+	be.Do(func() { got = be.Read(be.SiLU(x)) })
+	if e := relErr(got, want); e != 0 {
+		t.Fatalf("SiLU inside Do differs: %g", e)
+	}
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatal("a shape panic inside Do did not reach the caller")
+		}
+		// The backend must still work after the panic.
+		if e := relErr(be.Read(be.SiLU(x)), want); e != 0 {
+			t.Fatalf("after a panic: %g", e)
+		}
+	}()
+	be.Do(func() { be.Add(x, be.Upload([]int{1}, []float32{1})) })
+}

@@ -29,6 +29,7 @@ int dd_conv_fwd(dd_conv *c, const void *src, const void *wei, const float *bias,
 int dd_conv_bwd_data(dd_conv *c, const void *ddst, const void *wei, void *dsrc);
 int dd_conv_bwd_weights(dd_conv *c, const void *src, const void *ddst, float *gw, float *gb);
 const char *dd_conv_impl(dd_conv *c, int which);
+void dd_conv_free(dd_conv *c);
 
 // Linear layers on plain row-major f32, through oneDNN's sgemm.
 int dd_linear_fwd(const float *x, const float *w, const float *b, float *y, int N, int In, int Out);

@@ -213,6 +213,18 @@ int dd_conv_bwd_weights(dd_conv *c, const void *src, const void *ddst, float *gw
 	return 0;
 }
 
+void dd_conv_free(dd_conv *c) {
+	if (c->dw) dd_free(c->dw, dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(c->bwpd, dnnl_query_diff_weights_md, 0)));
+	if (c->db) dd_free(c->db, sizeof(float) * c->Cout);
+	dnnl_primitive_t ps[] = {c->fwd, c->bwdd, c->bwdw, c->wre[0], c->wre[1], c->dwre};
+	for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+		if (ps[i]) dnnl_primitive_destroy(ps[i]);
+	dnnl_primitive_desc_t pds[] = {c->fpd, c->bdpd, c->bwpd};
+	for (size_t i = 0; i < sizeof pds / sizeof pds[0]; i++)
+		if (pds[i]) dnnl_primitive_desc_destroy(pds[i]);
+	free(c);
+}
+
 const char *dd_conv_impl(dd_conv *c, int which) {
 	dnnl_primitive_desc_t pd = which == 0 ? c->fpd : which == 1 ? c->bdpd : c->bwpd;
 	const char *s = "";

@@ -21,6 +21,10 @@ import (
 // worker owns the OS thread every C call runs on.
 type worker struct {
 	jobs chan func()
+	// direct is set while the worker runs a Backend.Do function: the ops it calls are already on
+	// the right thread and run inline. Only the worker goroutine reads or writes it then; the caller
+	// of Do is blocked.
+	direct bool
 }
 
 func newWorker(threads int) (*worker, error) {
@@ -45,6 +49,10 @@ func newWorker(threads int) (*worker, error) {
 
 // do runs f on the worker thread and waits; a panic in f is re-raised in the caller.
 func (w *worker) do(f func()) {
+	if w.direct {
+		f()
+		return
+	}
 	done := make(chan any, 1)
 	w.jobs <- func() {
 		defer func() { done <- recover() }()

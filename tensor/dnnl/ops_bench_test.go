@@ -98,3 +98,22 @@ func BenchmarkMemOps(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCallOverhead is the cost of one op on a tiny tensor: the hand-off to the worker thread
+// and back, plus allocation from the pool.
+func BenchmarkCallOverhead(b *testing.B) {
+	be := newBackend(b, "fp32")
+	x := be.Upload([]int{2, 2}, []float32{1, 2, 3, 4})
+	b.Run("handoff", func(b *testing.B) {
+		for range b.N {
+			be.Release(be.Add(x, x))
+		}
+	})
+	b.Run("inDo", func(b *testing.B) {
+		be.Do(func() {
+			for range b.N {
+				be.Release(be.Add(x, x))
+			}
+		})
+	})
+}
