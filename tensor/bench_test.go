@@ -72,7 +72,7 @@ func BenchmarkKernel(b *testing.B) {
 	a, bp := RandN([]int{gemmMR * k}, 1), RandN([]int{gemmNR * k}, 2)
 	c := make([]float32, gemmMR*gemmNR)
 	for b.Loop() {
-		kernel2x4(k, a, bp, c, gemmNR)
+		microKernel(k, a, bp, c, gemmNR)
 	}
 	reportGFLOPS(b, 2*float64(gemmMR*gemmNR*k))
 }

@@ -7,12 +7,11 @@ import (
 // The matrix product under every conv, linear and attention kernel, as a cache-blocked GEMM in the
 // layout of Goto and van de Geijn ("Anatomy of high-performance matrix multiplication", 2008):
 // op(B) is packed in kc x nc blocks of gemmNR-wide column panels, op(A) in mc x kc blocks of
-// gemmMR-tall row panels, and a gemmMR x gemmNR register tile is the inner kernel. Go has no SIMD,
-// so the tile is eight scalar accumulators (see kernel2x4).
+// gemmMR-tall row panels, and microKernel updates one gemmMR x gemmNR tile of C from a pair of
+// panels. The tile size and kernel depend on the build: plain Go scalar code by default
+// (gemm_kernel.go), SIMD vectors when built with GOEXPERIMENT=simd on amd64 (gemm_simd_amd64.go).
 const (
-	gemmMR = 2
-	gemmNR = 4
-	gemmKC = 256  // 2 x 256 and 256 x 4 float32 panels of A and B: 2 and 4 KiB, so both stay in L1
+	gemmKC = 256  // panels of A and B of at most 32 x 256 float32 (32 KiB) stay in L1
 	gemmMC = 128  // the packed A block, 128 KiB, stays in L2
 	gemmNC = 1024 // the packed B block, 1 MiB, in L2/L3
 
@@ -102,13 +101,13 @@ func gemmSerial[F Float](transA, transB bool, m, n, k int, a []F, lda int, b []F
 						ap := pa[ir*kc : (ir+gemmMR)*kc]
 						ci := (ic+ir)*ldc + jc + jr
 						if ir+gemmMR <= mc && jr+gemmNR <= nc {
-							kernel2x4(kc, ap, bp, c[ci:], ldc)
+							microKernel(kc, ap, bp, c[ci:], ldc)
 							continue
 						}
 						// A partial tile: compute the whole tile from the zero-padded
 						// panels into edge, then add the part inside C.
 						clear(edge[:])
-						kernel2x4(kc, ap, bp, edge[:], gemmNR)
+						microKernel(kc, ap, bp, edge[:], gemmNR)
 						for i := 0; i < min(gemmMR, mc-ir); i++ {
 							for j := 0; j < min(gemmNR, nc-jr); j++ {
 								c[ci+i*ldc+j] += edge[i*gemmNR+j]
@@ -171,100 +170,17 @@ func packB[F Float](trans bool, b []F, ldb, pc, jc, kc, nc int, dst []F) {
 			continue
 		}
 		for p := 0; p < kc; p++ {
-			row := b[(pc+p)*ldb+jc+jr:]
-			dst := panel[p*gemmNR : p*gemmNR+gemmNR : p*gemmNR+gemmNR]
-			if cols == gemmNR {
+			row := b[(pc+p)*ldb+jc+jr : (pc+p)*ldb+jc+jr+cols]
+			dst := panel[p*gemmNR : (p+1)*gemmNR]
+			if gemmNR == 4 && cols == 4 {
+				// The scalar build's panels are four wide: four moves beat a memmove call.
 				dst[0], dst[1], dst[2], dst[3] = row[0], row[1], row[2], row[3]
 				continue
 			}
-			for j := range dst {
-				if j < cols {
-					dst[j] = row[j]
-				} else {
-					dst[j] = 0
-				}
-			}
+			copy(dst, row)
+			clear(dst[cols:])
 		}
 	}
-}
-
-// kernel2x4 adds the product of a packed 2 x k panel of A and a packed k x 4 panel of B to the
-// 2x4 tile of c at stride ldc. The eight sums, two values of A and four of B are locals that fit
-// the 16 XMM registers of amd64 (a 4x4 tile does not, and measured 2x slower from the spills); the
-// loop is unrolled four times and re-slices a and b so the compiler drops the bounds checks.
-func kernel2x4[F Float](k int, a, b []F, c []F, ldc int) {
-	var c00, c01, c02, c03, c10, c11, c12, c13 F
-	var a0, a1, b0, b1, b2, b3 F
-	a = a[:2*k]
-	b = b[:4*k]
-	for len(a) >= 8 && len(b) >= 16 {
-		a0, a1 = a[0], a[1]
-		b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		a0, a1 = a[2], a[3]
-		b0, b1, b2, b3 = b[4], b[5], b[6], b[7]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		a0, a1 = a[4], a[5]
-		b0, b1, b2, b3 = b[8], b[9], b[10], b[11]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		a0, a1 = a[6], a[7]
-		b0, b1, b2, b3 = b[12], b[13], b[14], b[15]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		a = a[8:]
-		b = b[16:]
-	}
-	for len(a) >= 2 && len(b) >= 4 {
-		a0, a1 = a[0], a[1]
-		b0, b1, b2, b3 = b[0], b[1], b[2], b[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		a = a[2:]
-		b = b[4:]
-	}
-	r := c[0:4:4]
-	r[0] += c00
-	r[1] += c01
-	r[2] += c02
-	r[3] += c03
-	r = c[ldc : ldc+4 : ldc+4]
-	r[0] += c10
-	r[1] += c11
-	r[2] += c12
-	r[3] += c13
 }
 
 // Packing buffers are reused across calls: a conv runs one GEMM per sample and would otherwise

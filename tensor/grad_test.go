@@ -127,6 +127,9 @@ func TestConvGradients(t *testing.T) {
 		{"3x3 s1 17ch", 1, 17, 3, 3, 18, 3, Conv{1, 1}, true},
 		{"1x1 bias", 2, 7, 3, 5, 5, 1, Conv{1, 0}, true},
 		{"1x1 nobias", 1, 17, 2, 2, 3, 1, Conv{1, 0}, false},
+		{"3x3 image 1x2", 2, 2, 1, 2, 3, 3, Conv{1, 1}, true},
+		{"3x3 no padding", 1, 3, 6, 5, 2, 3, Conv{1, 0}, true},
+		{"5x5 s3 pad2", 1, 2, 6, 7, 3, 5, Conv{3, 2}, false},
 	}
 	for ci, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,6 +34,8 @@ func im2colRange[F Float](s convShape, xn, col []F, c0, c1 int) {
 		for ky := 0; ky < s.K; ky++ {
 			for kx := 0; kx < s.K; kx++ {
 				row := col[((ci*s.K+ky)*s.K+kx)*p : ((ci*s.K+ky)*s.K+kx+1)*p]
+				// Output columns lo..hi read inside the image; the rest read padding.
+				lo, hi := validRange(s.Wo, s.Stride, kx-s.Pad, s.W)
 				for oy := 0; oy < s.Ho; oy++ {
 					iy := oy*s.Stride - s.Pad + ky
 					dst := row[oy*s.Wo : (oy+1)*s.Wo]
@@ -42,18 +44,32 @@ func im2colRange[F Float](s convShape, xn, col []F, c0, c1 int) {
 						continue
 					}
 					src := plane[iy*s.W : (iy+1)*s.W]
-					for ox := range dst {
-						ix := ox*s.Stride - s.Pad + kx
-						if ix < 0 || ix >= s.W {
-							dst[ox] = 0
-						} else {
-							dst[ox] = src[ix]
-						}
+					clear(dst[:lo])
+					clear(dst[hi:])
+					if s.Stride == 1 {
+						copy(dst[lo:hi], src[lo+kx-s.Pad:])
+						continue
+					}
+					for ox := lo; ox < hi; ox++ {
+						dst[ox] = src[ox*s.Stride-s.Pad+kx]
 					}
 				}
 			}
 		}
 	}
+}
+
+// validRange returns the outputs lo..hi-1 of n whose input index o*stride+off lies in [0,size).
+func validRange(n, stride, off, size int) (lo, hi int) {
+	if off < 0 {
+		lo = (-off + stride - 1) / stride
+	}
+	if size-1-off < 0 {
+		return lo, lo
+	}
+	hi = min(n, (size-1-off)/stride+1)
+	lo = min(lo, hi)
+	return lo, hi
 }
 
 // col2im is the adjoint of im2col: it adds each patch-matrix entry back onto the input pixel it
@@ -69,18 +85,24 @@ func col2imRange[F Float](s convShape, dcol, dxn []F, c0, c1 int) {
 		for ky := 0; ky < s.K; ky++ {
 			for kx := 0; kx < s.K; kx++ {
 				row := dcol[((ci*s.K+ky)*s.K+kx)*p : ((ci*s.K+ky)*s.K+kx+1)*p]
+				lo, hi := validRange(s.Wo, s.Stride, kx-s.Pad, s.W)
 				for oy := 0; oy < s.Ho; oy++ {
 					iy := oy*s.Stride - s.Pad + ky
 					if iy < 0 || iy >= s.H {
 						continue
 					}
-					src := row[oy*s.Wo : (oy+1)*s.Wo]
+					src := row[oy*s.Wo+lo : oy*s.Wo+hi]
 					dst := plane[iy*s.W : (iy+1)*s.W]
-					for ox, v := range src {
-						ix := ox*s.Stride - s.Pad + kx
-						if ix >= 0 && ix < s.W {
-							dst[ix] += v
+					if s.Stride == 1 {
+						dst = dst[lo+kx-s.Pad:]
+						dst = dst[:len(src)]
+						for i, v := range src {
+							dst[i] += v
 						}
+						continue
+					}
+					for i, v := range src {
+						dst[(lo+i)*s.Stride-s.Pad+kx] += v
 					}
 				}
 			}

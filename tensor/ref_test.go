@@ -138,6 +138,11 @@ func TestConvMatchesDefinition(t *testing.T) {
 		{1, 5, 7, 7, 3, 3, Conv{2, 1}, true},
 		{3, 7, 5, 6, 9, 1, Conv{1, 0}, true},
 		{1, 1, 9, 9, 17, 3, Conv{1, 1}, false},
+		{2, 2, 1, 2, 3, 3, Conv{1, 1}, true},  // image smaller than the kernel
+		{1, 2, 2, 3, 2, 3, Conv{2, 1}, false}, // stride 2 on a tiny image
+		{1, 3, 6, 5, 2, 3, Conv{1, 0}, true},  // no padding
+		{1, 2, 5, 4, 2, 3, Conv{2, 2}, true},  // padding wider than needed
+		{1, 2, 6, 7, 3, 5, Conv{3, 2}, false}, // 5x5 stride 3
 	}
 	for _, tc := range cases {
 		for _, threads := range []int{1, 3} {
@@ -153,6 +158,25 @@ func TestConvMatchesDefinition(t *testing.T) {
 			got := r.Read(r.Conv2D(x, w, b, tc.c))
 			want := naiveConv(x.Data, tc.n, tc.cin, tc.h, tc.w, w.W, tc.cout, tc.k, bw, tc.c)
 			checkClose(t, "conv", got, want, 1e-5)
+		}
+	}
+}
+
+// TestValidRange compares the closed form with a scan of every output position.
+func TestValidRange(t *testing.T) {
+	for n := 0; n < 9; n++ {
+		for stride := 1; stride < 4; stride++ {
+			for off := -4; off < 5; off++ {
+				for size := 0; size < 9; size++ {
+					lo, hi := validRange(n, stride, off, size)
+					for o := 0; o < n; o++ {
+						in := o*stride+off >= 0 && o*stride+off < size
+						if in != (o >= lo && o < hi) {
+							t.Fatalf("validRange(%d, %d, %d, %d) = [%d,%d) but output %d inside: %v", n, stride, off, size, lo, hi, o, in)
+						}
+					}
+				}
+			}
 		}
 	}
 }
