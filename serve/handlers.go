@@ -1,0 +1,330 @@
+package serve
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"ddpm/diffusion"
+)
+
+// fail answers a request that could not be sampled (before any body was written).
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	var fe *FieldError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &fe):
+		writeError(w, http.StatusBadRequest, fe.Field, fe.Error())
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+	case errors.Is(err, errQueueFull), errors.Is(err, errDraining):
+		s.refuse(w, err)
+	case errors.Is(err, errShutdown):
+		writeError(w, http.StatusServiceUnavailable, "", "canceled: server shutting down")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, "", err.Error())
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this, but the status lands in the metrics.
+		w.WriteHeader(499)
+	default:
+		s.opt.Log.Error("sampling failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+	}
+}
+
+// POST /v1/samples: JSON in, a PNG grid or an NPZ of the images out.
+func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
+	req, err := decodeJSON(r.Body)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	p, err := s.validate(req, false)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	ctx, cancel := s.jobContext(r)
+	defer cancel(nil)
+	j := &job{ctx: ctx, plan: p, done: make(chan result, 1)}
+	if err := s.submit(j); err != nil {
+		s.fail(w, err)
+		return
+	}
+	res := <-j.done
+	s.inflight.Done()
+	if res.err != nil {
+		s.logJob(p, res, "")
+		s.fail(w, res.err)
+		return
+	}
+	m := s.models[p.model]
+	c, h, wd := m.Shape()
+	var body []byte
+	var ctype, ext string
+	if p.req.Format == "npz" {
+		body, err = imagesNPZ(res.x, p.req.N, c, h, wd)
+		ctype, ext = "application/octet-stream", "npz"
+	} else {
+		body, err = gridPNG(res.x, p.req.N, c, h, wd)
+		ctype, ext = "image/png", "png"
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.logJob(p, res, "")
+	hd := w.Header()
+	hd.Set("Content-Type", ctype)
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s-%d-seed%d.%s"`, m.Name, p.spec.Name, p.steps, p.req.Seed, ext))
+	hd.Set("X-Ddpm-Sampler", p.spec.String())
+	hd.Set("X-Ddpm-Seed", strconv.FormatUint(p.req.Seed, 10))
+	hd.Set("X-Ddpm-Grid-Cols", strconv.Itoa(gridCols(p.req.N)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+func (s *Server) logJob(p plan, res result, via string) {
+	if res.err != nil {
+		s.opt.Log.Info("job", "model", s.models[p.model].Name, "sampler", p.spec.String(), "n", p.req.N, "seed", p.req.Seed, "err", res.err, "via", via)
+		return
+	}
+	s.opt.Log.Info("job", "model", s.models[p.model].Name, "sampler", p.spec.String(), "n", p.req.N, "seed", p.req.Seed, "seconds", res.dur.Seconds(), "via", via)
+}
+
+// frame is one step as the stream shows it: copies of x_t and the predicted x0.
+type frame struct {
+	index, total, t int
+	x, x0           []float64
+}
+
+// StepEvent is the data of a stream's "step" event.
+type StepEvent struct {
+	Index    int     `json:"index"` // 0-based step of Total
+	Total    int     `json:"total"`
+	T        int     `json:"t"`        // timestep of x_t
+	Progress float64 `json:"progress"` // (Index+1)/Total
+	XT       string  `json:"x_t"`      // PNG grid of x_t, base64
+	X0       string  `json:"x0"`       // PNG grid of the predicted x0, base64
+}
+
+// DoneEvent is the data of a stream's final "done" event.
+type DoneEvent struct {
+	PNG     string  `json:"png"` // the samples as a PNG grid, base64: the bytes POST /v1/samples returns
+	Sampler string  `json:"sampler"`
+	Seed    uint64  `json:"seed"`
+	N       int     `json:"n"`
+	Seconds float64 `json:"seconds"` // worker time
+}
+
+// GET /v1/samples/stream: the reverse process as Server-Sent Events. Events: "queued"
+// {"position"}, "start" {}, "step" StepEvent (every `every` steps and the last), "done" DoneEvent,
+// or "error" {"error"} once streaming has begun (errors before that are plain JSON answers with
+// their status codes). The job is canceled as soon as the client goes away.
+func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
+	req, err := parseQuery(r.URL.Query())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	p, err := s.validate(req, true)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	ctx, cancel := s.jobContext(r)
+	defer cancel(nil)
+	m := s.models[p.model]
+	c, h, wd := m.Shape()
+	frames := make(chan frame, 4)
+	started := make(chan struct{})
+	j := &job{ctx: ctx, plan: p, done: make(chan result, 1), start: func() { close(started) }}
+	j.step = func(st diffusion.Step) error {
+		if st.Index%p.every != 0 && st.Index != st.Total-1 {
+			return nil
+		}
+		f := frame{index: st.Index, total: st.Total, t: st.T, x: append([]float64(nil), st.X...), x0: append([]float64(nil), st.X0...)}
+		select {
+		case frames <- f:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	if err := s.submit(j); err != nil {
+		s.fail(w, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no")
+	hd.Set("X-Ddpm-Sampler", p.spec.String())
+	w.WriteHeader(http.StatusOK)
+	alive := true
+	send := func(event string, v any) {
+		if !alive {
+			return
+		}
+		b, _ := json.Marshal(v)
+		_, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil {
+			alive = false
+			cancel(context.Canceled) // the client is gone: stop the sampler
+		}
+	}
+	send("queued", map[string]any{"position": len(s.q.jobs), "sampler": p.spec.String(), "steps": p.steps, "n": p.req.N, "seed": p.req.Seed})
+	sendFrame := func(f frame) {
+		if !alive {
+			return
+		}
+		xt, err1 := gridPNG(f.x, p.req.N, c, h, wd)
+		x0, err2 := gridPNG(f.x0, p.req.N, c, h, wd)
+		if err := errors.Join(err1, err2); err != nil {
+			send("error", apiError{Error: err.Error()})
+			cancel(err)
+			return
+		}
+		send("step", StepEvent{Index: f.index, Total: f.total, T: f.t, Progress: float64(f.index+1) / float64(f.total),
+			XT: base64.StdEncoding.EncodeToString(xt), X0: base64.StdEncoding.EncodeToString(x0)})
+	}
+	var res result
+	for waiting := true; waiting; {
+		select {
+		case <-started:
+			send("start", map[string]any{})
+			started = nil
+		case f := <-frames:
+			sendFrame(f)
+		case res = <-j.done:
+			waiting = false
+		}
+	}
+	s.inflight.Done()
+	for drained := false; !drained; {
+		select {
+		case f := <-frames:
+			sendFrame(f)
+		default:
+			drained = true
+		}
+	}
+	s.logJob(p, res, "stream")
+	if res.err != nil {
+		msg := res.err.Error()
+		if errors.Is(res.err, context.DeadlineExceeded) {
+			msg = context.Cause(ctx).Error()
+		}
+		send("error", apiError{Error: msg})
+		return
+	}
+	png, err := gridPNG(res.x, p.req.N, c, h, wd)
+	if err != nil {
+		send("error", apiError{Error: err.Error()})
+		return
+	}
+	send("done", DoneEvent{PNG: base64.StdEncoding.EncodeToString(png), Sampler: p.spec.String(), Seed: p.req.Seed, N: p.req.N, Seconds: res.dur.Seconds()})
+}
+
+// ModelInfo describes a served model in GET /v1/models.
+type ModelInfo struct {
+	Name      string `json:"name"`
+	Source    string `json:"source"`
+	Schedule  string `json:"schedule"`
+	Timesteps int    `json:"timesteps"`
+	ZeroSNR   bool   `json:"zero_snr"`
+	Objective string `json:"objective"`
+	Channels  int    `json:"channels"`
+	Height    int    `json:"height"`
+	Width     int    `json:"width"`
+	Params    int    `json:"params"`
+	Config    any    `json:"config"`
+}
+
+// Limits are the server's per-request limits, as GET /v1/models reports them.
+type Limits struct {
+	MaxN           int     `json:"max_n"`
+	MaxSteps       int     `json:"max_steps"`
+	Queue          int     `json:"queue"`
+	Workers        int     `json:"workers"`
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+	MaxBodyBytes   int64   `json:"max_body_bytes"`
+}
+
+// ModelsResponse is the body of GET /v1/models.
+type ModelsResponse struct {
+	Models    []ModelInfo `json:"models"`
+	Limits    Limits      `json:"limits"`
+	Samplers  []string    `json:"samplers"`
+	Spacings  []string    `json:"spacings"`
+	Variances []string    `json:"variances"`
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	resp := ModelsResponse{
+		Limits: Limits{MaxN: s.opt.MaxN, MaxSteps: s.opt.MaxSteps, Queue: s.opt.Queue, Workers: s.nworkers,
+			TimeoutSeconds: s.opt.Timeout.Seconds(), MaxBodyBytes: s.opt.MaxBody},
+		Samplers: []string{"ddpm", "ddim"}, Spacings: []string{"linspace", "leading", "trailing"}, Variances: []string{"beta", "posterior"},
+	}
+	for _, m := range s.models {
+		c, h, wd := m.Shape()
+		resp.Models = append(resp.Models, ModelInfo{Name: m.Name, Source: m.Source,
+			Schedule: m.Schedule.Name, Timesteps: m.Schedule.T, ZeroSNR: m.Schedule.ZeroSNR, Objective: m.Prediction.String(),
+			Channels: c, Height: h, Width: wd, Params: m.Net.NumParams(), Config: m.Net.Cfg})
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	s.mu.RLock()
+	draining := s.draining
+	s.mu.RUnlock()
+	body := map[string]any{"status": "ok", "models": len(s.models), "workers": s.nworkers, "queue_depth": len(s.q.jobs), "queue_capacity": cap(s.q.jobs)}
+	if draining {
+		body["status"] = "draining"
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// Shutdown stops taking jobs (new requests get 503), lets queued and running jobs finish until ctx
+// is done, then cancels the rest, and stops the workers. It returns ctx's error if work had to be
+// canceled.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return errors.New("serve: Shutdown called twice")
+	}
+	s.draining = true
+	s.mu.Unlock()
+	finished := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(finished)
+	}()
+	var err error
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.stop(errShutdown)
+		<-finished
+	}
+	s.stop(errShutdown)
+	close(s.q.jobs)
+	s.workers.Wait()
+	return err
+}
+

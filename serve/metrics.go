@@ -1,0 +1,105 @@
+package serve
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus series. Each Server has its own registry, so tests (and
+// several servers in one process) do not share counters.
+type metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec   // handler, code
+	latency    *prometheus.HistogramVec // handler
+	images     *prometheus.CounterVec   // model, sampler
+	steps      prometheus.Counter
+	queueDepth prometheus.Gauge
+	running    prometheus.Gauge
+	rejected   prometheus.Counter
+	jobs       *prometheus.CounterVec // outcome: ok, canceled, timeout, error
+	jobSeconds prometheus.Histogram
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ddpm_http_requests_total", Help: "HTTP requests by handler and status code.",
+		}, []string{"handler", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ddpm_http_request_duration_seconds", Help: "Time from request to the last byte of the response (streams included).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+		}, []string{"handler"}),
+		images: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ddpm_images_generated_total", Help: "Images of finished sampling jobs.",
+		}, []string{"model", "sampler"}),
+		steps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ddpm_sampler_steps_total", Help: "Reverse steps run by the workers (one network call each), finished or not.",
+		}),
+		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ddpm_queue_depth", Help: "Jobs waiting for a worker.",
+		}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ddpm_jobs_running", Help: "Jobs a worker is sampling now.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ddpm_queue_rejected_total", Help: "Requests answered 429 because the queue was full.",
+		}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ddpm_jobs_total", Help: "Sampling jobs by outcome (ok, canceled by the client or shutdown, timeout, error).",
+		}, []string{"outcome"}),
+		jobSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ddpm_job_duration_seconds", Help: "Worker time per job, queue wait excluded.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.images, m.steps, m.queueDepth, m.running, m.rejected, m.jobs, m.jobSeconds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// statusWriter records the status code. Unwrap lets http.ResponseController reach the underlying
+// writer's Flush, which the event stream needs.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument counts and times the requests of one handler.
+func (m *metrics) instrument(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		m.requests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
+		m.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	})
+}

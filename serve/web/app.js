@@ -1,0 +1,180 @@
+// The page talks to the same API as any other client: GET /v1/models once, then one
+// GET /v1/samples/stream per run. It reads the stream with fetch rather than EventSource so that it
+// sees the status and JSON error of a refused request (400, 429) and can stop a run by aborting
+// the fetch, which makes the server cancel the sampler.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+let limits = {};
+
+async function init() {
+  const status = $("#status");
+  try {
+    const r = await fetch("/v1/models");
+    const info = await r.json();
+    limits = info.limits;
+    const sel = $("#model");
+    for (const m of info.models) {
+      const o = document.createElement("option");
+      o.value = m.name;
+      o.textContent = `${m.name} (${m.channels}×${m.height}×${m.width}, T=${m.timesteps}, ${m.objective})`;
+      o.dataset.t = m.timesteps;
+      sel.append(o);
+    }
+    $("#n").max = limits.max_n;
+    $("#n").value = Math.min(16, limits.max_n);
+    status.textContent = `${info.models.length} model(s) · max ${limits.max_n} images, ${limits.max_steps} steps · ${limits.workers} worker(s), queue ${limits.queue}`;
+    document.body.dataset.ready = "1";
+  } catch (e) {
+    status.textContent = "cannot load /v1/models: " + e;
+  }
+  for (const p of document.querySelectorAll(".panel")) setupPanel(p);
+  $("#reseed").onclick = () => { $("#seed").value = Math.floor(Math.random() * 1e9); };
+  $("#compare").onclick = () => { for (const p of document.querySelectorAll(".panel")) p.run(); };
+}
+
+function params(panel) {
+  const q = new URLSearchParams();
+  q.set("model", $("#model").value);
+  q.set("n", $("#n").value);
+  q.set("seed", $("#seed").value || "0");
+  const sampler = $(".sampler", panel).value;
+  q.set("sampler", sampler);
+  q.set("steps", $(".steps", panel).value);
+  q.set("spacing", $(".spacing", panel).value);
+  if ($(".clip", panel).checked) q.set("clip", "true");
+  if (sampler === "ddim") q.set("eta", $(".eta", panel).value || "0");
+  else q.set("variance", $(".variance", panel).value);
+  return q;
+}
+
+function setupPanel(panel) {
+  const syncSampler = () => { panel.dataset.sampler = $(".sampler", panel).value; };
+  $(".sampler", panel).onchange = syncSampler;
+  syncSampler();
+  let controller = null;
+  const state = (s, text) => {
+    panel.dataset.state = s;
+    const el = $(".state", panel);
+    el.textContent = text || s;
+    el.classList.toggle("error", s === "error");
+  };
+  state("idle");
+  panel.dataset.frames = "0";
+
+  panel.run = async () => {
+    if (controller) controller.abort();
+    const ctl = new AbortController();
+    controller = ctl;
+    const q = params(panel);
+    panel.dataset.frames = "0";
+    $(".bar", panel).style.width = "0";
+    $(".step", panel).textContent = "";
+    $(".dl-png", panel).hidden = true;
+    $(".dl-npz", panel).hidden = true;
+    $(".stop", panel).disabled = false;
+    state("queued", "queued…");
+    try {
+      const r = await fetch("/v1/samples/stream?" + q, { signal: ctl.signal });
+      if (!r.ok) {
+        let msg = r.status + " " + r.statusText;
+        try { const e = await r.json(); msg = e.error; } catch (_) {}
+        if (r.status === 429) msg += ` (retry after ${r.headers.get("Retry-After")} s)`;
+        state("error", msg);
+        return;
+      }
+      await readEvents(r.body, (ev, data) => handle(panel, q, ev, data, state));
+    } catch (e) {
+      if (e.name === "AbortError") state("stopped");
+      else state("error", String(e));
+    } finally {
+      if (controller === ctl) { controller = null; $(".stop", panel).disabled = true; }
+    }
+  };
+  $(".run", panel).onclick = () => panel.run();
+  $(".stop", panel).onclick = () => { if (controller) controller.abort(); };
+}
+
+function handle(panel, q, ev, data, state) {
+  switch (ev) {
+    case "queued":
+      state("queued", `queued (${data.position} ahead) · ${data.sampler}`);
+      break;
+    case "start":
+      state("running");
+      break;
+    case "step": {
+      $(".xt", panel).src = "data:image/png;base64," + data.x_t;
+      $(".x0", panel).src = "data:image/png;base64," + data.x0;
+      $(".tlabel", panel).textContent = `t = ${data.t}`;
+      $(".step", panel).textContent = `step ${data.index + 1} / ${data.total}`;
+      $(".bar", panel).style.width = (100 * data.progress).toFixed(1) + "%";
+      panel.dataset.frames = String(Number(panel.dataset.frames) + 1);
+      panel.dataset.index = String(data.index + 1);
+      panel.dataset.total = String(data.total);
+      break;
+    }
+    case "done": {
+      const url = "data:image/png;base64," + data.png;
+      $(".xt", panel).src = url;
+      $(".tlabel", panel).textContent = "final";
+      $(".bar", panel).style.width = "100%";
+      const a = $(".dl-png", panel);
+      a.href = url;
+      a.download = `${q.get("model")}-${q.get("sampler")}-${q.get("steps")}-seed${q.get("seed")}.png`;
+      a.hidden = false;
+      const z = $(".dl-npz", panel);
+      z.hidden = false;
+      z.onclick = (e) => { e.preventDefault(); downloadNPZ(q); };
+      state("done", `done · ${data.sampler} · ${data.seconds.toFixed(2)} s`);
+      break;
+    }
+    case "error":
+      state("error", data.error);
+      break;
+  }
+}
+
+// downloadNPZ asks POST /v1/samples for the same run as uint8 images; same parameters, same images.
+async function downloadNPZ(q) {
+  const body = { format: "npz" };
+  for (const [k, v] of q) {
+    if (["n", "steps", "seed"].includes(k)) body[k] = Number(v);
+    else if (k === "eta") body[k] = Number(v);
+    else if (k === "clip") body[k] = v === "true";
+    else body[k] = v;
+  }
+  const r = await fetch("/v1/samples", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (!r.ok) { alert((await r.json()).error); return; }
+  const blob = await r.blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `${q.get("model")}-${q.get("sampler")}-${q.get("steps")}-seed${q.get("seed")}.npz`;
+  a.click();
+  URL.revokeObjectURL(a.href);
+}
+
+// readEvents parses a Server-Sent Events body: blocks of "event:" and "data:" lines ended by a
+// blank line.
+async function readEvents(body, onEvent) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      let ev = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) ev = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (data) onEvent(ev, JSON.parse(data));
+    }
+  }
+}
+
+init();
