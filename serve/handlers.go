@@ -327,4 +327,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.workers.Wait()
 	return err
 }
-

@@ -616,4 +616,3 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
-
