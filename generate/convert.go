@@ -1,13 +1,17 @@
 package generate
 
-import "math"
+import "ddpm/data"
 
-// ToUint8 maps samples in [-1, 1] to bytes 0..255 (clamping outside it), the inverse of the scaling
-// the training data went through (data.ToUint8, here for float64 samples).
-func ToUint8(x []float64) []uint8 {
-	out := make([]uint8, len(x))
+// Float32 converts samples to float32, the type of the data package's image helpers (data.WriteGrid).
+func Float32(x []float64) []float32 {
+	out := make([]float32, len(x))
 	for i, v := range x {
-		out[i] = uint8(math.Max(0, math.Min(255, math.Round((v+1)*127.5))))
+		out[i] = float32(v)
 	}
 	return out
 }
+
+// ToUint8 maps samples in [-1, 1] to bytes 0..255 (clamping outside it) exactly as data.ToUint8
+// maps training images and data.WriteGrid draws grids, so every output of a sample shows the same
+// pixels.
+func ToUint8(x []float64) []uint8 { return data.ToUint8(make([]uint8, 0, len(x)), Float32(x)) }

@@ -191,20 +191,24 @@ func TestSamplerSpec(t *testing.T) {
 		spec SamplerSpec
 		want string // error substring, or the resolved String
 	}{
-		{SamplerSpec{Name: "ddpm"}, "DDPM-100 beta variance linspace"},
-		{SamplerSpec{Name: "ddpm", Variance: "posterior", Steps: 10, Spacing: "leading"}, "DDPM-10 posterior variance leading"},
-		{SamplerSpec{Name: "ddim"}, "DDIM-50 eta=0 linspace"},
-		{SamplerSpec{Name: "ddim", Steps: 7, SigmaHat: true, Spacing: "trailing"}, "DDIM-7 sigma-hat trailing"},
+		{SamplerSpec{Name: "ddpm"}, "ddpm-100 beta variance linspace"},
+		{SamplerSpec{Name: "ddpm", Variance: "posterior", Steps: 10, Spacing: "leading"}, "ddpm-10 posterior variance leading"},
+		{SamplerSpec{Name: "ddim"}, "ddim-50 eta=0 linspace"},
+		{SamplerSpec{Name: "ddim", Steps: 7, SigmaHat: true, Spacing: "trailing", Clip: true}, "ddim-7 sigma-hat trailing clip"},
+		{SamplerSpec{Name: "dpm-solver++", Steps: 20}, "dpm-solver++-20 linspace"},
+		{SamplerSpec{Name: "plms"}, "plms-50 linspace"},
+		{SamplerSpec{Name: "plms", Eta: 0.5}, "apply to the ddim"},
 		{SamplerSpec{Name: "ddim", Steps: 101}, "steps 101 outside [1, 100]"},
 		{SamplerSpec{Name: "ddim", Steps: -1}, "outside"},
 		{SamplerSpec{Name: "ddim", Eta: -0.1}, "eta"},
 		{SamplerSpec{Name: "ddim", Eta: math.NaN()}, "eta"},
 		{SamplerSpec{Name: "ddim", Eta: 1, SigmaHat: true}, "sigma-hat"},
 		{SamplerSpec{Name: "ddim", Variance: "beta"}, "variance applies"},
+		{SamplerSpec{Name: "ddpm", SigmaHat: true}, "apply to the ddim"},
 		{SamplerSpec{Name: "ddpm", Eta: 1}, "apply to the ddim"},
 		{SamplerSpec{Name: "ddpm", Variance: "small"}, "unknown variance"},
 		{SamplerSpec{Name: "ddim", Spacing: "uniform"}, "unknown spacing"},
-		{SamplerSpec{Name: "plms"}, "unknown sampler"},
+		{SamplerSpec{Name: "euler"}, "unknown sampler"},
 	} {
 		_, got, err := tc.spec.New(s)
 		msg := ""

@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"ddpm/data"
+	"ddpm/diffusion"
+	"ddpm/engine"
+	"ddpm/generate"
+	"ddpm/imageio"
+	"ddpm/schedule"
+)
+
+func init() {
+	register(&command{name: "sample", summary: "draw images from a trained model (DDPM, DDIM, ...) as a grid, PNGs or .npz; animate with --gif", run: runSample})
+}
+
+// sampleFlags are the flags of `ddpm sample`, kept together so validation can see all of them.
+type sampleFlags struct {
+	ckpt                   string
+	spec                   generate.SamplerSpec
+	n, start, batch, chunk int
+	seed                   uint64
+	initPath               string
+	ema, noEMA             bool
+	engine, precision      string
+	threads                int
+	grid, outDir, npz, gif string
+	cols, gifN, gifEvery   int
+	set                    map[string]bool
+}
+
+func runSample(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sample", stderr)
+	var f sampleFlags
+	fs.StringVar(&f.ckpt, "ckpt", "", "run directory or weights file (default: the shipped MNIST model)")
+	fs.StringVar(&f.spec.Name, "sampler", "ddim", "sampler: "+strings.Join(diffusion.SamplerNames(), ", "))
+	fs.StringVar(&f.spec.Variance, "variance", "", "ddpm step variance: beta (default) or posterior")
+	fs.IntVar(&f.spec.Steps, "steps", 0, "sampling steps S in [1, T] (default: T for ddpm, 50 otherwise)")
+	fs.Float64Var(&f.spec.Eta, "eta", 0, "ddim noise scale eta >= 0 (0 = deterministic)")
+	fs.BoolVar(&f.spec.SigmaHat, "sigma-hat", false, "ddim with the sigma-hat noise of the DDIM paper")
+	fs.StringVar(&f.spec.Spacing, "spacing", "linspace", "timestep spacing: linspace, leading or trailing")
+	fs.BoolVar(&f.spec.Clip, "clip", false, "clip the predicted x0 to [-1, 1] at every step")
+	fs.IntVar(&f.n, "n", 64, "number of images")
+	fs.Uint64Var(&f.seed, "seed", 0, "random seed; image i depends only on it and its index")
+	fs.IntVar(&f.start, "start", 0, "global index of the first image (to split a job across processes)")
+	fs.IntVar(&f.batch, "batch", 64, "images per sampler call (memory; results do not depend on it)")
+	fs.IntVar(&f.chunk, "chunk", -1, "images per network call, aligned to global indices (-1: 0 on the ref engine, 32 on dnnl; keep it fixed across split jobs)")
+	fs.StringVar(&f.initPath, "init", "", "start from this x_T: a float32/float64 .npy of shape (N,C,H,W) or (N,C*H*W)")
+	fs.BoolVar(&f.ema, "ema", true, "use the EMA weights of a run or checkpoint")
+	fs.BoolVar(&f.noEMA, "no-ema", false, "use the raw (non-EMA) weights of a run or checkpoint")
+	fs.StringVar(&f.engine, "engine", "auto", "auto, dnnl or ref")
+	fs.StringVar(&f.precision, "precision", "auto", "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX)")
+	fs.IntVar(&f.threads, "threads", 0, "threads (0: all cores); results do not depend on it")
+	fs.StringVar(&f.grid, "grid", "", "write the images as one PNG grid here")
+	fs.IntVar(&f.cols, "cols", 0, "grid columns (default: ceil(sqrt(n)))")
+	fs.StringVar(&f.outDir, "out-dir", "", "write one PNG per image here, named by global index (000000.png, ...)")
+	fs.StringVar(&f.npz, "npz", "", "write the images as uint8 (N,H,W,C) under arr_0 in this .npz")
+	fs.StringVar(&f.gif, "gif", "", "animate the reverse process (x_t beside the predicted x0) of the first images")
+	fs.IntVar(&f.gifN, "gif-n", 4, "images in the --gif")
+	fs.IntVar(&f.gifEvery, "gif-every", 0, "steps between --gif frames (0: about 40 frames)")
+	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
+		return err
+	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if err := f.validate(); err != nil {
+		return err
+	}
+
+	be, err := engine.New(f.engine, f.precision, f.threads)
+	if err != nil {
+		return err
+	}
+	defer engine.Close(be)
+	m, err := generate.Load(f.ckpt, be, f.ema && !f.noEMA)
+	if err != nil {
+		return err
+	}
+	sampler, spec, err := f.spec.New(m.Schedule)
+	if err != nil {
+		return err
+	}
+	c, h, w := m.Shape()
+	dim := m.Dim()
+	job := generate.Job{N: f.n, Start: f.start, Seed: f.seed, Batch: f.batch, Chunk: f.chunk}
+	if job.Chunk < 0 {
+		job.Chunk = 0
+		if be.Name() != "ref" {
+			job.Chunk = 32
+		}
+	}
+	if f.initPath != "" {
+		if job.XT, err = readInit(f.initPath, c, h, w, f); err != nil {
+			return err
+		}
+		job.N = len(job.XT) / dim
+	}
+	var rec *reverseRecorder
+	if f.gif != "" {
+		rec = newReverseRecorder(job, dim, f.gifN, f.gifEvery)
+	}
+	bar := newStepBar(stderr, len(job.Batches()), spec.Steps)
+	job.Step = func(b generate.Batch, s diffusion.Step) error {
+		if rec != nil {
+			rec.record(b, s)
+		}
+		bar.step(b, s)
+		return nil
+	}
+
+	fmt.Fprintf(stderr, "sampling %d images (%d..%d, seed %d) of %dx%dx%d from %s (%s weights, %s, T=%d, %s) with %s on %s\n",
+		job.N, job.Start, job.Start+job.N-1, job.Seed, c, h, w, m.Source, map[bool]string{true: "EMA", false: "raw"}[m.EMA],
+		m.Schedule.Name, m.Schedule.T, m.Prediction, spec, engine.Describe(be))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	t0 := time.Now()
+	x, err := m.Sample(ctx, sampler, job)
+	bar.finish()
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted; nothing written")
+	}
+	if err != nil {
+		return err
+	}
+	secs := time.Since(t0).Seconds()
+	fmt.Fprintf(stderr, "%d images in %.1f s (%.2f img/s)\n", job.N, secs, float64(job.N)/secs)
+	return writeSamples(stdout, f, x, job, c, h, w, rec)
+}
+
+func (f *sampleFlags) validate() error {
+	switch {
+	case f.set["steps"] && f.spec.Steps < 1:
+		return fmt.Errorf("--steps %d must be at least 1", f.spec.Steps)
+	case !(f.spec.Eta >= 0) || math.IsInf(f.spec.Eta, 0):
+		return fmt.Errorf("--eta %v must be a finite number >= 0", f.spec.Eta)
+	case f.n < 1:
+		return fmt.Errorf("--n %d must be at least 1", f.n)
+	case f.start < 0:
+		return fmt.Errorf("--start %d must be >= 0", f.start)
+	case f.batch < 1:
+		return fmt.Errorf("--batch %d must be at least 1", f.batch)
+	case f.chunk < -1:
+		return fmt.Errorf("--chunk %d must be >= 0 (or -1 for the engine's default)", f.chunk)
+	case f.threads < 0:
+		return fmt.Errorf("--threads %d must be >= 0", f.threads)
+	case f.cols < 0:
+		return fmt.Errorf("--cols %d must be >= 0", f.cols)
+	case f.gifN < 1 || f.gifEvery < 0:
+		return fmt.Errorf("--gif-n must be at least 1 and --gif-every >= 0")
+	case f.set["ema"] && f.set["no-ema"]:
+		return fmt.Errorf("give --ema or --no-ema, not both")
+	case f.grid == "" && f.outDir == "" && f.npz == "":
+		return fmt.Errorf("nowhere to write the images: give --grid FILE.png, --out-dir DIR or --npz FILE.npz")
+	}
+	if !f.set["spacing"] {
+		f.spec.Spacing = ""
+	}
+	// Check the sampler settings before loading anything, against a stand-in schedule (the model's
+	// own T is checked once it is loaded), so a typo costs nothing.
+	standIn, err := schedule.New("linear", max(1000, f.spec.Steps), false)
+	if err != nil {
+		return err
+	}
+	if _, _, err := f.spec.New(standIn); err != nil {
+		return err
+	}
+	for _, p := range []string{f.grid, f.npz, f.gif} {
+		if p == "" {
+			continue
+		}
+		if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
+			return fmt.Errorf("cannot write %s: directory %s does not exist", p, filepath.Dir(p))
+		}
+	}
+	return nil
+}
+
+// readInit reads x_T from a .npy of shape (N,C,H,W) or (N,C*H*W).
+func readInit(path string, c, h, w int, f sampleFlags) ([]float64, error) {
+	a, err := imageio.LoadNPY(path)
+	if err != nil {
+		return nil, fmt.Errorf("--init: %w", err)
+	}
+	if a.Descr[1] != 'f' {
+		return nil, fmt.Errorf("--init %s: dtype %s, want float32 or float64", path, a.Descr)
+	}
+	ok := (len(a.Shape) == 4 && a.Shape[1] == c && a.Shape[2] == h && a.Shape[3] == w) ||
+		(len(a.Shape) == 2 && a.Shape[1] == c*h*w)
+	if !ok || a.Shape[0] < 1 {
+		return nil, fmt.Errorf("--init %s: shape %v, want (N,%d,%d,%d) or (N,%d) with N >= 1 for this model", path, a.Shape, c, h, w, c*h*w)
+	}
+	if f.set["n"] && f.n != a.Shape[0] {
+		return nil, fmt.Errorf("--n %d but --init %s holds %d images", f.n, path, a.Shape[0])
+	}
+	for i, v := range a.Values {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("--init %s: value %d is %v", path, i, v)
+		}
+	}
+	return a.Values, nil
+}
+
+// writeSamples writes every requested output. All of them go through the same bytes
+// (generate.ToUint8), so a grid, the PNGs and the .npz show identical pixels.
+func writeSamples(stdout io.Writer, f sampleFlags, x []float64, job generate.Job, c, h, w int, rec *reverseRecorder) error {
+	px := generate.ToUint8(x)
+	per := c * h * w
+	if f.grid != "" {
+		cols := f.cols
+		if cols == 0 {
+			cols = int(math.Ceil(math.Sqrt(float64(job.N))))
+		}
+		if err := data.WriteGrid(f.grid, generate.Float32(x), job.N, c, h, w, cols); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", f.grid)
+	}
+	if f.outDir != "" {
+		if err := os.MkdirAll(f.outDir, 0o755); err != nil {
+			return err
+		}
+		for i := 0; i < job.N; i++ {
+			if err := data.EncodePNG(filepath.Join(f.outDir, fmt.Sprintf("%06d.png", job.Start+i)), c, h, w, px[i*per:(i+1)*per]); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(stdout, "wrote %d PNGs to %s\n", job.N, f.outDir)
+	}
+	if f.npz != "" {
+		if err := imageio.SaveImagesNPZ(f.npz, px, job.N, c, h, w); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", f.npz)
+	}
+	if rec != nil {
+		reel, err := rec.reel(c, h, w)
+		if err != nil {
+			return err
+		}
+		if err := reel.Save(f.gif); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (%d frames)\n", f.gif, reel.Frames())
+	}
+	return nil
+}
+
+// reverseRecorder keeps x_t and the predicted x0 of the first few images of a job every few steps,
+// whichever batches they come in, for the --gif animation.
+type reverseRecorder struct {
+	start, n, dim, every int
+	steps                []int               // the recorded step indices, in order
+	xt, x0               map[int][][]float64 // step index -> per image (n) copies
+	final                [][]float64         // the clean samples
+}
+
+func newReverseRecorder(job generate.Job, dim, n, every int) *reverseRecorder {
+	return &reverseRecorder{start: job.Start, n: min(n, job.N), dim: dim, every: every,
+		xt: map[int][][]float64{}, x0: map[int][][]float64{}, final: make([][]float64, min(n, job.N))}
+}
+
+func (r *reverseRecorder) record(b generate.Batch, s diffusion.Step) {
+	every := r.every
+	if every == 0 {
+		every = max(1, (s.Total+39)/40)
+	}
+	last := s.Index == s.Total-1
+	if s.Index%every != 0 && !last {
+		return
+	}
+	for row := 0; row < b.N; row++ {
+		img := b.Start + row - r.start
+		if img >= r.n {
+			break
+		}
+		if r.xt[s.Index] == nil {
+			r.xt[s.Index], r.x0[s.Index] = make([][]float64, r.n), make([][]float64, r.n)
+			if img == 0 {
+				r.steps = append(r.steps, s.Index)
+			}
+		}
+		lo, hi := row*r.dim, (row+1)*r.dim
+		r.xt[s.Index][img] = append([]float64(nil), s.X[lo:hi]...)
+		r.x0[s.Index][img] = append([]float64(nil), s.X0[lo:hi]...)
+		if last {
+			r.final[img] = append([]float64(nil), s.Next[lo:hi]...)
+		}
+	}
+}
+
+// reel lays each frame out as pairs (x_t, predicted x0), one pair per image, and ends on the clean
+// samples beside the last prediction, held for two seconds.
+func (r *reverseRecorder) reel(c, h, w int) (*imageio.Reel, error) {
+	scale := max(1, 64/max(h, w))
+	reel, err := imageio.NewReel(c, h, w, 2*r.n, scale)
+	if err != nil {
+		return nil, err
+	}
+	add := func(a, b [][]float64, delay int) error {
+		var frame []float64
+		for i := 0; i < r.n; i++ {
+			frame = append(append(frame, a[i]...), b[i]...)
+		}
+		return reel.Add(frame, 2*r.n, delay)
+	}
+	for _, k := range r.steps {
+		if err := add(r.xt[k], r.x0[k], 8); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.steps) > 0 {
+		if err := add(r.final, r.x0[r.steps[len(r.steps)-1]], 200); err != nil {
+			return nil, err
+		}
+	}
+	return reel, nil
+}
+
+// stepBar reports sampling progress over all steps of all batches: a redrawn bar on a terminal,
+// a plain line per tenth of the work otherwise.
+type stepBar struct {
+	w         io.Writer
+	terminal  bool
+	total     int
+	count     int
+	t0, drawn time.Time
+	lastTenth int
+}
+
+func newStepBar(w io.Writer, batches, steps int) *stepBar {
+	terminal := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			terminal = true
+		}
+	}
+	return &stepBar{w: w, terminal: terminal, total: batches * steps, t0: time.Now()}
+}
+
+func (p *stepBar) step(b generate.Batch, s diffusion.Step) {
+	p.count++
+	rate := float64(p.count) / time.Since(p.t0).Seconds()
+	eta := time.Duration(float64(p.total-p.count) / rate * float64(time.Second))
+	if p.terminal {
+		if p.count != p.total && time.Since(p.drawn) < 200*time.Millisecond {
+			return
+		}
+		p.drawn = time.Now()
+		const width = 30
+		n := width * p.count / p.total
+		fmt.Fprintf(p.w, "\r[%s%s] step %d/%d  batch %d/%d  %.1f steps/s  ETA %s\x1b[K",
+			strings.Repeat("#", n), strings.Repeat(".", width-n), s.Index+1, s.Total, b.Index+1, b.Count, rate, eta.Round(time.Second))
+		return
+	}
+	if tenth := 10 * p.count / p.total; tenth > p.lastTenth || p.count == 1 {
+		p.lastTenth = tenth
+		fmt.Fprintf(p.w, "step %d/%d of batch %d/%d (%d%%) %.1f steps/s eta %s\n",
+			s.Index+1, s.Total, b.Index+1, b.Count, 100*p.count/p.total, rate, eta.Round(time.Second))
+	}
+}
+
+// finish ends the bar's line on a terminal.
+func (p *stepBar) finish() {
+	if p.terminal && p.count > 0 {
+		fmt.Fprintln(p.w)
+	}
+}
