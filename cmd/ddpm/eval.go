@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"ddpm/classifier"
+	"ddpm/data"
+	"ddpm/engine"
+	"ddpm/tensor"
+)
+
+func init() {
+	register(&command{name: "eval", summary: "sample quality: FID/KID with the project's classifiers, and training them", run: runEval})
+}
+
+// evalCommands are the subcommands of "ddpm eval".
+var evalCommands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"train-classifier": runTrainClassifier,
+	"classifier":       runClassifierAccuracy,
+}
+
+func runEval(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		names := make([]string, 0, len(evalCommands))
+		for n := range evalCommands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(stderr, "usage: ddpm eval {%s} [flags]\n", strings.Join(names, "|"))
+		if len(args) == 0 {
+			return fmt.Errorf("missing subcommand (want %s)", strings.Join(names, ", "))
+		}
+		return nil
+	}
+	f, ok := evalCommands[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown eval subcommand %q", args[0])
+	}
+	return f(args[1:], stdout, stderr)
+}
+
+// runTrainClassifier trains the feature network of FID on MNIST or Fashion-MNIST and writes its
+// weights with their provenance in the metadata.
+func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval train-classifier", stderr)
+	dataName := fs.String("data", "mnist", "mnist or fashion")
+	dataDir := fs.String("data-dir", "", "data cache directory (default ~/.cache/ddpm)")
+	out := fs.String("out", "", "write the weights (safetensors) here (required)")
+	epochs := fs.Int("epochs", 3, "passes over the training set")
+	batch := fs.Int("batch", 128, "batch size")
+	lr := fs.Float64("lr", 2e-3, "peak AdamW learning rate (linear warmup, cosine decay to 0)")
+	wd := fs.Float64("weight-decay", 0.01, "AdamW weight decay")
+	warmup := fs.Int("warmup", 200, "warmup steps")
+	shiftPx := fs.Int("shift", 2, "random translation augmentation, pixels each way")
+	seed := fs.Uint64("seed", 1, "seed of the initial weights, data order and shifts")
+	engName := fs.String("engine", "auto", "tensor engine: auto, dnnl or ref")
+	threads := fs.Int("threads", 1, "engine threads (< 1 = all cores)")
+	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("--out FILE.safetensors is required")
+	}
+	if *dataName != "mnist" && *dataName != "fashion" {
+		return fmt.Errorf("--data %q: want mnist or fashion", *dataName)
+	}
+	trainSet, err := data.Load(*dataName, *dataDir, data.Train)
+	if err != nil {
+		return err
+	}
+	testSet, err := data.Load(*dataName, *dataDir, data.Test)
+	if err != nil {
+		return err
+	}
+	be, err := engine.New(*engName, "fp32", *threads)
+	if err != nil {
+		return err
+	}
+	defer engine.Close(be)
+	net, err := classifier.New(classifier.Default(), be, *seed)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	opts := classifier.TrainOptions{Epochs: *epochs, Batch: *batch, LR: *lr, WeightDecay: *wd, Warmup: *warmup,
+		Shift: *shiftPx, Seed: *seed, Log: stderr, LogEvery: 100}
+	if err := classifier.Train(ctx, net, trainSet, opts); err != nil {
+		return err
+	}
+	acc, err := net.Accuracy(ctx, testSet, 500)
+	if err != nil {
+		return err
+	}
+	wall := time.Since(start).Round(time.Second)
+	meta := map[string]string{
+		"data":          *dataName,
+		"test_accuracy": fmt.Sprintf("%.4f", acc),
+		"command":       "ddpm eval train-classifier " + strings.Join(args, " "),
+		"engine":        engine.Describe(be),
+		"wall":          wall.String(),
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	if err := classifier.Save(*out, net, meta); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "classifier %s: test accuracy %.4f on %d images (%s, %s, %d epochs)\n", *out, acc, testSet.N, engine.Describe(be), wall, *epochs)
+	return nil
+}
+
+// runClassifierAccuracy reports a saved classifier's test accuracy.
+func runClassifierAccuracy(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval classifier", stderr)
+	dataName := fs.String("data", "mnist", "mnist or fashion")
+	dataDir := fs.String("data-dir", "", "data cache directory (default ~/.cache/ddpm)")
+	path := fs.String("classifier", "", "classifier weights (default: the shipped one for --data)")
+	engName := fs.String("engine", "auto", "tensor engine: auto, dnnl or ref")
+	threads := fs.Int("threads", 1, "engine threads (< 1 = all cores)")
+	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
+		return err
+	}
+	be, err := engine.New(*engName, "fp32", *threads)
+	if err != nil {
+		return err
+	}
+	defer engine.Close(be)
+	net, src, err := loadClassifier(*path, *dataName, be)
+	if err != nil {
+		return err
+	}
+	testSet, err := data.Load(*dataName, *dataDir, data.Test)
+	if err != nil {
+		return err
+	}
+	acc, err := net.Accuracy(context.Background(), testSet, 500)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "classifier %s: test accuracy %.4f on %s (%d images)\n", src, acc, *dataName, testSet.N)
+	return nil
+}
+
+// loadClassifier loads the weights at path, or the shipped classifier for the data set when path is
+// empty, and returns a description of where they came from.
+func loadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, string, error) {
+	if path != "" {
+		n, _, err := classifier.Load(path, be)
+		return n, path, err
+	}
+	return nil, "", fmt.Errorf("no shipped classifier for %q yet: pass --classifier FILE", dataName)
+}
