@@ -299,11 +299,11 @@ func (r *reverseRecorder) record(b generate.Batch, s diffusion.Step) {
 	}
 }
 
-// reel lays each frame out as pairs (x_t, predicted x0), one pair per image, and ends on the clean
-// samples beside the last prediction, held for two seconds.
+// reel lays each frame out as one row per image: x_t on the left, the predicted x0 on the right; it
+// ends on the clean samples beside the last prediction, held for two seconds.
 func (r *reverseRecorder) reel(c, h, w int) (*imageio.Reel, error) {
 	scale := max(1, 64/max(h, w))
-	reel, err := imageio.NewReel(c, h, w, 2*r.n, scale)
+	reel, err := imageio.NewReel(c, h, w, 2, scale)
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,8 @@ func TestSampleIndexInvariance(t *testing.T) {
 	engines := [][]string{{"--engine", "ref", "--threads", "1"}, {"--engine", "ref", "--threads", "2"}}
 	if dnnl.Available() {
 		engines = append(engines, []string{"--engine", "dnnl", "--precision", "fp32", "--threads", "1"},
-			[]string{"--engine", "dnnl", "--precision", "fp32", "--threads", "2"})
+			[]string{"--engine", "dnnl", "--precision", "fp32", "--threads", "2"},
+			[]string{"--engine", "dnnl", "--precision", "bf16", "--threads", "2"})
 	}
 	for _, sampler := range [][]string{{"--sampler", "ddpm", "--steps", "10"}, {"--sampler", "ddim", "--steps", "6", "--eta", "0.7"}} {
 		var first []float64
@@ -143,7 +144,7 @@ func TestSampleOutputs(t *testing.T) {
 				}
 			}
 		}
-		// GIF: 3 images as (x_t, x0) pairs; steps 0, 3, 6, the last (7), and the final frame.
+		// GIF: 3 images, one (x_t, x0) pair per row; steps 0, 3, 6, the last (7), and the final frame.
 		f, _ = os.Open(anim)
 		g, err := gif.DecodeAll(f)
 		f.Close()
@@ -151,7 +152,7 @@ func TestSampleOutputs(t *testing.T) {
 			t.Fatal(err)
 		}
 		scale := 64 / 8
-		if len(g.Image) != 5 || g.Config.Width != (6*10+2)*scale || g.Config.Height != 12*scale || g.Delay[4] != 200 {
+		if len(g.Image) != 5 || g.Config.Width != (2*10+2)*scale || g.Config.Height != (3*10+2)*scale || g.Delay[4] != 200 {
 			t.Errorf("gif: %d frames of %dx%d, delays %v", len(g.Image), g.Config.Width, g.Config.Height, g.Delay)
 		}
 	}
