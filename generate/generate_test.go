@@ -183,6 +183,22 @@ func TestRunErrors(t *testing.T) {
 	if !errors.Is(err, stop) || calls != 3 || !strings.Contains(err.Error(), "batch 2/2 (images 2..2)") {
 		t.Errorf("callback error: got %v after %d calls", err, calls)
 	}
+
+	// Emit sees every batch, in order, with exactly what Run would have returned.
+	whole, err := m.Sample(ctx, sampler, Job{N: 5, Seed: 4, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var emitted []float64
+	var starts []int
+	got, err := m.Sample(ctx, sampler, Job{N: 5, Seed: 4, Batch: 2, Emit: func(b Batch, x []float64) error {
+		starts = append(starts, b.Start)
+		emitted = append(emitted, x...)
+		return nil
+	}})
+	if err != nil || got != nil || !reflect.DeepEqual(emitted, whole) || !reflect.DeepEqual(starts, []int{0, 2, 4}) {
+		t.Errorf("Emit: err %v, returned %d values, batches %v, same images %v", err, len(got), starts, reflect.DeepEqual(emitted, whole))
+	}
 }
 
 func TestSamplerSpec(t *testing.T) {

@@ -22,6 +22,10 @@ type Job struct {
 	// Step, if not nil, is called after every step of every batch with the batch's first global
 	// index and row count; the Step's slices belong to the sampler (copy what you keep).
 	Step func(b Batch, s diffusion.Step) error
+	// Emit, if not nil, receives each batch's images (b.N*dim values) as the batch finishes, and Run
+	// then keeps nothing and returns nil images: a job of 50,000 images needs the memory of one
+	// batch, not of all of them. x belongs to the caller.
+	Emit func(b Batch, x []float64) error
 }
 
 // Batch is one sampler call of a job.
@@ -46,8 +50,9 @@ func (j Job) Batches() []Batch {
 	return out
 }
 
-// Run draws the job's images with sampler s driven by pred (which outputs `pred`-parameterised
-// predictions for rows of dim values), returning N*dim values in image order. Each batch passes its
+// Run draws the job's images with sampler s driven by pred (which outputs p-parameterised
+// predictions for rows of dim values), returning N*dim values in image order (or handing them to
+// j.Emit batch by batch). Each batch passes its
 // first global index as diffusion.Options.Start, so an image depends on Seed and its index only.
 func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p diffusion.Parameterization, dim int, j Job) ([]float64, error) {
 	if j.N < 1 {
@@ -80,7 +85,16 @@ func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p d
 			}
 			return nil, err
 		}
+		if j.Emit != nil {
+			if err := j.Emit(b, x); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		out = append(out, x...)
+	}
+	if j.Emit != nil {
+		return nil, nil
 	}
 	return out, nil
 }

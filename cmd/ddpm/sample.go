@@ -124,8 +124,14 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 		m.Schedule.Name, m.Schedule.T, m.Prediction, spec, engine.Describe(be))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	// Only the bytes of finished batches are kept, so memory does not grow with float64 images.
+	px := make([]uint8, 0, job.N*dim)
+	job.Emit = func(_ generate.Batch, x []float64) error {
+		px = append(px, generate.ToUint8(x)...)
+		return nil
+	}
 	t0 := time.Now()
-	x, err := m.Sample(ctx, sampler, job)
+	_, err = m.Sample(ctx, sampler, job)
 	bar.finish()
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted; nothing written")
@@ -135,7 +141,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	}
 	secs := time.Since(t0).Seconds()
 	fmt.Fprintf(stderr, "%d images in %.1f s (%.2f img/s)\n", job.N, secs, float64(job.N)/secs)
-	return writeSamples(stdout, f, x, job, c, h, w, rec)
+	return writeSamples(stdout, f, px, job, c, h, w, rec)
 }
 
 func (f *sampleFlags) validate() error {
@@ -211,17 +217,21 @@ func readInit(path string, c, h, w int, f sampleFlags) ([]float64, error) {
 	return a.Values, nil
 }
 
-// writeSamples writes every requested output. All of them go through the same bytes
-// (generate.ToUint8), so a grid, the PNGs and the .npz show identical pixels.
-func writeSamples(stdout io.Writer, f sampleFlags, x []float64, job generate.Job, c, h, w int, rec *reverseRecorder) error {
-	px := generate.ToUint8(x)
+// writeSamples writes every requested output from the same bytes (NCHW), so a grid, the PNGs and
+// the .npz show identical pixels.
+func writeSamples(stdout io.Writer, f sampleFlags, px []uint8, job generate.Job, c, h, w int, rec *reverseRecorder) error {
 	per := c * h * w
 	if f.grid != "" {
 		cols := f.cols
 		if cols == 0 {
 			cols = int(math.Ceil(math.Sqrt(float64(job.N))))
 		}
-		if err := data.WriteGrid(f.grid, generate.Float32(x), job.N, c, h, w, cols); err != nil {
+		// Back to [-1, 1] for data.WriteGrid; b/127.5 - 1 maps to byte b again exactly.
+		vals := make([]float32, len(px))
+		for i, b := range px {
+			vals[i] = float32(b)/127.5 - 1
+		}
+		if err := data.WriteGrid(f.grid, vals, job.N, c, h, w, cols); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", f.grid)

@@ -119,8 +119,18 @@ func TestSampleOutputs(t *testing.T) {
 		if b := img.Bounds(); b.Dx() != 3*10+2 || b.Dy() != 2*10+2 {
 			t.Errorf("grid is %v, want 32x22", b)
 		}
-		// One PNG per image, named by global index, holding the same pixels as the .npz.
+		// One PNG per image, named by global index, holding the same pixels as the .npz, and so does
+		// the grid (image 0 sits at (2, 2)).
 		a := loadArr0(t, npz)
+		for y := 0; y < 8; y++ {
+			for x := 0; x < 8; x++ {
+				r, g, b, _ := img.At(2+x, 2+y).RGBA()
+				want := a.Values[(y*8+x)*channels : (y*8+x+1)*channels]
+				if got := []float64{float64(r >> 8), float64(g >> 8), float64(b >> 8)}[:channels]; !reflect.DeepEqual(got, want) {
+					t.Fatalf("grid pixel (%d,%d) = %v, npz has %v", x, y, got, want)
+				}
+			}
+		}
 		if !reflect.DeepEqual(a.Shape, []int{5, 8, 8, channels}) || a.Descr != "|u1" {
 			t.Fatalf("npz arr_0: %v %s, want (5,8,8,%d) uint8", a.Shape, a.Descr, channels)
 		}
