@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,8 +20,8 @@ import (
 // (same names). Zero values mean defaults.
 type Request struct {
 	Model    string  `json:"model"`     // a name from /v1/models; default: the first model
-	Sampler  string  `json:"sampler"`   // "ddpm" or "ddim" (default)
-	Steps    int     `json:"steps"`     // default: T for ddpm, min(50, T) for ddim
+	Sampler  string  `json:"sampler"`   // one of diffusion.SamplerNames(); default "ddim"
+	Steps    int     `json:"steps"`     // default: T for ddpm, min(50, T) for the others
 	Eta      float64 `json:"eta"`       // ddim only, >= 0
 	SigmaHat bool    `json:"sigma_hat"` // ddim only: the DDIM paper's sigma-hat noise
 	Variance string  `json:"variance"`  // ddpm only: "beta" (default) or "posterior"
@@ -168,8 +169,8 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if req.Sampler == "" {
 		req.Sampler = "ddim"
 	}
-	if req.Sampler != "ddpm" && req.Sampler != "ddim" {
-		return p, fieldErr("sampler", "unknown sampler %q (want ddpm or ddim)", req.Sampler)
+	if !slices.Contains(diffusion.SamplerNames(), req.Sampler) {
+		return p, fieldErr("sampler", "unknown sampler %q (want %s)", req.Sampler, strings.Join(diffusion.SamplerNames(), ", "))
 	}
 	if req.N == 0 {
 		req.N = min(16, s.opt.MaxN)
@@ -184,20 +185,18 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if math.IsNaN(req.Eta) || math.IsInf(req.Eta, 0) || req.Eta < 0 || req.Eta > 10 {
 		return p, fieldErr("eta", "%v must be a number in [0, 10]", req.Eta)
 	}
-	if req.Sampler == "ddpm" {
+	if req.Sampler != "ddim" {
 		if req.Eta != 0 {
-			return p, fieldErr("eta", "applies to the ddim sampler only")
+			return p, fieldErr("eta", "applies to the ddim sampler only, not %s", req.Sampler)
 		}
 		if req.SigmaHat {
-			return p, fieldErr("sigma_hat", "applies to the ddim sampler only")
+			return p, fieldErr("sigma_hat", "applies to the ddim sampler only, not %s", req.Sampler)
 		}
-	} else {
-		if req.Variance != "" {
-			return p, fieldErr("variance", "applies to the ddpm sampler only (ddim takes eta or sigma_hat)")
-		}
-		if req.SigmaHat && req.Eta != 0 {
-			return p, fieldErr("sigma_hat", "uses the mean of eta = 1; do not combine it with eta")
-		}
+	} else if req.SigmaHat && req.Eta != 0 {
+		return p, fieldErr("sigma_hat", "uses the mean of eta = 1; do not combine it with eta")
+	}
+	if req.Sampler != "ddpm" && req.Variance != "" {
+		return p, fieldErr("variance", "applies to the ddpm sampler only, not %s", req.Sampler)
 	}
 	if req.Variance != "" {
 		if _, err := diffusion.ParseVariance(req.Variance); err != nil {

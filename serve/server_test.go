@@ -95,6 +95,22 @@ func TestSamplesDefaultsAndDDPM(t *testing.T) {
 	}
 }
 
+// TestEverySampler checks each sampler diffusion offers against sampling directly.
+func TestEverySampler(t *testing.T) {
+	s, ts := newTestServer(t, Options{}, 1)
+	for _, name := range diffusion.SamplerNames() {
+		resp, b := post(t, ts.URL, fmt.Sprintf(`{"sampler":%q,"steps":6,"n":2,"seed":3}`, name))
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: status %d: %s", name, resp.StatusCode, b)
+			continue
+		}
+		want, _ := gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: name, Steps: 6}, 2, 3), 2, 1, 8, 8)
+		if !bytes.Equal(b, want) {
+			t.Errorf("%s: bytes differ from sampling directly", name)
+		}
+	}
+}
+
 func TestSamplesNPZ(t *testing.T) {
 	s, ts := newTestServer(t, Options{}, 1)
 	resp, b := post(t, ts.URL, `{"steps":5,"n":3,"seed":9,"format":"npz"}`)
@@ -223,6 +239,8 @@ func TestInvalidRequests(t *testing.T) {
 		{`{"sampler":"ddpm","steps":10,"eta":0.5}`, 400, "eta"},
 		{`{"sampler":"ddpm","steps":10,"sigma_hat":true}`, 400, "sigma_hat"},
 		{`{"sampler":"ddim","variance":"beta"}`, 400, "variance"},
+		{`{"sampler":"plms","eta":0.5}`, 400, "eta"},
+		{`{"sampler":"dpm-solver++","variance":"beta"}`, 400, "variance"},
 		{`{"sampler":"ddim","sigma_hat":true,"eta":1}`, 400, "sigma_hat"},
 		{`{"sampler":"ddpm","steps":10,"variance":"large"}`, 400, "variance"},
 		{`{"spacing":"cosine"}`, 400, "spacing"},
