@@ -24,6 +24,7 @@ func init() {
 
 // evalCommands are the subcommands of "ddpm eval".
 var evalCommands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"fid":              runEvalFID,
 	"train-classifier": runTrainClassifier,
 	"classifier":       runClassifierAccuracy,
 }

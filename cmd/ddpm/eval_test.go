@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ddpm/checkpoint"
+	"ddpm/classifier"
+	"ddpm/data"
+	"ddpm/nn"
+	"ddpm/tensor"
+	"ddpm/train"
+)
+
+// needMNIST skips a test when the MNIST files are not in the data cache (they are fetched by
+// `ddpm data fetch mnist`; tests never download).
+func needMNIST(t *testing.T) {
+	t.Helper()
+	if _, err := data.Load("mnist", "", data.Test); err != nil {
+		t.Skipf("MNIST not cached: %v", err)
+	}
+}
+
+// evalFixtures writes a tiny random 28x28 UNet (T = 20) and a random classifier, returning their paths.
+func evalFixtures(t *testing.T) (model, clf string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := nn.Config{Name: "tiny28", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 8,
+		ChannelMult: []int{1, 2}, ResBlocks: 1, Heads: 1, TimeEmbedDim: 16, SinusoidalDim: 8, Groups: 4}
+	u, err := nn.New(cfg, tensor.NewReference(1), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model = filepath.Join(dir, "tiny.safetensors")
+	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "20", train.MetaZeroSNR: "false", train.MetaObjective: "eps"}
+	if err := checkpoint.SaveModel(model, u, meta); err != nil {
+		t.Fatal(err)
+	}
+	c, err := classifier.New(classifier.Default(), tensor.NewReference(1), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clf = filepath.Join(dir, "clf.safetensors")
+	if err := classifier.Save(clf, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	return model, clf
+}
+
+func fidJSON(t *testing.T, args ...string) fidResult {
+	t.Helper()
+	code, out, errs := runCLI(t, append([]string{"eval", "fid"}, args...)...)
+	if code != 0 {
+		t.Fatalf("ddpm eval fid %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("want one JSON line, got %q", out)
+	}
+	var r fidResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("output is not JSON: %v: %q", err, out)
+	}
+	return r
+}
+
+// TestEvalFIDReproducible: the same seed gives the same numbers whatever --batch, for a model
+// sampled in the command and for its images written by `ddpm sample --npz` and scored with --npz.
+func TestEvalFIDReproducible(t *testing.T) {
+	needMNIST(t)
+	model, clf := evalFixtures(t)
+	common := []string{"--ckpt", model, "--classifier", clf, "--n", "6", "--steps", "3", "--engine", "ref", "--threads", "1",
+		"--ref-n", "64", "--kid-subsets", "4", "--kid-subset-size", "5", "--seed", "7"}
+	a := fidJSON(t, append(common, "--batch", "6")...)
+	b := fidJSON(t, append(common, "--batch", "4")...)
+	a.SampleSecs, b.SampleSecs = 0, 0
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Errorf("--batch 6 and 4 differ:\n%s\n%s", ja, jb)
+	}
+	if a.N != 6 || a.RefN != 64 || len(a.Classes) != 10 || !(a.FID > 0) || !(a.Floor > 0) || a.Sampler != "ddim-3 eta=0 linspace" {
+		t.Errorf("unexpected result %s", ja)
+	}
+	hist := 0
+	for _, c := range a.Classes {
+		hist += c
+	}
+	if hist != 6 {
+		t.Errorf("class histogram %v does not sum to n", a.Classes)
+	}
+	npz := filepath.Join(t.TempDir(), "s.npz")
+	mustSample(t, "--ckpt", model, "--n", "6", "--steps", "3", "--engine", "ref", "--seed", "7", "--npz", npz)
+	c := fidJSON(t, "--npz", npz, "--classifier", clf, "--ref-n", "64", "--kid-subsets", "4", "--kid-subset-size", "5", "--seed", "7", "--engine", "ref")
+	if c.FID != a.FID || c.KID != a.KID || c.Floor != a.Floor {
+		t.Errorf("--npz of the same images: fid %v kid %v floor %v; sampled: %v %v %v", c.FID, c.KID, c.Floor, a.FID, a.KID, a.Floor)
+	}
+	d := fidJSON(t, append(common, "--sampler", "plms")...)
+	if d.FID == a.FID || d.Sampler != "plms-3 linspace" {
+		t.Errorf("plms gives the same FID as ddim (%v) or sampler %q", d.FID, d.Sampler)
+	}
+}
+
+func TestEvalErrors(t *testing.T) {
+	cases := map[string][]string{
+		"no subcommand":       {"eval"},
+		"unknown subcommand":  {"eval", "bogus"},
+		"fid bad data":        {"eval", "fid", "--data", "cifar"},
+		"fid n 1":             {"eval", "fid", "--n", "1"},
+		"fid npz with steps":  {"eval", "fid", "--npz", "x.npz", "--steps", "10"},
+		"fid bad sampler":     {"eval", "fid", "--sampler", "euler"},
+		"fid eta with plms":   {"eval", "fid", "--sampler", "plms", "--eta", "0.5"},
+		"fid confidence 0":    {"eval", "fid", "--confidence", "0"},
+		"fid ref-n 1":         {"eval", "fid", "--ref-n", "1"},
+		"fid kid size 1":      {"eval", "fid", "--kid-subset-size", "1"},
+		"fid missing npz":     {"eval", "fid", "--npz", filepath.Join(t.TempDir(), "none.npz"), "--classifier", "x"},
+		"train no out":        {"eval", "train-classifier"},
+		"train bad data":      {"eval", "train-classifier", "--data", "emoji", "--out", "x"},
+		"classifier missing":  {"eval", "classifier", "--classifier", filepath.Join(t.TempDir(), "none")},
+		"fid positional":      {"eval", "fid", "extra"},
+		"fid unknown flag":    {"eval", "fid", "--bogus"},
+		"fid ema and no-ema":  {"eval", "fid", "--ema", "--no-ema"},
+		"fid negative thread": {"eval", "fid", "--threads", "-1"},
+	}
+	for name, args := range cases {
+		code, out, errs := runCLI(t, args...)
+		if code != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") > 1 && name != "no subcommand" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", name, code, out, errs)
+		}
+	}
+}
