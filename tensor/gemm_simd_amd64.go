@@ -27,10 +27,14 @@ func microKernel[F Float](k int, a, b, c []F, ldc int) {
 		switch {
 		case hasAVX512:
 			kernel4x32AVX512(k, a32, b32, c32, ldc)
+			// Leave no dirty upper vector state behind: the scalar float code Go emits
+			// elsewhere (SSE) runs many times slower after it (math.Exp measured 20x).
+			archsimd.ClearAVXUpperBits()
 			return
 		case hasAVX2FMA:
 			kernel4x16AVX2(k, a32, b32, c32, ldc)
 			kernel4x16AVX2(k, a32, b32[16:], c32[16:], ldc)
+			archsimd.ClearAVXUpperBits()
 			return
 		}
 	}
