@@ -11,9 +11,9 @@ import (
 )
 
 // BenchmarkChunk measures UNet-S inference throughput per network-call size on the default engine,
-// which is what Job.Chunk fixes. `ddpm sample` uses 32 on oneDNN: on AMX bf16 calls of 8 or 16 images
-// ran at a third of the speed of 32 (measured 3.3 and 4.2 vs 11.6 img/s of DDIM-10 on 2 busy cores),
-// while 64 was no faster than 32 and wastes more on small jobs.
+// which is what Job.Chunk fixes (`ddpm sample` uses 32 on oneDNN). On the shared 2-core machine
+// (load ~12) one image per call was clearly the slowest (4-23 img/s, bf16), but 16, 32 and 64 ranged
+// over 16-117 img/s from run to run: rerun on a quiet machine before changing the default.
 func BenchmarkChunk(b *testing.B) {
 	be, err := engine.New("auto", "auto", 0)
 	if err != nil {
