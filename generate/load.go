@@ -1,7 +1,10 @@
 package generate
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"ddpm/checkpoint"
@@ -51,9 +54,18 @@ func Load(ckpt string, be tensor.Backend, ema bool) (*Model, error) {
 }
 
 // LoadShipped loads the model compiled into the binary (package models): EMA weights whose metadata
-// holds the model config and the sampling keys of package train.
+// holds the model config and the sampling keys of package train. A binary built before the weights
+// existed falls back to models/mnist/ under the working directory (a repository checkout).
 func LoadShipped(be tensor.Backend) (*Model, error) {
 	name, b, err := models.MNIST()
+	if errors.Is(err, models.ErrNone) {
+		for _, file := range []string{"model.safetensors", "model-ema.safetensors"} {
+			p := filepath.Join(filepath.FromSlash(models.Dir), file)
+			if _, serr := os.Stat(p); serr == nil {
+				return Load(p, be, true)
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
