@@ -365,3 +365,24 @@ func TestAligned(t *testing.T) {
 		}
 	}
 }
+
+// A binary without embedded weights finds models/mnist/ in the working directory.
+func TestLoadShippedFromDisk(t *testing.T) {
+	if _, _, err := models.MNIST(); !errors.Is(err, models.ErrNone) {
+		t.Skip("this build embeds the shipped model")
+	}
+	dir := t.TempDir()
+	if _, err := LoadShipped(tensor.NewReference(1)); !errors.Is(err, models.ErrNone) {
+		t.Skipf("a model is on disk under the working directory already: %v", err)
+	}
+	os.MkdirAll(filepath.Join(dir, "models", "mnist"), 0o755)
+	u, _ := nn.New(tinyConfig(), tensor.NewReference(1), 1)
+	if err := checkpoint.SaveModel(filepath.Join(dir, "models", "mnist", "model-ema.safetensors"), u, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	m, err := LoadShipped(tensor.NewReference(1))
+	if err != nil || m.Dim() != 64 {
+		t.Fatalf("LoadShipped from disk: %v", err)
+	}
+}
