@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"time"
+
+	"ddpm/data"
+	"ddpm/diffusion"
+	"ddpm/engine"
+	"ddpm/generate"
+	"ddpm/imageio"
+)
+
+func init() {
+	register(&command{name: "encode", summary: "DDIM-encode images to x_T (the eta=0 ODE run forward); --recon decodes and reports the MSE", run: runEncode})
+}
+
+// encodeResult is the JSON line `ddpm encode --recon` prints.
+type encodeResult struct {
+	Steps   int     `json:"steps"`
+	Spacing string  `json:"spacing"`
+	N       int     `json:"n"`
+	MSE     float64 `json:"mse"`    // per dimension, images in [-1, 1]
+	MSE01   float64 `json:"mse_01"` // the same for images scaled to [0, 1] (MSE/4)
+	Data    string  `json:"data"`
+	Source  string  `json:"source"`
+	Secs    float64 `json:"secs"`
+}
+
+func runEncode(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("encode", stderr)
+	ckpt := fs.String("ckpt", "", "run directory or weights file (default: the shipped MNIST model)")
+	dataName := fs.String("data", "mnist", "images to encode: mnist or fashion")
+	dataDir := fs.String("data-dir", "", "data cache directory (default ~/.cache/ddpm)")
+	split := fs.String("split", "test", "train or test")
+	first := fs.Int("first", 0, "index of the first image")
+	n := fs.Int("n", 64, "number of images")
+	steps := fs.Int("steps", 50, "DDIM steps S")
+	spacing := fs.String("spacing", "linspace", "timestep spacing: linspace, leading or trailing")
+	batch := fs.Int("batch", 64, "images per call")
+	out := fs.String("out", "", "write x_T as float32 .npy (N,C,H,W) here, for ddpm sample --init")
+	recon := fs.Bool("recon", false, "decode x_T with the same DDIM and print the reconstruction MSE as JSON")
+	ema := fs.Bool("ema", true, "use the EMA weights of a run or checkpoint")
+	engName := fs.String("engine", "auto", "auto, dnnl or ref")
+	precision := fs.String("precision", "fp32", "auto, fp32 or bf16")
+	threads := fs.Int("threads", 0, "threads (0: all cores)")
+	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
+		return err
+	}
+	switch {
+	case *out == "" && !*recon:
+		return fmt.Errorf("nothing to do: give --out FILE.npy and/or --recon")
+	case *n < 1 || *first < 0 || *batch < 1 || *steps < 1 || *threads < 0:
+		return fmt.Errorf("--n, --batch and --steps must be >= 1, --first and --threads >= 0")
+	case *split != "train" && *split != "test":
+		return fmt.Errorf("--split %q: want train or test", *split)
+	}
+	sp := data.Test
+	if *split == "train" {
+		sp = data.Train
+	}
+	set, err := data.Load(*dataName, *dataDir, sp)
+	if err != nil {
+		return err
+	}
+	if *first+*n > set.N {
+		return fmt.Errorf("images %d..%d requested, %s %s has %d", *first, *first+*n-1, *dataName, *split, set.N)
+	}
+	be, err := engine.New(*engName, *precision, *threads)
+	if err != nil {
+		return err
+	}
+	defer engine.Close(be)
+	m, err := generate.Load(*ckpt, be, *ema)
+	if err != nil {
+		return err
+	}
+	if c, h, w := m.Shape(); c != set.C || h != set.H || w != set.W {
+		return fmt.Errorf("model %s takes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, *dataName, set.C, set.H, set.W)
+	}
+	sm, spec, err := generate.SamplerSpec{Name: "ddim", Steps: *steps, Spacing: *spacing}.New(m.Schedule)
+	if err != nil {
+		return err
+	}
+	ddim := sm.(*diffusion.DDIM)
+	dim := m.Dim()
+	x0 := make([]float64, *n*dim)
+	for i, v := range set.Images[*first*dim : (*first+*n)*dim] {
+		x0[i] = float64(v)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	t0 := time.Now()
+	job := generate.Job{N: *n, Batch: *batch}
+	bar := newStepBar(stderr, len(job.Batches())*map[bool]int{true: 2, false: 1}[*recon], spec.Steps)
+	xT := make([]float64, 0, len(x0))
+	for _, b := range job.Batches() {
+		lo := b.Start * dim
+		z, err := ddim.Encode(ctx, m.Net, x0[lo:lo+b.N*dim], b.N, dim, diffusion.Options{Prediction: m.Prediction,
+			Callback: func(s diffusion.Step) error { bar.step(b, s); return nil }})
+		if err != nil {
+			bar.finish()
+			if errors.Is(err, context.Canceled) {
+				return fmt.Errorf("interrupted; nothing written")
+			}
+			return err
+		}
+		xT = append(xT, z...)
+	}
+	if *out != "" {
+		x32 := make([]float32, len(xT))
+		for i, v := range xT {
+			x32[i] = float32(v)
+		}
+		c, h, w := m.Shape()
+		if err := imageio.SaveNPY(*out, []int{*n, c, h, w}, x32); err != nil {
+			bar.finish()
+			return err
+		}
+	}
+	if !*recon {
+		bar.finish()
+		fmt.Fprintf(stdout, "wrote %s\n", *out)
+		return nil
+	}
+	job.XT = xT
+	job.Step = func(b generate.Batch, s diffusion.Step) error { bar.step(b, s); return nil }
+	back, err := m.Sample(ctx, ddim, job)
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	mse := 0.0
+	for i, v := range back {
+		d := v - x0[i]
+		mse += d * d
+	}
+	mse /= float64(len(back))
+	if math.IsNaN(mse) {
+		return fmt.Errorf("reconstruction produced NaN")
+	}
+	res := encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Source: m.Source, Secs: time.Since(t0).Seconds()}
+	b, _ := json.Marshal(res)
+	fmt.Fprintln(stdout, string(b))
+	return nil
+}
