@@ -386,3 +386,19 @@ func TestLoadShippedFromDisk(t *testing.T) {
 		t.Fatalf("LoadShipped from disk: %v", err)
 	}
 }
+
+func TestDefaultChunk(t *testing.T) {
+	if got := DefaultChunk(tensor.NewReference(1)); got != 0 {
+		t.Errorf("reference engine: chunk %d, want 0", got)
+	}
+	if dnnl.Available() {
+		be, err := dnnl.New(dnnl.Options{Precision: "fp32", Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer be.(interface{ Close() error }).Close()
+		if got := DefaultChunk(be); got != 32 {
+			t.Errorf("dnnl: chunk %d, want 32", got)
+		}
+	}
+}

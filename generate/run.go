@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"ddpm/diffusion"
+	"ddpm/tensor"
 )
 
 // Job is N images to draw: global indices Start .. Start+N-1 under Seed, Batch rows per sampler call.
@@ -132,4 +133,15 @@ func (a *aligned) Predict(ctx context.Context, x []float64, n, dim, t int, out [
 		lo += m
 	}
 	return nil
+}
+
+// DefaultChunk is the Job.Chunk to use on be so that images do not depend on the batch: 0 on the
+// reference engine, whose per-image results never depend on the row count (tested), and 32
+// elsewhere (oneDNN picks different kernels for different row counts; 32 keeps its calls large
+// enough to be efficient). Commands should share it so their outputs agree.
+func DefaultChunk(be tensor.Backend) int {
+	if be.Name() == "ref" {
+		return 0
+	}
+	return 32
 }

@@ -95,10 +95,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	dim := m.Dim()
 	job := generate.Job{N: f.n, Start: f.start, Seed: f.seed, Batch: f.batch, Chunk: f.chunk}
 	if job.Chunk < 0 {
-		job.Chunk = 0
-		if be.Name() != "ref" {
-			job.Chunk = 32
-		}
+		job.Chunk = generate.DefaultChunk(be)
 	}
 	if f.initPath != "" {
 		if job.XT, err = readInit(f.initPath, c, h, w, f); err != nil {
