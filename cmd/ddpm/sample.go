@@ -56,7 +56,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.start, "start", 0, "global index of the first image (to split a job across processes)")
 	fs.IntVar(&f.batch, "batch", 64, "images per sampler call (memory; results do not depend on it)")
 	fs.IntVar(&f.chunk, "chunk", -1, "images per network call, aligned to global indices (-1: 0 on the ref engine, 32 on dnnl; keep it fixed across split jobs)")
-	fs.StringVar(&f.initPath, "init", "", "start from this x_T: a float32/float64 .npy of shape (N,C,H,W) or (N,C*H*W)")
+	fs.StringVar(&f.initPath, "init", "", "start from this x_T: a float32/float64 .npy of shape (N,C,H,W) or (N,C*H*W); row i is image start+i")
 	fs.BoolVar(&f.ema, "ema", true, "use the EMA weights of a run or checkpoint")
 	fs.BoolVar(&f.noEMA, "no-ema", false, "use the raw (non-EMA) weights of a run or checkpoint")
 	fs.StringVar(&f.engine, "engine", "auto", "auto, dnnl or ref")

@@ -61,6 +61,18 @@ func loadArr0(t *testing.T, path string) *imageio.Array {
 	return a
 }
 
+// Off a terminal, progress is a header and plain lines, ending at 100% of all batches' steps.
+func TestSampleProgressLines(t *testing.T) {
+	model := tinyModelFile(t, 1)
+	code, _, errs := runCLI(t, "sample", "--ckpt", model, "--engine", "ref", "--n", "3", "--batch", "2", "--steps", "10",
+		"--npz", filepath.Join(t.TempDir(), "s.npz"))
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	if code != 0 || !strings.HasPrefix(lines[0], "sampling 3 images (0..2, seed 0) of 1x8x8") || len(lines) > 14 ||
+		!strings.Contains(errs, "step 10/10 of batch 2/2 (100%)") || strings.Contains(errs, "\r") {
+		t.Errorf("exit %d, stderr:\n%s", code, errs)
+	}
+}
+
 // TestSampleIndexInvariance: image i depends only on the seed and its global index. Four images in
 // one batch, in batches of one, and images 2..3 alone (--start 2) are the same bytes, on the
 // reference engine with 1 and 2 threads and on oneDNN fp32 when built in.
