@@ -9,6 +9,7 @@ let limits = {};
 
 async function init() {
   const status = $("#status");
+  let ok = false;
   try {
     const r = await fetch("/v1/models");
     const info = await r.json();
@@ -21,14 +22,19 @@ async function init() {
       o.dataset.t = m.timesteps;
       sel.append(o);
     }
+    for (const sel of document.querySelectorAll(".sampler")) {
+      const want = sel.value;
+      sel.replaceChildren(...info.samplers.map((name) => new Option(name, name, false, name === want)));
+    }
     $("#n").max = limits.max_n;
     $("#n").value = Math.min(16, limits.max_n);
     status.textContent = `${info.models.length} model(s) · max ${limits.max_n} images, ${limits.max_steps} steps · ${limits.workers} worker(s), queue ${limits.queue}`;
-    document.body.dataset.ready = "1";
+    ok = true;
   } catch (e) {
     status.textContent = "cannot load /v1/models: " + e;
   }
   for (const p of document.querySelectorAll(".panel")) setupPanel(p);
+  document.body.dataset.ready = ok ? "1" : "error";
   $("#reseed").onclick = () => { $("#seed").value = Math.floor(Math.random() * 1e9); };
   $("#compare").onclick = () => { for (const p of document.querySelectorAll(".panel")) p.run(); };
 }
@@ -44,7 +50,7 @@ function params(panel) {
   q.set("spacing", $(".spacing", panel).value);
   if ($(".clip", panel).checked) q.set("clip", "true");
   if (sampler === "ddim") q.set("eta", $(".eta", panel).value || "0");
-  else q.set("variance", $(".variance", panel).value);
+  if (sampler === "ddpm") q.set("variance", $(".variance", panel).value);
   return q;
 }
 

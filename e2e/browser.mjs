@@ -1,0 +1,115 @@
+// Browser test of the `ddpm serve` page in real headless Chromium (Debian's /usr/bin/chromium driven
+// by playwright-core; no browser download). It loads the page, runs "Compare" with DDPM in panel A
+// and DDIM in panel B from the same seed, checks that B's x_t and x0 images update at every step to
+// the last one and that both runs end with a downloadable PNG, then saves a screenshot.
+//
+//   node e2e/browser.mjs http://127.0.0.1:8080 docs/serve.png [ddimSteps] [ddpmSteps]
+//
+// Exit status 0 on success; on failure the reason is printed and a screenshot is still written to
+// the given path with ".fail.png" appended.
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [url = "http://127.0.0.1:8080", shot = "docs/serve.png", ddimArg = "25", ddpmArg = "100"] = process.argv.slice(2);
+const ddimSteps = Number(ddimArg), ddpmSteps = Number(ddpmArg);
+const exe = process.env.CHROMIUM || "/usr/bin/chromium";
+const profile = mkdtempSync(join(tmpdir(), "ddpm-e2e-"));
+const t0 = Date.now();
+const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: exe,
+  headless: true,
+  viewport: { width: 1280, height: 860 },
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const page = ctx.pages()[0] || (await ctx.newPage());
+const consoleErrors = [];
+page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+page.on("pageerror", (e) => consoleErrors.push(String(e)));
+let code = 0;
+try {
+  await page.goto(url, { waitUntil: "load" });
+  await page.waitForSelector("body[data-ready='1']", { timeout: 15000 });
+  const models = await page.$$eval("#model option", (os) => os.map((o) => o.value));
+  log("page loaded; models:", models.join(", "));
+  check(models.length > 0, "no models in the selector");
+
+  // Same seed for both panels; A = DDPM, B = DDIM eta 0.
+  await page.fill("#seed", "7");
+  await page.fill("#n", "16");
+  await page.selectOption("#panel-a .sampler", "ddpm");
+  await page.fill("#panel-a .steps", String(ddpmSteps));
+  await page.selectOption("#panel-b .sampler", "ddim");
+  await page.fill("#panel-b .steps", String(ddimSteps));
+  await page.fill("#panel-b .eta", "0");
+
+  // Count every change of B's x_t and x0 images, and remember distinct sources.
+  await page.evaluate(() => {
+    window.__changes = { xt: 0, x0: 0, distinct: new Set() };
+    for (const cls of ["xt", "x0"]) {
+      const img = document.querySelector(`#panel-b .${cls}`);
+      new MutationObserver((records) => {
+        window.__changes[cls] += records.length; // several changes can arrive in one callback
+        window.__changes.distinct.add(img.src);
+      }).observe(img, { attributes: true, attributeFilter: ["src"] });
+    }
+  });
+  await page.click("#compare");
+  log("compare started: A ddpm", ddpmSteps, "steps, B ddim", ddimSteps, "steps");
+
+  // Wait for B to run, watching its progress.
+  await page.waitForSelector("#panel-b[data-state='running']", { timeout: 120000 });
+  log("B running");
+  await page.waitForFunction(() => Number(document.querySelector("#panel-b").dataset.frames) >= 2, null, { timeout: 60000 });
+  const mid = await page.$eval("#panel-b .step", (e) => e.textContent);
+  log("B mid-run:", mid);
+  await page.waitForSelector("#panel-b[data-state='done'], #panel-b[data-state='error']", { timeout: 300000 });
+  const b = await page.$eval("#panel-b", (p) => ({ ...p.dataset, state: p.dataset.state, text: p.querySelector(".state").textContent }));
+  log("B finished:", b.text);
+  check(b.state === "done", "panel B did not finish: " + b.text);
+  check(Number(b.total) === ddimSteps && Number(b.index) === ddimSteps, `B ended at step ${b.index}/${b.total}, want ${ddimSteps}/${ddimSteps}`);
+  check(Number(b.frames) === ddimSteps, `B showed ${b.frames} step frames, want ${ddimSteps}`);
+  const changes = await page.evaluate(() => ({ xt: window.__changes.xt, x0: window.__changes.x0, distinct: window.__changes.distinct.size }));
+  log("B image updates:", JSON.stringify(changes));
+  check(changes.xt >= ddimSteps && changes.x0 >= ddimSteps, `B images changed ${changes.xt} (x_t) and ${changes.x0} (x0) times, want >= ${ddimSteps}`);
+  check(changes.distinct >= ddimSteps, `only ${changes.distinct} distinct images over ${ddimSteps} steps`);
+  const dlB = await page.$eval("#panel-b .dl-png", (a) => ({ hidden: a.hidden, href: a.href.slice(0, 22), name: a.download }));
+  check(!dlB.hidden && dlB.href === "data:image/png;base64," && dlB.name.endsWith(".png"), "B download link missing: " + JSON.stringify(dlB));
+
+  await page.waitForSelector("#panel-a[data-state='done'], #panel-a[data-state='error']", { timeout: 600000 });
+  const a = await page.$eval("#panel-a", (p) => ({ ...p.dataset, text: p.querySelector(".state").textContent }));
+  log("A finished:", a.text);
+  check(a.state === "done" && Number(a.index) === ddpmSteps, `panel A: ${a.text} at step ${a.index}`);
+
+  // The download is the same PNG the API returns for the same request.
+  const same = await page.evaluate(async (steps) => {
+    const src = document.querySelector("#panel-b .dl-png").href;
+    const r = await fetch("/v1/samples", { method: "POST", body: JSON.stringify({ sampler: "ddim", steps, eta: 0, n: 16, seed: 7, clip: true, model: document.querySelector("#model").value, spacing: "linspace" }) });
+    const buf = new Uint8Array(await r.arrayBuffer());
+    let s = "";
+    for (const x of buf) s += String.fromCharCode(x);
+    return src === "data:image/png;base64," + btoa(s);
+  }, ddimSteps);
+  check(same, "B's download differs from POST /v1/samples with the same parameters");
+  log("B's download equals POST /v1/samples");
+  check(consoleErrors.length === 0, "console errors: " + consoleErrors.join("; "));
+  await page.screenshot({ path: shot, fullPage: true });
+  log("screenshot", shot);
+} catch (e) {
+  code = 1;
+  console.error("FAIL:", e.message);
+  try { await page.screenshot({ path: shot + ".fail.png", fullPage: true }); } catch (_) {}
+} finally {
+  await ctx.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+log(code === 0 ? "PASS" : "FAIL");
+process.exit(code);

@@ -1,0 +1,444 @@
+// Command loadtest drives a running `ddpm serve` on the loopback interface with many concurrent
+// clients for a bounded time and reports throughput, latency percentiles, status codes and the
+// server's resident memory. It exits non-zero if the server answered any request with a 5xx or
+// dropped a connection: under overload the server must say 429, not fail.
+//
+//	go run ./loadtest -write-model /tmp/tiny.safetensors      # a small random UNet to serve
+//	ddpm serve --ckpt /tmp/tiny.safetensors --queue 16 &
+//	go run ./loadtest -url http://127.0.0.1:8080 -clients 32 -duration 20s -pid $!
+//
+// Most clients POST /v1/samples in a loop (a new seed each time; after a 429 they wait -backoff
+// and try again, so the queue stays full); -streamers clients read GET /v1/samples/stream, and
+// every other stream is abandoned after a few frames to exercise cancellation under load.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"ddpm/checkpoint"
+	"ddpm/nn"
+	"ddpm/tensor"
+	"ddpm/train"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(2)
+	}
+}
+
+type config struct {
+	url       string
+	clients   int
+	streamers int
+	duration  time.Duration
+	body      string
+	backoff   time.Duration
+	pid       int
+	jsonOut   string
+}
+
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	var c config
+	fs.StringVar(&c.url, "url", "http://127.0.0.1:8080", "server base URL; must be a loopback address")
+	fs.IntVar(&c.clients, "clients", 32, "concurrent clients (1..512)")
+	fs.IntVar(&c.streamers, "streamers", 2, "of the clients, how many use the SSE stream instead of POST")
+	fs.DurationVar(&c.duration, "duration", 20*time.Second, "how long to run (at most 10m)")
+	fs.StringVar(&c.body, "body", `{"sampler":"ddim","steps":10,"n":4}`, "POST body; each request gets its own seed")
+	fs.DurationVar(&c.backoff, "backoff", 50*time.Millisecond, "wait after a 429 before retrying (the server's Retry-After is reported, not obeyed, to keep the queue full)")
+	fs.IntVar(&c.pid, "pid", 0, "server process id, to sample its resident memory from /proc")
+	fs.StringVar(&c.jsonOut, "json", "", "also write the summary as JSON here")
+	writeModel := fs.String("write-model", "", "write a small random UNet (28x28x1, T=1000) to this path and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *writeModel != "" {
+		return writeTinyModel(*writeModel)
+	}
+	if c.clients < 1 || c.clients > 512 || c.streamers < 0 || c.streamers > c.clients {
+		return fmt.Errorf("-clients %d must be in [1, 512] and -streamers %d in [0, clients]", c.clients, c.streamers)
+	}
+	if c.duration <= 0 || c.duration > 10*time.Minute {
+		return fmt.Errorf("-duration %v must be in (0, 10m]", c.duration)
+	}
+	if err := checkLoopback(c.url); err != nil {
+		return err
+	}
+	var probe map[string]any
+	if err := json.Unmarshal([]byte(c.body), &probe); err != nil {
+		return fmt.Errorf("-body: %w", err)
+	}
+	sum, err := load(c)
+	if err != nil {
+		return err
+	}
+	sum.print(stdout)
+	if c.jsonOut != "" {
+		b, _ := json.MarshalIndent(sum, "", "  ")
+		if err := os.WriteFile(c.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if sum.Status5xx > 0 || sum.Errors > 0 {
+		return fmt.Errorf("%d 5xx answers and %d transport errors", sum.Status5xx, sum.Errors)
+	}
+	if sum.OK == 0 {
+		return errors.New("no request succeeded")
+	}
+	return nil
+}
+
+// checkLoopback refuses any target but this machine: a load test is not to be pointed elsewhere.
+func checkLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("-url %q: want http://HOST:PORT", raw)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-url %q: only loopback addresses (127.0.0.0/8, ::1, localhost) are allowed", raw)
+	}
+	return nil
+}
+
+// Summary is the load test's result.
+type Summary struct {
+	Clients, Streamers int
+	Seconds            float64
+	Requests           int            // answered POSTs and streams, any status
+	OK                 int            // POSTs answered 200
+	Images             int            // images in those answers
+	Status             map[string]int // answers by status code
+	Status429          int
+	Status5xx          int
+	Errors             int // transport errors (refused or reset connections), excluding our own aborts
+	StreamsDone        int // streams read to their "done" event
+	StreamsAbandoned   int // streams the client closed early on purpose
+	ThroughputRPS      float64
+	ImagesPerSecond    float64
+	P50ms, P90ms       float64 // latency of 200 POSTs, queue wait included
+	P99ms, Maxms       float64
+	RetryAfterSeconds  []int   // distinct Retry-After values seen
+	RSSStartMiB        float64 // server resident memory (with -pid)
+	RSSMaxMiB          float64
+	RSSEndMiB          float64
+	FirstErrors        []string `json:",omitempty"`
+}
+
+func (s *Summary) print(w io.Writer) {
+	fmt.Fprintf(w, "%d clients (%d streaming) for %.1f s: %d answers, %d OK POSTs (%.1f req/s, %.1f images/s)\n",
+		s.Clients, s.Streamers, s.Seconds, s.Requests, s.OK, s.ThroughputRPS, s.ImagesPerSecond)
+	fmt.Fprintf(w, "latency of OK POSTs (queue wait included): p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n", s.P50ms, s.P90ms, s.P99ms, s.Maxms)
+	codes := make([]string, 0, len(s.Status))
+	for c := range s.Status {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	var parts []string
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%s: %d", c, s.Status[c]))
+	}
+	fmt.Fprintf(w, "status codes: %s; 429s %d (Retry-After values %v); 5xx %d; transport errors %d\n", strings.Join(parts, ", "), s.Status429, s.RetryAfterSeconds, s.Status5xx, s.Errors)
+	fmt.Fprintf(w, "streams: %d read to the end, %d abandoned on purpose\n", s.StreamsDone, s.StreamsAbandoned)
+	if s.RSSMaxMiB > 0 {
+		fmt.Fprintf(w, "server RSS: %.1f MiB at start, max %.1f MiB, %.1f MiB at end\n", s.RSSStartMiB, s.RSSMaxMiB, s.RSSEndMiB)
+	}
+	for _, e := range s.FirstErrors {
+		fmt.Fprintln(w, "error:", e)
+	}
+}
+
+// rssMiB reads a process's resident set size from /proc.
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+type tally struct {
+	mu        sync.Mutex
+	s         Summary
+	latencies []float64
+	retry     map[int]bool
+}
+
+func (t *tally) answer(code int, lat time.Duration, images int, retryAfter string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.s.Requests++
+	t.s.Status[strconv.Itoa(code)]++
+	switch {
+	case code == 200 && images > 0:
+		t.s.OK++
+		t.s.Images += images
+		t.latencies = append(t.latencies, float64(lat.Microseconds())/1000)
+	case code == 429:
+		t.s.Status429++
+		if n, err := strconv.Atoi(retryAfter); err == nil {
+			t.retry[n] = true
+		}
+	case code >= 500:
+		t.s.Status5xx++
+	}
+}
+
+func (t *tally) fail(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.s.Errors++
+	if len(t.s.FirstErrors) < 5 {
+		t.s.FirstErrors = append(t.s.FirstErrors, err.Error())
+	}
+}
+
+func load(c config) (*Summary, error) {
+	base := strings.TrimSuffix(c.url, "/")
+	var n int
+	var probe map[string]any
+	json.Unmarshal([]byte(c.body), &probe)
+	if v, ok := probe["n"].(float64); ok {
+		n = int(v)
+	}
+	if n == 0 {
+		n = 16
+	}
+	if r, err := http.Get(base + "/healthz"); err != nil {
+		return nil, fmt.Errorf("server not reachable: %w", err)
+	} else {
+		r.Body.Close()
+	}
+	t := &tally{retry: map[int]bool{}}
+	t.s.Status = map[string]int{}
+	t.s.Clients, t.s.Streamers = c.clients, c.streamers
+	if c.pid > 0 {
+		t.s.RSSStartMiB = rssMiB(c.pid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
+	defer cancel()
+	tr := &http.Transport{MaxIdleConnsPerHost: c.clients, MaxConnsPerHost: c.clients + 4}
+	client := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	var seed sync.Mutex
+	next := uint64(1)
+	nextSeed := func() uint64 {
+		seed.Lock()
+		defer seed.Unlock()
+		next++
+		return next
+	}
+	start := time.Now()
+	for i := 0; i < c.clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i < c.streamers {
+				streamer(ctx, client, base, i, nextSeed, t, c.backoff)
+				return
+			}
+			poster(ctx, client, base, c.body, n, nextSeed, t, c.backoff)
+		}()
+	}
+	if c.pid > 0 {
+		go func() {
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					r := rssMiB(c.pid)
+					t.mu.Lock()
+					t.s.RSSMaxMiB = max(t.s.RSSMaxMiB, r)
+					t.mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s := t.s
+	s.Seconds = time.Since(start).Seconds()
+	if c.pid > 0 {
+		time.Sleep(500 * time.Millisecond)
+		s.RSSEndMiB = rssMiB(c.pid)
+		s.RSSMaxMiB = max(s.RSSMaxMiB, s.RSSEndMiB, s.RSSStartMiB)
+	}
+	s.ThroughputRPS = float64(s.OK) / s.Seconds
+	s.ImagesPerSecond = float64(s.Images) / s.Seconds
+	slices.Sort(t.latencies)
+	q := func(p float64) float64 {
+		if len(t.latencies) == 0 {
+			return 0
+		}
+		return t.latencies[min(len(t.latencies)-1, int(p*float64(len(t.latencies))))]
+	}
+	s.P50ms, s.P90ms, s.P99ms = q(0.50), q(0.90), q(0.99)
+	if len(t.latencies) > 0 {
+		s.Maxms = t.latencies[len(t.latencies)-1]
+	}
+	for r := range t.retry {
+		s.RetryAfterSeconds = append(s.RetryAfterSeconds, r)
+	}
+	slices.Sort(s.RetryAfterSeconds)
+	return &s, nil
+}
+
+// poster POSTs until ctx ends. A request cut off by the end of the test is not counted.
+func poster(ctx context.Context, client *http.Client, base, body string, n int, nextSeed func() uint64, t *tally, backoff time.Duration) {
+	var m map[string]any
+	json.Unmarshal([]byte(body), &m)
+	for ctx.Err() == nil {
+		m["seed"] = nextSeed()
+		b, _ := json.Marshal(m)
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/samples", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.fail(err)
+				sleep(ctx, backoff)
+			}
+			continue
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			if ctx.Err() == nil {
+				t.fail(err)
+			}
+			continue
+		}
+		imgs := 0
+		if resp.StatusCode == 200 {
+			imgs = n
+		}
+		t.answer(resp.StatusCode, time.Since(t0), imgs, resp.Header.Get("Retry-After"))
+		if resp.StatusCode != 200 {
+			sleep(ctx, backoff+time.Duration(rand.Int64N(int64(backoff)+1)))
+		}
+	}
+}
+
+// streamer reads streams until ctx ends; every second stream it abandons after three frames.
+func streamer(ctx context.Context, client *http.Client, base string, id int, nextSeed func() uint64, t *tally, backoff time.Duration) {
+	for k := 0; ctx.Err() == nil; k++ {
+		abandon := (id+k)%2 == 1
+		sctx, cancel := context.WithCancel(ctx)
+		u := fmt.Sprintf("%s/v1/samples/stream?sampler=ddim&steps=20&every=1&n=4&seed=%d", base, nextSeed())
+		req, _ := http.NewRequestWithContext(sctx, "GET", u, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				t.fail(err)
+				sleep(ctx, backoff)
+			}
+			continue
+		}
+		if resp.StatusCode != 200 {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			cancel()
+			t.answer(resp.StatusCode, 0, 0, resp.Header.Get("Retry-After"))
+			sleep(ctx, backoff)
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		frames, done, failed := 0, false, false
+		for sc.Scan() {
+			line := sc.Text()
+			if line == "event: step" {
+				frames++
+				if abandon && frames == 3 {
+					break
+				}
+			}
+			if line == "event: done" {
+				done = true
+			}
+			if line == "event: error" {
+				failed = true
+			}
+		}
+		resp.Body.Close()
+		cancel()
+		switch {
+		case abandon && frames == 3:
+			t.mu.Lock()
+			t.s.StreamsAbandoned++
+			t.mu.Unlock()
+			t.answer(200, 0, 0, "")
+		case done:
+			t.mu.Lock()
+			t.s.StreamsDone++
+			t.mu.Unlock()
+			t.answer(200, 0, 0, "")
+		case ctx.Err() != nil:
+			// cut off by the end of the test
+		case failed:
+			t.fail(fmt.Errorf("stream ended with an error event"))
+		default:
+			t.fail(fmt.Errorf("stream ended after %d frames without done: %v", frames, sc.Err()))
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// writeTinyModel saves a randomly initialised small UNet with the sampling keys `ddpm serve` reads:
+// enough to load the server with real network work, without a trained model.
+func writeTinyModel(path string) error {
+	cfg := nn.Config{Name: "tiny28", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 8,
+		ChannelMult: []int{1, 2}, ResBlocks: 1, AttnResolutions: []int{}, Heads: 1, TimeEmbedDim: 32, SinusoidalDim: 16, Groups: 4}
+	u, err := nn.New(cfg, tensor.NewReference(1), 1)
+	if err != nil {
+		return err
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		os.MkdirAll(dir, 0o755)
+	}
+	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "1000", train.MetaZeroSNR: "false", train.MetaObjective: "eps"}
+	if err := checkpoint.SaveModel(path, u, meta); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s (%s, %d parameters)\n", path, cfg.Name, u.NumParams())
+	return nil
+}

@@ -1,0 +1,91 @@
+#!/bin/sh
+# e2e.sh: the checks that need a real server process, kept out of `go test ./...`:
+#   1. the browser test: headless Chromium loads the page, runs DDPM beside DDIM from one seed,
+#      sees every DDIM step arrive, and saves docs/serve.png (e2e/browser.mjs);
+#   2. the load test: CLIENTS concurrent clients for DURATION against a small random model
+#      (loadtest/), which fails on any 5xx or dropped connection;
+#   3. a graceful stop: SIGTERM must end `ddpm serve` with exit status 0.
+# Loopback only. Needs scripts/setup-browser.sh once (chromium + e2e/node_modules); set
+# SKIP_BROWSER=1 or SKIP_LOAD=1 to run one part. MODEL=path serves that model in the browser test
+# (default: the shipped MNIST model if the build has one, else the small random one).
+set -eu
+cd "$(dirname "$0")/.."
+CLIENTS=${CLIENTS:-32}
+DURATION=${DURATION:-20s}
+PORT=${PORT:-18090}
+SHOT=${SHOT:-docs/serve.png}
+work=$(mktemp -d)
+server=""
+cleanup() {
+	if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+go build -o "$work/ddpm" ./cmd/ddpm
+go build -o "$work/loadtest" ./loadtest
+"$work/loadtest" -write-model "$work/tiny.safetensors"
+
+# try_server ARGS...: start ddpm serve on $PORT and wait until /healthz answers; status 1 if it
+# exits first (e.g. no shipped model in this build).
+try_server() {
+	"$work/ddpm" serve --addr "127.0.0.1:$PORT" "$@" >"$work/serve.log" 2>&1 &
+	server=$!
+	i=0
+	until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do
+		i=$((i + 1))
+		if ! kill -0 "$server" 2>/dev/null; then
+			wait "$server" || true
+			server=""
+			return 1
+		fi
+		if [ $i -gt 600 ]; then
+			echo "e2e: server did not answer /healthz in 60 s" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+start_server() {
+	if ! try_server "$@"; then
+		echo "e2e: ddpm serve $* did not start:" >&2
+		cat "$work/serve.log" >&2
+		exit 1
+	fi
+}
+
+# stop_server: SIGTERM, which must end the server cleanly (exit status 0).
+stop_server() {
+	kill -TERM "$server"
+	status=0
+	wait "$server" || status=$?
+	server=""
+	tail -n 2 "$work/serve.log"
+	if [ "$status" -ne 0 ]; then
+		echo "e2e: ddpm serve exited with status $status after SIGTERM" >&2
+		exit 1
+	fi
+}
+
+if [ "${SKIP_BROWSER:-0}" != 1 ]; then
+	if [ -n "${MODEL:-}" ]; then
+		start_server --ckpt "$MODEL" --quiet
+	elif ! try_server --quiet; then
+		echo "e2e: no shipped model in this build ($(tail -n 1 "$work/serve.log")); the browser test uses a small random model"
+		start_server --ckpt "$work/tiny.safetensors" --quiet
+	fi
+	echo "== browser test ($(chromium --version 2>/dev/null | head -n 1))"
+	t0=$(date +%s)
+	node e2e/browser.mjs "http://127.0.0.1:$PORT" "$SHOT" "${DDIM_STEPS:-25}" "${DDPM_STEPS:-100}"
+	echo "browser test: $(($(date +%s) - t0)) s"
+	stop_server
+fi
+
+if [ "${SKIP_LOAD:-0}" != 1 ]; then
+	start_server --ckpt "$work/tiny.safetensors" --queue "${QUEUE:-16}" --quiet
+	echo "== load test: $CLIENTS clients for $DURATION"
+	"$work/loadtest" -url "http://127.0.0.1:$PORT" -clients "$CLIENTS" -duration "$DURATION" -pid "$server" -json "$work/load.json"
+	stop_server
+fi
+echo "e2e: all passed"
