@@ -7,11 +7,10 @@ import (
 // The matrix product under every conv, linear and attention kernel, as a cache-blocked GEMM in the
 // layout of Goto and van de Geijn ("Anatomy of high-performance matrix multiplication", 2008):
 // op(B) is packed in kc x nc blocks of gemmNR-wide column panels, op(A) in mc x kc blocks of
-// gemmMR-tall row panels, and microKernel updates one gemmMR x gemmNR tile of C from a pair of
-// panels. The tile size and kernel depend on the build: plain Go scalar code by default
-// (gemm_kernel.go), SIMD vectors when built with GOEXPERIMENT=simd on amd64 (gemm_simd_amd64.go).
+// gemmMR-tall row panels, and microKernel (gemm_kernel.go) updates one gemmMR x gemmNR tile of C
+// from a pair of panels.
 const (
-	gemmKC = 256  // panels of A and B of at most 32 x 256 float32 (32 KiB) stay in L1
+	gemmKC = 256  // 2 x 256 and 256 x 4 float32 panels of A and B: 2 and 4 KiB, so both stay in L1
 	gemmMC = 128  // the packed A block, 128 KiB, stays in L2
 	gemmNC = 1024 // the packed B block, 1 MiB, in L2/L3
 
@@ -173,7 +172,7 @@ func packB[F Float](trans bool, b []F, ldb, pc, jc, kc, nc int, dst []F) {
 			row := b[(pc+p)*ldb+jc+jr : (pc+p)*ldb+jc+jr+cols]
 			dst := panel[p*gemmNR : (p+1)*gemmNR]
 			if gemmNR == 4 && cols == 4 {
-				// The scalar build's panels are four wide: four moves beat a memmove call.
+				// Four moves beat a memmove call.
 				dst[0], dst[1], dst[2], dst[3] = row[0], row[1], row[2], row[3]
 				continue
 			}
