@@ -18,14 +18,14 @@ type metrics struct {
 	latency    *prometheus.HistogramVec // handler
 	images     *prometheus.CounterVec   // model, sampler
 	steps      prometheus.Counter
-	queueDepth prometheus.Gauge
 	running    prometheus.Gauge
 	rejected   prometheus.Counter
 	jobs       *prometheus.CounterVec // outcome: ok, canceled, timeout, error
 	jobSeconds prometheus.Histogram
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the series; queueDepth is read at scrape time, so it is never stale.
+func newMetrics(queueDepth func() float64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -41,9 +41,6 @@ func newMetrics() *metrics {
 		steps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ddpm_sampler_steps_total", Help: "Reverse steps run by the workers (one network call each), finished or not.",
 		}),
-		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ddpm_queue_depth", Help: "Jobs waiting for a worker.",
-		}),
 		running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ddpm_jobs_running", Help: "Jobs a worker is sampling now.",
 		}),
@@ -58,7 +55,8 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.images, m.steps, m.queueDepth, m.running, m.rejected, m.jobs, m.jobSeconds,
+	m.reg.MustRegister(m.requests, m.latency, m.images, m.steps, m.running,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ddpm_queue_depth", Help: "Jobs waiting for a worker."}, queueDepth), m.rejected, m.jobs, m.jobSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -61,7 +61,6 @@ func (q *queue) retryAfter(workers int) int {
 func (s *Server) work(models []*generate.Model) {
 	defer s.workers.Done()
 	for j := range s.q.jobs {
-		s.met.queueDepth.Set(float64(len(s.q.jobs)))
 		if err := context.Cause(j.ctx); err != nil {
 			s.met.jobs.WithLabelValues(outcome(j.ctx, err)).Inc()
 			j.done <- result{err: err}

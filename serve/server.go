@@ -102,7 +102,8 @@ func New(models []Model, opt Options) (*Server, error) {
 	if workers < 1 {
 		return nil, fmt.Errorf("serve: model %q has no copies", models[0].Name)
 	}
-	s := &Server{opt: opt, met: newMetrics(), nworkers: workers}
+	s := &Server{opt: opt, nworkers: workers}
+	s.met = newMetrics(func() float64 { return float64(len(s.q.jobs)) })
 	seen := map[string]bool{}
 	for _, m := range models {
 		if m.Name == "" || seen[m.Name] {
@@ -210,7 +211,6 @@ func (s *Server) submit(j *job) error {
 	s.inflight.Add(1)
 	select {
 	case s.q.jobs <- j:
-		s.met.queueDepth.Set(float64(len(s.q.jobs)))
 		return nil
 	default:
 		s.inflight.Done()

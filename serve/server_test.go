@@ -188,11 +188,7 @@ func TestModelsHealthPageMetrics(t *testing.T) {
 	for _, body := range []string{`{"model":"a","steps":3,"n":2}`, `{"model":"b","steps":3,"n":3}`, `{"n":-1}`} {
 		post(t, ts.URL, body)
 	}
-	resp, b = get(t, ts.URL+"/metrics")
-	if resp.StatusCode != 200 {
-		t.Fatalf("metrics: %d", resp.StatusCode)
-	}
-	for _, want := range []string{
+	waitMetrics(t, ts.URL,
 		`ddpm_images_generated_total{model="a",sampler="ddim"} 2`,
 		`ddpm_images_generated_total{model="b",sampler="ddim"} 3`,
 		`ddpm_http_requests_total{code="200",handler="samples"} 2`,
@@ -202,9 +198,31 @@ func TestModelsHealthPageMetrics(t *testing.T) {
 		`ddpm_queue_depth 0`,
 		`ddpm_http_request_duration_seconds_count{handler="samples"} 3`,
 		`process_resident_memory_bytes`,
-	} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("metrics lack %q", want)
+	)
+}
+
+// waitMetrics polls /metrics until it holds every wanted line (a request's counters are updated
+// just after its answer is written, so a client can be a little ahead of them), failing after 5 s.
+func waitMetrics(t *testing.T, url string, wants ...string) {
+	t.Helper()
+	var b []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var resp *http.Response
+		resp, b = get(t, url+"/metrics")
+		if resp.StatusCode != 200 {
+			t.Fatalf("metrics: %d", resp.StatusCode)
+		}
+		missing := false
+		for _, w := range wants {
+			missing = missing || !strings.Contains(string(b), w)
+		}
+		if !missing {
+			return
+		}
+	}
+	for _, w := range wants {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("metrics lack %q", w)
 		}
 	}
 }
@@ -465,9 +483,7 @@ func TestTimeout(t *testing.T) {
 	if last.Name != "error" || !strings.Contains(string(last.Data), "timed out") {
 		t.Errorf("last event %s %s", last.Name, last.Data)
 	}
-	if !testutilCounter(t, ts.URL, `ddpm_jobs_total{outcome="timeout"} 2`) {
-		t.Error("timeouts not counted")
-	}
+	waitMetrics(t, ts.URL, `ddpm_jobs_total{outcome="timeout"} 2`)
 }
 
 // TestQueueFull fills the one worker and the queue, and checks that the next request is refused at
@@ -511,9 +527,7 @@ func TestQueueFull(t *testing.T) {
 	if rs.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("stream: status %d, want 429", rs.StatusCode)
 	}
-	if !testutilCounter(t, ts.URL, "ddpm_queue_depth 2") || !testutilCounter(t, ts.URL, "ddpm_queue_rejected_total 2") {
-		t.Error("metrics: want queue depth 2 and 2 rejections")
-	}
+	waitMetrics(t, ts.URL, "ddpm_queue_depth 2", "ddpm_queue_rejected_total 2")
 	close(release)
 	wg.Wait()
 	for i, c := range codes {
