@@ -35,10 +35,15 @@ type benchResult struct {
 // newBackend picks the engine: "dnnl" (oneDNN; an error without cgo), "ref" (plain Go), or "auto"
 // (dnnl when built in).
 func newBackend(engine, precision string, threads int) (tensor.Backend, error) {
+	if precision != "auto" {
+		if _, err := tensor.ParsePrecision(precision); err != nil {
+			return nil, err
+		}
+	}
 	switch engine {
 	case "auto", "dnnl":
 		be, err := dnnl.New(dnnl.Options{Precision: precision, Threads: threads})
-		if err == nil || engine == "dnnl" {
+		if err == nil || engine == "dnnl" || precision == "bf16" {
 			return be, err
 		}
 		fallthrough

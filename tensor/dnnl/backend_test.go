@@ -136,6 +136,22 @@ func cases() []opCase {
 		gn(2, 96, 14, 14, 8),
 		gn(3, 8, 4, 4, 8),
 		{
+			name: "GroupNorm/rank3", inputs: [][]int{{3, 8, 10}, {3, 8, 10}},
+			params: []*tensor.Param{randParam("gamma", 3, 8), randParam("beta", 4, 8)},
+			run: func(be tensor.Backend, in []*tensor.Tensor, ps []*tensor.Param) []*tensor.Tensor {
+				y, st := be.GroupNorm(in[0], ps[0], ps[1], 2, 1e-5)
+				return []*tensor.Tensor{y, st, be.GroupNormBackward(in[1], in[0], st, ps[0], ps[1], 2)}
+			},
+		},
+		{
+			name: "GroupNorm/rank2", inputs: [][]int{{5, 12}, {5, 12}},
+			params: []*tensor.Param{randParam("gamma", 3, 12), randParam("beta", 4, 12)},
+			run: func(be tensor.Backend, in []*tensor.Tensor, ps []*tensor.Param) []*tensor.Tensor {
+				y, st := be.GroupNorm(in[0], ps[0], ps[1], 3, 1e-5)
+				return []*tensor.Tensor{y, st, be.GroupNormBackward(in[1], in[0], st, ps[0], ps[1], 3)}
+			},
+		},
+		{
 			name: "SiLU", inputs: [][]int{{3, 5, 7, 9}, {3, 5, 7, 9}},
 			run: func(be tensor.Backend, in []*tensor.Tensor, _ []*tensor.Param) []*tensor.Tensor {
 				return []*tensor.Tensor{be.SiLU(in[0]), be.SiLUBackward(in[1], in[0])}

@@ -223,6 +223,14 @@ func (b *Backend) GroupNormSiLU(x *tensor.Tensor, gamma, beta *tensor.Param, gro
 
 func (b *Backend) groupNorm(op string, x *tensor.Tensor, gamma, beta *tensor.Param, groups int, eps float32, silu bool) (y, stats *tensor.Tensor) {
 	n, c, hw := groupDims(op, x, gamma, beta, groups)
+	if len(x.Shape) != 4 && len(x.Shape) != 2 {
+		// Only 4-D (NHWC) and 2-D tensors keep channels last; others run on the reference.
+		if silu {
+			shapePanic(op, "x %v: the fused op takes rank-2 or rank-4 tensors", x.Shape)
+		}
+		yr, sr := b.ref.GroupNorm(b.toRef(x), gamma, beta, groups, eps)
+		return b.fromRef(yr), b.fromRef(sr)
+	}
 	xb := b.get(op, x)
 	dt := b.actDT(x.Shape)
 	y = b.newBuf(x.Shape, dt)
@@ -254,6 +262,12 @@ func (b *Backend) GroupNormSiLUBackward(dy, x, stats *tensor.Tensor, gamma, beta
 
 func (b *Backend) groupNormBackward(op string, dy, x, stats *tensor.Tensor, gamma, beta *tensor.Param, groups int, silu bool) *tensor.Tensor {
 	n, c, hw := groupDims(op, x, gamma, beta, groups)
+	if len(x.Shape) != 4 && len(x.Shape) != 2 {
+		if silu {
+			shapePanic(op, "x %v: the fused op takes rank-2 or rank-4 tensors", x.Shape)
+		}
+		return b.fromRef(b.ref.GroupNormBackward(b.toRef(dy), b.toRef(x), b.toRef(stats), gamma, beta, groups))
+	}
 	if dy == nil || stats == nil || !sameShape(dy.Shape, x.Shape) || !sameShape(stats.Shape, []int{n, groups, 2}) {
 		shapePanic(op, "dy, x %v, stats: want dy %v and stats %v", x.Shape, x.Shape, []int{n, groups, 2})
 	}
