@@ -7,7 +7,8 @@
 #   3. a graceful stop: SIGTERM must end `ddpm serve` with exit status 0.
 # Loopback only. Needs scripts/setup-browser.sh once (chromium + e2e/node_modules); set
 # SKIP_BROWSER=1 or SKIP_LOAD=1 to run one part. MODEL=path serves that model in the browser test
-# (default: the shipped MNIST model if the build has one, else the small random one).
+# (default: the shipped MNIST model if the build has one, else the small random one). CLIENTS,
+# DURATION, QUEUE and SERVE_ARGS (extra `ddpm serve` flags, default --threads 1) shape the load test.
 set -eu
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-32}
@@ -83,7 +84,10 @@ if [ "${SKIP_BROWSER:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_LOAD:-0}" != 1 ]; then
-	start_server --ckpt "$work/tiny.safetensors" --queue "${QUEUE:-16}" --quiet
+	# One engine thread per worker: on a busy 2-core machine oneDNN with 2 threads was ~8x slower
+	# for this small model (docs/serve.md).
+	# shellcheck disable=SC2086
+	start_server --ckpt "$work/tiny.safetensors" --queue "${QUEUE:-16}" --quiet ${SERVE_ARGS:---threads 1}
 	echo "== load test: $CLIENTS clients for $DURATION"
 	"$work/loadtest" -url "http://127.0.0.1:$PORT" -clients "$CLIENTS" -duration "$DURATION" -pid "$server" -json "$work/load.json"
 	stop_server
