@@ -262,3 +262,14 @@ func BenchmarkFrechet128(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKID is one subset of the default KID (1000 vectors per set, 128-d).
+func BenchmarkKID(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	x, y := randn(r, 1000*128), randn(r, 1000*128)
+	for b.Loop() {
+		if _, _, err := KID(x, 1000, y, 1000, 128, KIDOptions{Subsets: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

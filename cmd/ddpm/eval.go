@@ -15,6 +15,7 @@ import (
 	"ddpm/classifier"
 	"ddpm/data"
 	"ddpm/engine"
+	classifiermnist "ddpm/models/classifier-mnist"
 	"ddpm/tensor"
 )
 
@@ -160,5 +161,15 @@ func loadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, 
 		n, _, err := classifier.Load(path, be)
 		return n, path, err
 	}
-	return nil, "", fmt.Errorf("no shipped classifier for %q yet: pass --classifier FILE", dataName)
+	shipped := map[string]func() (string, []byte){"mnist": classifiermnist.Weights}
+	w, ok := shipped[dataName]
+	if !ok {
+		return nil, "", fmt.Errorf("no shipped classifier for %q: pass --classifier FILE", dataName)
+	}
+	name, b := w()
+	n, _, err := classifier.Decode(b, be)
+	if err != nil {
+		return nil, "", fmt.Errorf("shipped %s: %w", name, err)
+	}
+	return n, name, nil
 }
