@@ -63,6 +63,15 @@ func StepRNG(seed uint64, step int) *rand.Rand {
 	return diffusion.RowRNG(seed^stepStream, step)
 }
 
+// EMADecay is the EMA decay used after step (1-based): the configured decay, capped by
+// (1+step)/(10+step) early on, so the average forgets the random initial weights within the first
+// few hundred steps instead of carrying them for thousands (with 0.999 and no cap, 45% of the
+// average is still the initialisation after 800 steps). This is the warmup of the EMA in
+// diffusers' EMAModel and in the latent-diffusion code.
+func EMADecay(decay float64, step int) float64 {
+	return min(decay, float64(1+step)/float64(10+step))
+}
+
 // run is the state of one training run.
 type run struct {
 	cfg      Config
@@ -430,6 +439,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		lr := nn.WarmupLR(c.LR, c.Warmup, step)
 		r.adam.LR = lr
 		r.adam.Step()
+		r.ema.Decay = EMADecay(c.EMA, step)
 		r.ema.Update()
 		r.step = step
 
