@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"ddpm/tensor"
@@ -23,6 +24,7 @@ type Backend struct {
 	w       *worker
 	pool    pool
 	ref     tensor.Backend // kernels not accelerated here (attention, dropout) run on the reference
+	mu      sync.Mutex // guards buf.refs and buf.lazy (cleanups run on another goroutine)
 	convs   map[convKey]*C.dd_conv
 	weights map[weightKey]*weightCopy
 	closed  bool
@@ -126,13 +128,51 @@ func (b *Backend) MemStats() (live, peakLive, pooled int) {
 // ---- tensors ----
 
 func (b *Backend) newBuf(shape []int, dt C.int) *tensor.Tensor {
-	n := tensor.Numel(shape)
-	bytes := n * dtSize(dt)
+	t := b.newLazy(shape, dt, nil)
+	bf := t.Impl.(*buf)
 	b.pool.gcHint()
-	bf := &buf{p: b.pool.get(bytes), bytes: bytes, dt: dt, owner: b}
+	bf.p = b.pool.get(bf.bytes)
+	return t
+}
+
+// newLazy makes a tensor whose memory is allocated when op (if any) computes it; op's inputs gain a
+// reference each.
+func (b *Backend) newLazy(shape []int, dt C.int, op lazyOp) *tensor.Tensor {
+	n := tensor.Numel(shape)
+	bf := &buf{bytes: n * dtSize(dt), dt: dt, owner: b, refs: 1, lazy: op}
+	if op != nil {
+		b.mu.Lock()
+		for _, in := range op.inputs() {
+			in.refs++
+		}
+		b.mu.Unlock()
+	}
 	t := &tensor.Tensor{Shape: append([]int(nil), shape...), Impl: bf}
 	bf.clean = addCleanup(t, bf)
 	return t
+}
+
+// unref drops one reference to bf, returning its memory to the pool (and dropping its lazy op's
+// references to its inputs) when none is left.
+func (b *Backend) unref(bf *buf) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	stack := []*buf{bf}
+	for len(stack) > 0 {
+		q := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if q.refs--; q.refs > 0 {
+			continue
+		}
+		if q.p != nil {
+			b.pool.put(q.p, q.bytes)
+			q.p = nil
+		}
+		if q.lazy != nil {
+			stack = append(stack, q.lazy.inputs()...)
+			q.lazy = nil
+		}
+	}
 }
 
 // actDT is the element type of a new tensor of this shape: 4-D activations follow the precision,
@@ -146,17 +186,27 @@ func (b *Backend) actDT(shape []int) C.int {
 
 func (b *Backend) newAct(shape ...int) *tensor.Tensor { return b.newBuf(shape, b.actDT(shape)) }
 
-// get returns x's buffer, panicking with the op's name when x is not a live tensor of this backend.
-func (b *Backend) get(op string, x *tensor.Tensor) *buf {
+// peek returns x's buffer without computing it if lazy, panicking with the op's name when x is not a
+// live tensor of this backend.
+func (b *Backend) peek(op string, x *tensor.Tensor) *buf {
 	if x == nil {
 		panic(fmt.Sprintf("dnnl: %s: nil tensor", op))
 	}
 	bf, ok := x.Impl.(*buf)
-	if !ok || bf == nil || bf.p == nil {
+	if !ok || bf == nil {
 		panic(fmt.Sprintf("dnnl: %s: tensor %v is not a live dnnl tensor (released, or made by another backend)", op, x.Shape))
 	}
 	if bf.owner != b {
 		panic(fmt.Sprintf("dnnl: %s: tensor %v belongs to another dnnl backend", op, x.Shape))
+	}
+	return bf
+}
+
+// get is peek, computing the contents of a lazy tensor first.
+func (b *Backend) get(op string, x *tensor.Tensor) *buf {
+	bf := b.peek(op, x)
+	if bf.lazy != nil {
+		b.compute(bf)
 	}
 	return bf
 }
@@ -215,7 +265,8 @@ func (b *Backend) Read(x *tensor.Tensor) []float32 {
 	return out
 }
 
-// Release returns x's memory to the pool; x must not be used afterwards. Releasing twice is a no-op.
+// Release drops x; its memory returns to the pool once no lazy result still needs it. x must not be
+// used afterwards. Releasing twice is a no-op.
 func (b *Backend) Release(x *tensor.Tensor) {
 	if x == nil {
 		return
@@ -224,11 +275,10 @@ func (b *Backend) Release(x *tensor.Tensor) {
 		x.Data = nil
 		return
 	}
-	bf := b.get("Release", x)
-	bf.clean.Stop()
-	b.pool.put(bf.p, bf.bytes)
-	bf.p = nil
+	bf := b.peek("Release", x)
 	x.Impl = nil
+	bf.clean.Stop()
+	b.unref(bf)
 }
 
 func shapePanic(op, format string, args ...any) {

@@ -366,3 +366,66 @@ func TestDo(t *testing.T) {
 	}()
 	be.Do(func() { be.Add(x, be.Upload([]int{1}, []float32{1})) })
 }
+
+// TestLazyGroupNorm follows the UNet's use of GroupNorm then SiLU, forward and backward, releasing
+// tensors in the order nn does (so the fused paths of lazy.go run), and checks every result and
+// gradient against the reference; then checks that reading the lazy tensors directly gives the
+// unfused values too.
+func TestLazyGroupNorm(t *testing.T) {
+	ref := tensor.NewReference(2)
+	s := []int{3, 32, 7, 6}
+	xd, dyd := tensor.RandN(s, 11), tensor.RandN(s, 12)
+	for _, p := range precisions {
+		for _, readLazy := range []bool{false, true} {
+			be := newBackend(t, p.name)
+			g, bt := randParam("g", 2, 32), randParam("b", 3, 32)
+			ps := cloneParams([]*tensor.Param{g, bt})
+			gr, btr := ps[0], ps[1]
+
+			xr := ref.Upload(s, xd)
+			a0r, str := ref.GroupNorm(xr, gr, btr, 8, 1e-5)
+			a1r := ref.SiLU(a0r)
+			da0r := ref.SiLUBackward(ref.Upload(s, dyd), a0r)
+			dxr := ref.GroupNormBackward(da0r, xr, str, gr, btr, 8)
+
+			up := []*tensor.Tensor{be.Upload(s, xd), be.Upload(s, dyd)}
+			x := be.Scale(up[0], 1) // in the activation type, like a conv output
+			a0, st := be.GroupNorm(x, g, bt, 8, 1e-5)
+			a1 := be.SiLU(a0)
+			da1 := be.Scale(up[1], 1)
+			da0 := be.SiLUBackward(da1, a0)
+			be.Release(da1)
+			if readLazy {
+				if e := relErr(be.Read(a0), ref.Read(a0r)); e > p.tol {
+					t.Errorf("%s: lazy GroupNorm output read: relative error %.3g", p.name, e)
+				}
+				if e := relErr(be.Read(da0), ref.Read(da0r)); e > p.tol {
+					t.Errorf("%s: lazy SiLU gradient read: relative error %.3g", p.name, e)
+				}
+			}
+			dx := be.GroupNormBackward(da0, x, st, g, bt, 8)
+			if !readLazy && (a0.Impl.(*buf).p != nil || da0.Impl.(*buf).p != nil) {
+				t.Errorf("%s: the GroupNorm output or the SiLU gradient was computed: the fused paths were not taken", p.name)
+			}
+			be.Release(st)
+			be.Release(da0)
+			for _, c := range []struct {
+				name      string
+				got, want []float32
+			}{
+				{"a1", be.Read(a1), ref.Read(a1r)}, {"dx", be.Read(dx), ref.Read(dxr)},
+				{"dgamma", g.G, gr.G}, {"dbeta", bt.G, btr.G},
+			} {
+				if e := relErr(c.got, c.want); e > p.tol {
+					t.Errorf("%s readLazy=%v %s: relative error %.3g > %.3g", p.name, readLazy, c.name, e, p.tol)
+				}
+			}
+			for _, z := range append(up, a0, a1, dx, x) {
+				be.Release(z)
+			}
+			if live, _, _ := be.MemStats(); live != 0 {
+				t.Errorf("%s readLazy=%v: %d bytes still live after releasing everything", p.name, readLazy, live)
+			}
+		}
+	}
+}

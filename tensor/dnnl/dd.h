@@ -52,10 +52,13 @@ void dd_concat(int dt, const void *a, const void *b, void *y, int N, int HW, int
 void dd_split(int dt, const void *dy, void *da, void *db, int N, int HW, int Ca, int Cb);
 void dd_up2(int dt, const void *x, void *y, int N, int H, int W, int C);
 void dd_up2_bwd(int dt, const void *dy, void *dx, int N, int H, int W, int C);
+// dd_gn_fwd computes the per-(sample, group) mean and 1/std into stats (or, with have_stats, uses
+// those given) and, unless y is NULL, y = GroupNorm(x), or SiLU(GroupNorm(x)) with silu set.
 void dd_gn_fwd(int dt, const void *x, void *y, const float *gamma, const float *beta, float *stats,
-               int N, int HW, int C, int G, float eps, int silu);
-// dd_gn_bwd is the backward of GroupNorm, or with silu set of SiLU(GroupNorm(x)).
-void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma, const float *beta,
-               void *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu);
+               int N, int HW, int C, int G, float eps, int silu, int have_stats);
+// dd_gn_bwd is the backward of GroupNorm, or with silu set of SiLU(GroupNorm(x)), whose normalised
+// values it recomputes with the forward's affine gammaF, betaF; gamma is the current weight.
+void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma, const float *gammaF,
+               const float *betaF, void *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu);
 double dd_mse(const float *p, const float *t, float *dp, size_t n);
 #endif

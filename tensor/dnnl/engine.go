@@ -81,11 +81,16 @@ func dtSize(dt C.int) int {
 // buf is the Impl of every tensor this backend makes: C memory holding the logical shape's elements,
 // NHWC when the tensor is 4-D and in row-major order otherwise.
 type buf struct {
-	p     unsafe.Pointer
+	p     unsafe.Pointer // nil while lazy and not yet computed
 	bytes int
 	dt    C.int
 	owner *Backend
 	clean runtime.Cleanup
+	// refs counts the caller's handle plus one per lazy tensor that will read this buffer; the
+	// memory goes back to the pool at zero. Guarded by owner.mu.
+	refs int
+	// lazy, when set, is the op that will compute the contents on first use (see lazy.go).
+	lazy lazyOp
 }
 
 // pool recycles C buffers by size: the UNet allocates the same shapes every step, and fresh pages
@@ -151,7 +156,7 @@ func (p *pool) drain() {
 	p.held = 0
 }
 
-// addCleanup returns t's buffer to the pool if t becomes unreachable without Release.
+// addCleanup drops t's reference to its buffer if t becomes unreachable without Release.
 func addCleanup(t *tensor.Tensor, bf *buf) runtime.Cleanup {
-	return runtime.AddCleanup(t, func(bf *buf) { bf.owner.pool.put(bf.p, bf.bytes) }, bf)
+	return runtime.AddCleanup(t, func(bf *buf) { bf.owner.unref(bf) }, bf)
 }

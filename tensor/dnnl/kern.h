@@ -133,16 +133,16 @@ TC static void SFX(r_scale_shift)(const T *x, T *y, const float *scale, const fl
 // dy*A[c] + x*B[c] + D[c]: one pass to sum, one to write. With silu set, the op was SiLU(GroupNorm(x))
 // and dy is first taken through SiLU's derivative at h = GroupNorm(x), recomputed from x and the
 // stats in both passes rather than stored.
-TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *beta,
-                             T *dx, float *ggamma, float *gbeta, float *a, float *b, float *A, float *B, float *D,
+TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *gammaF,
+                             const float *betaF, T *dx, float *ggamma, float *gbeta, float *a, float *b, float *A, float *B, float *D,
                              float *scale, float *shift, int HW, int C, int G, int silu) {
 	int cg = C / G;
 	double cnt = (double)cg * HW;
 	for (int c = 0; c < C; c++) {
 		float m = stats[2 * (c / cg)], r = stats[2 * (c / cg) + 1];
 		a[c] = b[c] = 0;
-		scale[c] = r * gamma[c];
-		shift[c] = beta[c] - m * r * gamma[c];
+		scale[c] = r * gammaF[c];
+		shift[c] = betaF[c] - m * r * gammaF[c];
 	}
 	for (int p = 0; p < HW; p++) {
 		const T *dr = dy + (size_t)p * C;
@@ -277,24 +277,36 @@ static void SFX(up2_bwd)(const T *dy, T *dx, int N, int H, int W, int C) {
 	for (int n = 0; n < N; n++) SFX(r_up2_bwd)(dy + 4 * n * s, dx + n * s, H, W, C);
 }
 
+// gn_fwd computes the stats of every sample (unless have_stats: then it uses those given) and, when
+// y is not NULL, y = GroupNorm(x) or with silu set SiLU(GroupNorm(x)).
 static void SFX(gn_fwd)(const T *x, T *y, const float *gamma, const float *beta, float *stats, int N, int HW,
-                        int C, int G, float eps, int silu) {
+                        int C, int G, float eps, int silu, int have_stats) {
 	size_t s = (size_t)HW * C;
+	int cg = C / G;
 #pragma omp parallel if (BIG(N * s))
 	{
 		float *buf = malloc(sizeof(float) * 3 * C);
+		float *scale = buf, *shift = buf + C;
 #pragma omp for schedule(static)
 		for (int n = 0; n < N; n++) {
-			SFX(r_gn_stats)(x + n * s, gamma, beta, stats + (size_t)n * 2 * G, buf, buf + C, buf + 2 * C, HW, C,
-			                G, eps);
-			SFX(r_scale_shift)(x + n * s, y + n * s, buf, buf + C, HW, C, silu);
+			float *st = stats + (size_t)n * 2 * G;
+			if (have_stats) {
+				for (int c = 0; c < C; c++) {
+					float m = st[2 * (c / cg)], r = st[2 * (c / cg) + 1];
+					scale[c] = r * gamma[c];
+					shift[c] = beta[c] - m * r * gamma[c];
+				}
+			} else {
+				SFX(r_gn_stats)(x + n * s, gamma, beta, st, scale, shift, buf + 2 * C, HW, C, G, eps);
+			}
+			if (y) SFX(r_scale_shift)(x + n * s, y + n * s, scale, shift, HW, C, silu);
 		}
 		free(buf);
 	}
 }
 
-static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *beta, T *dx,
-                        float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu) {
+static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *gammaF,
+                        const float *betaF, T *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu) {
 	size_t s = (size_t)HW * C;
 #pragma omp parallel if (BIG(N * s))
 	{
@@ -302,7 +314,7 @@ static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float
 		float *gg = buf, *gb = buf + C;
 #pragma omp for schedule(static)
 		for (int n = 0; n < N; n++)
-			SFX(r_gn_bwd)(dy + n * s, x + n * s, stats + (size_t)n * 2 * G, gamma, beta, dx + n * s, gg, gb,
+			SFX(r_gn_bwd)(dy + n * s, x + n * s, stats + (size_t)n * 2 * G, gamma, gammaF, betaF, dx + n * s, gg, gb,
 			              buf + 2 * C, buf + 3 * C, buf + 4 * C, buf + 5 * C, buf + 6 * C, buf + 7 * C, buf + 8 * C,
 			              HW, C, G, silu);
 #pragma omp critical

@@ -117,12 +117,12 @@ void dd_up2_bwd(int dt, const void *dy, void *dx, int N, int H, int W, int C) {
 	DISPATCH(dt, up2_bwd, dy, dx, N, H, W, C);
 }
 void dd_gn_fwd(int dt, const void *x, void *y, const float *gamma, const float *beta, float *stats, int N, int HW,
-               int C, int G, float eps, int silu) {
-	DISPATCH(dt, gn_fwd, x, y, gamma, beta, stats, N, HW, C, G, eps, silu);
+               int C, int G, float eps, int silu, int have_stats) {
+	DISPATCH(dt, gn_fwd, x, y, gamma, beta, stats, N, HW, C, G, eps, silu, have_stats);
 }
-void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma, const float *beta,
-               void *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu) {
-	DISPATCH(dt, gn_bwd, dy, x, stats, gamma, beta, dx, ggamma, gbeta, N, HW, C, G, silu);
+void dd_gn_bwd(int dt, const void *dy, const void *x, const float *stats, const float *gamma, const float *gammaF,
+               const float *betaF, void *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu) {
+	DISPATCH(dt, gn_bwd, dy, x, stats, gamma, gammaF, betaF, dx, ggamma, gbeta, N, HW, C, G, silu);
 }
 
 TC static void r_f2bf(const float *s, uint16_t *d, size_t n) {

@@ -233,9 +233,20 @@ func (b *Backend) groupNorm(op string, x *tensor.Tensor, gamma, beta *tensor.Par
 	}
 	xb := b.get(op, x)
 	dt := b.actDT(x.Shape)
-	y = b.newBuf(x.Shape, dt)
 	stats = b.newBuf([]int{n, groups, 2}, dtF32)
-	yb, sb := y.Impl.(*buf), stats.Impl.(*buf)
+	sb := stats.Impl.(*buf)
+	if !silu && len(x.Shape) == 4 && xb.dt == dt {
+		// Stats now, the output when first used (lazy.go): usually only through SiLU.
+		b.w.do(func() {
+			C.dd_gn_fwd(dt, xb.p, nil, fptr(gamma.W), fptr(beta.W), (*C.float)(sb.p), C.int(n), C.int(hw), C.int(c),
+				C.int(groups), C.float(eps), 0, 0)
+		})
+		y = b.newLazy(x.Shape, dt, &lazyNorm{x: xb, stats: sb, n: n, c: c, hw: hw, group: groups,
+			gamma: append([]float32(nil), gamma.W...), beta: append([]float32(nil), beta.W...)})
+		return y, stats
+	}
+	y = b.newBuf(x.Shape, dt)
+	yb := y.Impl.(*buf)
 	fuse := C.int(0)
 	if silu {
 		fuse = 1
@@ -244,7 +255,7 @@ func (b *Backend) groupNorm(op string, x *tensor.Tensor, gamma, beta *tensor.Par
 		xp, free := b.in(x, xb, dt)
 		defer free()
 		C.dd_gn_fwd(dt, xp, yb.p, fptr(gamma.W), fptr(beta.W), (*C.float)(sb.p), C.int(n), C.int(hw), C.int(c),
-			C.int(groups), C.float(eps), fuse)
+			C.int(groups), C.float(eps), fuse, 0)
 	})
 	return y, stats
 }
@@ -271,7 +282,18 @@ func (b *Backend) groupNormBackward(op string, dy, x, stats *tensor.Tensor, gamm
 	if dy == nil || stats == nil || !sameShape(dy.Shape, x.Shape) || !sameShape(stats.Shape, []int{n, groups, 2}) {
 		shapePanic(op, "dy, x %v, stats: want dy %v and stats %v", x.Shape, x.Shape, []int{n, groups, 2})
 	}
-	xb, dyb, sb := b.get(op, x), b.get(op, dy), b.get(op, stats)
+	xb, sb := b.get(op, x), b.get(op, stats)
+	gammaF, betaF := gamma.W, beta.W // the affine that made the forward's output
+	var dyb *buf
+	if l, ok := b.peek(op, dy).lazy.(*lazySiLUGrad); ok && !silu {
+		// dy = SiLUBackward(d, GroupNorm(x)) not yet computed: fuse it (lazy.go).
+		if ln, ok := l.a.lazy.(*lazyNorm); ok && ln.x == xb && ln.stats == sb && ln.group == groups {
+			dyb, silu, gammaF, betaF = l.dy, true, ln.gamma, ln.beta
+		}
+	}
+	if dyb == nil {
+		dyb = b.get(op, dy)
+	}
 	dt := b.actDT(x.Shape)
 	dx := b.newBuf(x.Shape, dt)
 	dxb := dx.Impl.(*buf)
@@ -284,8 +306,8 @@ func (b *Backend) groupNormBackward(op string, dy, x, stats *tensor.Tensor, gamm
 		defer freeX()
 		dyp, freeDY := b.in(dy, dyb, dt)
 		defer freeDY()
-		C.dd_gn_bwd(dt, dyp, xp, (*C.float)(sb.p), fptr(gamma.W), fptr(beta.W), dxb.p, fptr(gamma.G), fptr(beta.G),
-			C.int(n), C.int(hw), C.int(c), C.int(groups), fuse)
+		C.dd_gn_bwd(dt, dyp, xp, (*C.float)(sb.p), fptr(gamma.W), fptr(gammaF), fptr(betaF), dxb.p, fptr(gamma.G),
+			fptr(beta.G), C.int(n), C.int(hw), C.int(c), C.int(groups), fuse)
 	})
 	return dx
 }
@@ -325,13 +347,28 @@ func (b *Backend) binary(op string, x, z *tensor.Tensor, f func(dt C.int, xp, zp
 	return y
 }
 
-// SiLU: y = x * sigmoid(x).
+// SiLU: y = x * sigmoid(x). Of a lazy GroupNorm output it is the fused GroupNorm+SiLU pass.
 func (b *Backend) SiLU(x *tensor.Tensor) *tensor.Tensor {
+	if l, ok := b.peek("SiLU", x).lazy.(*lazyNorm); ok {
+		y := b.newBuf(x.Shape, l.x.dt)
+		yb := y.Impl.(*buf)
+		b.w.do(func() {
+			C.dd_gn_fwd(l.x.dt, l.x.p, yb.p, fptr(l.gamma), fptr(l.beta), (*C.float)(l.stats.p), C.int(l.n), C.int(l.hw),
+				C.int(l.c), C.int(l.group), 0, 1, 1)
+		})
+		return y
+	}
 	return b.unary("SiLU", x, func(dt C.int, xp, yp unsafe.Pointer, n C.size_t) { C.dd_silu(dt, xp, yp, n) })
 }
 
-// SiLUBackward returns dy * d/dx SiLU(x).
+// SiLUBackward returns dy * d/dx SiLU(x). Of a lazy GroupNorm output it is lazy too, for
+// GroupNormBackward to fuse.
 func (b *Backend) SiLUBackward(dy, x *tensor.Tensor) *tensor.Tensor {
+	if _, ok := b.peek("SiLUBackward", x).lazy.(*lazyNorm); ok && dy != nil && sameShape(dy.Shape, x.Shape) {
+		if dyb := b.get("SiLUBackward", dy); dyb.dt == b.dt {
+			return b.newLazy(x.Shape, b.dt, &lazySiLUGrad{dy: dyb, a: x.Impl.(*buf), n: x.Len()})
+		}
+	}
 	return b.binary("SiLUBackward", dy, x, func(dt C.int, dyp, xp, dxp unsafe.Pointer, n C.size_t) {
 		C.dd_silu_bwd(dt, dyp, xp, dxp, n)
 	})
