@@ -24,7 +24,7 @@ type Backend struct {
 	w       *worker
 	pool    pool
 	ref     tensor.Backend // kernels not accelerated here (attention, dropout) run on the reference
-	mu      sync.Mutex // guards buf.refs and buf.lazy (cleanups run on another goroutine)
+	mu      sync.Mutex     // guards buf.refs and buf.lazy (cleanups run on another goroutine)
 	convs   map[convKey]*C.dd_conv
 	weights map[weightKey]*weightCopy
 	closed  bool
