@@ -26,6 +26,7 @@ func init() {
 // evalCommands are the subcommands of "ddpm eval".
 var evalCommands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"fid":              runEvalFID,
+	"table":            runEvalTable,
 	"train-classifier": runTrainClassifier,
 	"classifier":       runClassifierAccuracy,
 }

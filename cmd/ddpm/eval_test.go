@@ -130,3 +130,28 @@ func TestEvalErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestEvalTable(t *testing.T) {
+	dir := t.TempDir()
+	lines := `{"fid":2.5,"kid":0.1,"kid_std":0.01,"n":2000,"floor":0.3,"kid_floor":0.001,"sampler":"ddim-10 eta=0 linspace"}
+{"fid":1.5,"kid":0.05,"kid_std":0.01,"n":2000,"floor":0.3,"kid_floor":0.001,"sampler":"ddim-20 eta=0 linspace"}
+{"fid":1.2,"kid":0.04,"kid_std":0.01,"n":2000,"floor":0.3,"kid_floor":0.001,"sampler":"dpm-solver++-10 linspace"}
+`
+	in := writeFile(t, dir, "r.jsonl", lines)
+	png := filepath.Join(dir, "p.png")
+	code, out, errs := runCLI(t, "eval", "table", "--in", in, "--plot", png)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"| sampler | S=10 | S=20 |", "| ddim eta=0 linspace | 2.5 (KID 0.1 ± 0.01) | 1.5 (KID 0.05 ± 0.01) |",
+		"| dpm-solver++ linspace | 1.2 (KID 0.04 ± 0.01) | |", "at n = 2000: FID 0.3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	readPNG(t, png)
+	bad := writeFile(t, dir, "bad.jsonl", `{"fid":1,"sampler":"/tmp/x.npz"}`)
+	if code, _, _ := runCLI(t, "eval", "table", "--in", bad); code != 2 {
+		t.Error("a result without a step count accepted")
+	}
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"ddpm/plot"
+)
+
+// runEvalTable turns the JSON lines of several `ddpm eval fid` runs into the markdown table of the
+// DDIM paper's Table 1 layout (one row per sampler setting, one column per step count) and a plot
+// of FID against steps, one line per setting.
+func runEvalTable(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval table", stderr)
+	in := fs.String("in", "", "JSON lines of ddpm eval fid (required; - for stdin)")
+	plotPath := fs.String("plot", "", "also draw FID against steps (log scale) to this PNG")
+	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
+		return err
+	}
+	if *in == "" {
+		return fmt.Errorf("--in FILE.jsonl is required")
+	}
+	var r io.Reader = os.Stdin
+	if *in != "-" {
+		b, err := os.ReadFile(*in)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	type cell struct{ fid, kid, kidStd float64 }
+	rows := map[string]map[int]cell{}
+	floors := map[int][2]float64{}
+	stepSet := map[int]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var res fidResult
+		if err := json.Unmarshal(sc.Bytes(), &res); err != nil {
+			return fmt.Errorf("%s line %d: %w", *in, line, err)
+		}
+		name, steps, err := splitSampler(res.Sampler)
+		if err != nil {
+			return fmt.Errorf("%s line %d: %w", *in, line, err)
+		}
+		if rows[name] == nil {
+			rows[name] = map[int]cell{}
+		}
+		rows[name][steps] = cell{res.FID, res.KID, res.KIDStd}
+		stepSet[steps] = true
+		floors[res.N] = [2]float64{res.Floor, res.KIDFloor}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("%s: no results", *in)
+	}
+	var steps []int
+	for s := range stepSet {
+		steps = append(steps, s)
+	}
+	sort.Ints(steps)
+	var names []string
+	for n := range rows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprint(stdout, "| sampler |")
+	for _, s := range steps {
+		fmt.Fprintf(stdout, " S=%d |", s)
+	}
+	fmt.Fprint(stdout, "\n|---|")
+	for range steps {
+		fmt.Fprint(stdout, "---|")
+	}
+	fmt.Fprintln(stdout)
+	var series []plot.Series
+	for _, n := range names {
+		fmt.Fprintf(stdout, "| %s |", n)
+		var xs, ys []float64
+		for _, s := range steps {
+			c, ok := rows[n][s]
+			if !ok {
+				fmt.Fprint(stdout, " |")
+				continue
+			}
+			fmt.Fprintf(stdout, " %.3g (KID %.3g ± %.2g) |", c.fid, c.kid, c.kidStd)
+			xs, ys = append(xs, math.Log10(float64(s))), append(ys, c.fid)
+		}
+		fmt.Fprintln(stdout)
+		series = append(series, plot.Series{Name: n, X: xs, Y: ys})
+	}
+	var ns []int
+	for n := range floors {
+		ns = append(ns, n)
+	}
+	sort.Ints(ns)
+	for _, n := range ns {
+		fmt.Fprintf(stdout, "\nfloor (training images vs test) at n = %d: FID %.3g, KID %.3g\n", n, floors[n][0], floors[n][1])
+	}
+	if *plotPath == "" {
+		return nil
+	}
+	f, err := os.Create(*plotPath)
+	if err != nil {
+		return err
+	}
+	if err := plot.Lines(f, plot.Options{Title: "FID against sampling steps", XLabel: "log10 steps", YLabel: "FID (log scale)", LogY: true}, series...); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// splitSampler splits "ddim-50 eta=0 linspace" into ("ddim eta=0 linspace", 50).
+func splitSampler(s string) (string, int, error) {
+	head, rest, _ := strings.Cut(s, " ")
+	i := strings.LastIndex(head, "-")
+	if i < 0 {
+		return "", 0, fmt.Errorf("sampler %q: no step count (a --npz result?)", s)
+	}
+	steps, err := strconv.Atoi(head[i+1:])
+	if err != nil {
+		return "", 0, fmt.Errorf("sampler %q: no step count", s)
+	}
+	return strings.TrimSpace(head[:i] + " " + rest), steps, nil
+}

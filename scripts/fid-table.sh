@@ -1,0 +1,48 @@
+#!/bin/sh
+# fid-table.sh: the DDIM paper's Table 1 grid on MNIST with the project's FID, plus DDPM-1000 with
+# both variances and the multistep solvers at 10/20/50 steps. Appends one JSON line per cell to OUT
+# (existing cells are kept, so an interrupted run can be restarted), then prints the markdown table
+# and draws the plot.
+#
+#   scripts/fid-table.sh [CKPT] [N] [N1000] [OUT]
+#
+# CKPT: run directory or weights file ("" = the shipped model); N: samples per cell (default 2000);
+# N1000: samples for the 1000-step cells (default 500); OUT: results file (default docs/fid-mnist.jsonl).
+set -eu
+ckpt=${1:-}
+n=${2:-2000}
+n1000=${3:-500}
+out=${4:-docs/fid-mnist.jsonl}
+ddpm=${DDPM:-ddpm}
+ck=""
+[ -n "$ckpt" ] && ck="--ckpt $ckpt"
+touch "$out"
+
+cell() { # cell N SAMPLER-FLAGS...
+	cn=$1
+	shift
+	key="$* n=$cn"
+	if grep -qF "\"#$key\"" "$out.keys" 2>/dev/null; then
+		return
+	fi
+	echo "== $key" >&2
+	# shellcheck disable=SC2086
+	$ddpm eval fid $ck --data mnist --n "$cn" --seed 0 "$@" >>"$out"
+	echo "\"#$key\"" >>"$out.keys"
+}
+
+for s in 10 20 50 100 1000; do
+	cn=$n
+	[ "$s" = 1000 ] && cn=$n1000
+	for eta in 0 0.2 0.5 1; do
+		cell "$cn" --sampler ddim --steps "$s" --eta "$eta"
+	done
+	cell "$cn" --sampler ddim --steps "$s" --sigma-hat
+done
+cell "$n1000" --sampler ddpm --variance beta
+cell "$n1000" --sampler ddpm --variance posterior
+for s in 10 20 50; do
+	cell "$n" --sampler dpm-solver++ --steps "$s"
+	cell "$n" --sampler plms --steps "$s"
+done
+$ddpm eval table --in "$out" --plot "${out%.jsonl}.png"
