@@ -3,6 +3,7 @@ package diffusion_test
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"ddpm/diffusion"
 	"ddpm/schedule"
@@ -42,4 +43,34 @@ func ExampleTimesteps() {
 	// linspace [999 749 500 250 0]
 	// leading [800 600 400 200 0]
 	// trailing [999 799 599 399 199]
+}
+
+// Samplers are chosen by name. At ten steps on a 1-D Gaussian, DDIM's ODE discretisation shrinks the
+// spread (std 0.36 for a true 0.5), while the multistep solvers, which reuse earlier predictions, come
+// closer: PLMS's fourth order combination almost exactly.
+func ExampleNewSampler() {
+	s, _ := schedule.New("linear", 1000, false)
+	m := &diffusion.Mixture{Weights: []float64{1}, Means: [][]float64{{1.5}}, Stds: []float64{0.5}}
+	oracle := &diffusion.Oracle{Mixture: m, Schedule: s}
+	for _, name := range []string{"ddim", "dpm-solver++", "plms"} {
+		sampler, err := diffusion.NewSampler(name, s, diffusion.SamplerConfig{Steps: 10})
+		if err != nil {
+			panic(err)
+		}
+		x, err := sampler.Sample(context.Background(), oracle, 20000, 1, diffusion.Options{Seed: 1})
+		if err != nil {
+			panic(err)
+		}
+		var sum, sq float64
+		for _, v := range x {
+			sum += v
+			sq += v * v
+		}
+		mean := sum / float64(len(x))
+		fmt.Printf("%-12s mean %.2f std %.2f\n", name, mean, math.Sqrt(sq/float64(len(x))-mean*mean))
+	}
+	// Output:
+	// ddim         mean 1.50 std 0.36
+	// dpm-solver++ mean 1.50 std 0.39
+	// plms         mean 1.50 std 0.49
 }
