@@ -132,10 +132,11 @@ TC static void SFX(r_scale_shift)(const T *x, T *y, const float *scale, const fl
 // over the group. The per-channel sums a = sum dy and b = sum dy*x give every group sum, so dx becomes
 // dy*A[c] + x*B[c] + D[c]: one pass to sum, one to write. With silu set, the op was SiLU(GroupNorm(x))
 // and dy is first taken through SiLU's derivative at h = GroupNorm(x), recomputed from x and the
-// stats in both passes rather than stored.
+// stats in the first pass and kept for the second in dh, a per-sample scratch that stays in cache.
 TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *gammaF,
-                             const float *betaF, T *dx, float *ggamma, float *gbeta, float *a, float *b, float *A, float *B, float *D,
-                             float *scale, float *shift, int HW, int C, int G, int silu) {
+                             const float *betaF, T *dx, float *ggamma, float *gbeta, float *a, float *b, float *A,
+                             float *B, float *D, float *scale, float *shift, float *dh, int HW, int C, int G,
+                             int silu) {
 	int cg = C / G;
 	double cnt = (double)cg * HW;
 	for (int c = 0; c < C; c++) {
@@ -148,10 +149,12 @@ TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const 
 		const T *dr = dy + (size_t)p * C;
 		const T *xr = x + (size_t)p * C;
 		if (silu) {
+			float *dhr = dh + (size_t)p * C;
 			for (int c = 0; c < C; c++) {
 				float xv = LD(xr, c), h = xv * scale[c] + shift[c];
 				float sg = 1.0f / (1.0f + dd_expf(-h));
 				float d = LD(dr, c) * sg * (1.0f + h * (1.0f - sg));
+				dhr[c] = d;
 				a[c] += d;
 				b[c] += d * xv;
 			}
@@ -185,12 +188,8 @@ TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const 
 		const T *xr = x + (size_t)p * C;
 		T *o = dx + (size_t)p * C;
 		if (silu) {
-			for (int c = 0; c < C; c++) {
-				float xv = LD(xr, c), h = xv * scale[c] + shift[c];
-				float sg = 1.0f / (1.0f + dd_expf(-h));
-				float d = LD(dr, c) * sg * (1.0f + h * (1.0f - sg));
-				ST(o, c, d * A[c] + xv * B[c] + D[c]);
-			}
+			const float *dhr = dh + (size_t)p * C;
+			for (int c = 0; c < C; c++) ST(o, c, dhr[c] * A[c] + LD(xr, c) * B[c] + D[c]);
 		} else {
 			for (int c = 0; c < C; c++) ST(o, c, LD(dr, c) * A[c] + LD(xr, c) * B[c] + D[c]);
 		}
@@ -310,13 +309,14 @@ static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float
 	size_t s = (size_t)HW * C;
 #pragma omp parallel if (BIG(N * s))
 	{
-		float *buf = calloc(9 * (size_t)C, sizeof(float));
+		// dh keeps SiLU's gradient of one sample between the two passes (it stays in L2).
+		float *buf = calloc(9 * (size_t)C + (silu ? (size_t)HW * C : 0), sizeof(float));
 		float *gg = buf, *gb = buf + C;
 #pragma omp for schedule(static)
 		for (int n = 0; n < N; n++)
 			SFX(r_gn_bwd)(dy + n * s, x + n * s, stats + (size_t)n * 2 * G, gamma, gammaF, betaF, dx + n * s, gg, gb,
 			              buf + 2 * C, buf + 3 * C, buf + 4 * C, buf + 5 * C, buf + 6 * C, buf + 7 * C, buf + 8 * C,
-			              HW, C, G, silu);
+			              buf + 9 * C, HW, C, G, silu);
 #pragma omp critical
 		for (int c = 0; c < C; c++) {
 			ggamma[c] += gg[c];
