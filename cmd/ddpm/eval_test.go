@@ -11,6 +11,7 @@ import (
 	"ddpm/data"
 	"ddpm/nn"
 	"ddpm/tensor"
+	"ddpm/tensor/dnnl"
 	"ddpm/train"
 )
 
@@ -95,6 +96,20 @@ func TestEvalFIDReproducible(t *testing.T) {
 	c := fidJSON(t, "--npz", npz, "--classifier", clf, "--ref-n", "64", "--kid-subsets", "4", "--kid-subset-size", "5", "--seed", "7", "--engine", "ref")
 	if c.FID != a.FID || c.KID != a.KID || c.Floor != a.Floor {
 		t.Errorf("--npz of the same images: fid %v kid %v floor %v; sampled: %v %v %v", c.FID, c.KID, c.Floor, a.FID, a.KID, a.Floor)
+	}
+	if dnnl.Available() {
+		// oneDNN: network calls are chunked to global indices (--chunk default 32), so the batch size
+		// changes nothing there either.
+		dn := []string{"--ckpt", model, "--classifier", clf, "--n", "6", "--steps", "3", "--engine", "dnnl", "--threads", "1",
+			"--ref-n", "64", "--kid-subsets", "4", "--kid-subset-size", "5", "--seed", "7"}
+		e := fidJSON(t, append(dn, "--batch", "6")...)
+		f := fidJSON(t, append(dn, "--batch", "4")...)
+		e.SampleSecs, f.SampleSecs = 0, 0
+		je, _ := json.Marshal(e)
+		jf, _ := json.Marshal(f)
+		if string(je) != string(jf) {
+			t.Errorf("dnnl --batch 6 and 4 differ:\n%s\n%s", je, jf)
+		}
 	}
 	d := fidJSON(t, append(common, "--sampler", "plms")...)
 	if d.FID == a.FID || d.Sampler != "plms-3 linspace" {
