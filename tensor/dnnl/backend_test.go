@@ -204,6 +204,14 @@ func cases() []opCase {
 			},
 		},
 		{
+			name: "Attention/3x32x7x7-h4", inputs: [][]int{{3, 32, 7, 7}, {3, 32, 7, 7}, {3, 32, 7, 7}, {3, 32, 7, 7}},
+			run: func(be tensor.Backend, in []*tensor.Tensor, _ []*tensor.Param) []*tensor.Tensor {
+				o, s := be.Attention(in[0], in[1], in[2], 4)
+				dq, dk, dv := be.AttentionBackward(in[3], in[0], in[1], in[2], s, 4)
+				return []*tensor.Tensor{o, dq, dk, dv}
+			},
+		},
+		{
 			name: "Dropout", inputs: [][]int{{2, 8, 3, 3}, {2, 8, 3, 3}},
 			run: func(be tensor.Backend, in []*tensor.Tensor, _ []*tensor.Param) []*tensor.Tensor {
 				y, m := be.Dropout(in[0], 0.3, 7)

@@ -36,6 +36,11 @@ int dd_linear_fwd(const float *x, const float *w, const float *b, float *y, int 
 int dd_linear_bwd(const float *dy, const float *x, const float *w, float *dx, float *gw, float *gb,
                   int N, int In, int Out);
 
+// Multi-head self-attention on f32 NHWC (N, L, C) tensors; p holds the (N, heads, L, L) probabilities.
+void dd_attn_fwd(const float *q, const float *k, const float *v, float *o, float *p, int N, int L, int C, int heads);
+void dd_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *p, float *dq,
+                 float *dk, float *dv, int N, int L, int C, int heads);
+
 // Conversions and layout changes.
 void dd_convert(const void *src, int sdt, void *dst, int ddt, size_t n);
 void dd_nchw_to_nhwc(const float *src, void *dst, int dt, int N, int C, int HW);

@@ -3,6 +3,7 @@
 // Convolution and linear layers through oneDNN's C API. Activations are NHWC in the backend's element
 // type (f32, or bf16 where AMX makes oneDNN pick its brgemm kernels); weights arrive as PyTorch's plain
 // f32 OIHW and are reordered into whatever blocked format each primitive asked for.
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,4 +265,58 @@ int dd_linear_bwd(const float *dy, const float *x, const float *w, float *dx, fl
 		for (int n = 0; n < N; n++)
 			for (int o = 0; o < Out; o++) gb[o] += dy[(size_t)n * Out + o];
 	return 0;
+}
+
+// Attention over the L positions of NHWC tensors q, k, v (N, L, C), heads splitting C into blocks of
+// d = C/heads: for each sample and head, P = softmax(Q K^T / sqrt(d)) row-wise (saved in p as
+// (N, heads, L, L)) and O = P V, written into o's channels of that head. Samples and heads run in
+// parallel, each GEMM on one thread.
+void dd_attn_fwd(const float *q, const float *k, const float *v, float *o, float *p, int N, int L, int C,
+                 int heads) {
+	int d = C / heads;
+	float scale = 1.0f / sqrtf((float)d);
+	int jobs = N * heads;
+#pragma omp parallel for schedule(dynamic)
+	for (int job = 0; job < jobs; job++) {
+		int n = job / heads, h = job % heads;
+		size_t off = (size_t)n * L * C + (size_t)h * d;
+		float *P = p + (size_t)job * L * L;
+		dnnl_sgemm('N', 'T', L, L, d, scale, q + off, C, k + off, C, 0.0f, P, L);
+		for (int i = 0; i < L; i++) {
+			float *row = P + (size_t)i * L, m = row[0], s = 0;
+			for (int j = 1; j < L; j++) m = row[j] > m ? row[j] : m;
+			for (int j = 0; j < L; j++) s += row[j] = expf(row[j] - m);
+			for (int j = 0; j < L; j++) row[j] /= s;
+		}
+		dnnl_sgemm('N', 'N', L, d, L, 1.0f, P, L, v + off, C, 0.0f, o + off, C);
+	}
+}
+
+// dd_attn_bwd: dV = P^T dO, dP = dO V^T, dS = P*(dP - rowsum(dP*P)), dQ = dS K/sqrt(d), dK = dS^T Q/sqrt(d).
+void dd_attn_bwd(const float *dout, const float *q, const float *k, const float *v, const float *p, float *dq,
+                 float *dk, float *dv, int N, int L, int C, int heads) {
+	int d = C / heads;
+	float scale = 1.0f / sqrtf((float)d);
+	int jobs = N * heads;
+#pragma omp parallel
+	{
+		float *dS = malloc(sizeof(float) * (size_t)L * L);
+#pragma omp for schedule(dynamic)
+		for (int job = 0; job < jobs; job++) {
+			int n = job / heads, h = job % heads;
+			size_t off = (size_t)n * L * C + (size_t)h * d;
+			const float *P = p + (size_t)job * L * L;
+			dnnl_sgemm('T', 'N', L, d, L, 1.0f, P, L, dout + off, C, 0.0f, dv + off, C);
+			dnnl_sgemm('N', 'T', L, L, d, 1.0f, dout + off, C, v + off, C, 0.0f, dS, L);
+			for (int i = 0; i < L; i++) {
+				const float *pr = P + (size_t)i * L;
+				float *sr = dS + (size_t)i * L, dot = 0;
+				for (int j = 0; j < L; j++) dot += sr[j] * pr[j];
+				for (int j = 0; j < L; j++) sr[j] = pr[j] * (sr[j] - dot);
+			}
+			dnnl_sgemm('N', 'N', L, d, L, scale, dS, L, k + off, C, 0.0f, dq + off, C);
+			dnnl_sgemm('T', 'N', L, d, L, scale, dS, L, q + off, C, 0.0f, dk + off, C);
+		}
+		free(dS);
+	}
 }

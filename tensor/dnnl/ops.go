@@ -531,17 +531,85 @@ func (b *Backend) toRef(x *tensor.Tensor) *tensor.Tensor {
 
 func (b *Backend) fromRef(t *tensor.Tensor) *tensor.Tensor { return b.Upload(t.Shape, t.Data) }
 
-// Attention runs on the reference kernels (UNet-S has none; larger configs use it at 7x7 or 14x14).
-// saved stays a host tensor, private to this backend like any saved state.
-func (b *Backend) Attention(q, k, v *tensor.Tensor, heads int) (out, saved *tensor.Tensor) {
-	o, s := b.ref.Attention(b.toRef(q), b.toRef(k), b.toRef(v), heads)
-	return b.fromRef(o), s
+func attentionDims(op string, q, k, v *tensor.Tensor, heads int) (n, c, l int) {
+	rank(op, q, 4)
+	if k == nil || v == nil || !sameShape(q.Shape, k.Shape) || !sameShape(q.Shape, v.Shape) {
+		shapePanic(op, "q, k, v must have equal shapes")
+	}
+	n, c, l = q.Shape[0], q.Shape[1], q.Shape[2]*q.Shape[3]
+	if heads < 1 || c%heads != 0 {
+		shapePanic(op, "%d channels do not split into %d heads", c, heads)
+	}
+	return
 }
 
-// AttentionBackward runs on the reference kernels.
+// f32out returns where an op computing in float32 should write the tensor t, and a function that
+// moves the result into t (a conversion when t is bf16). Worker thread only.
+func (b *Backend) f32out(t *tensor.Tensor) (unsafe.Pointer, func()) {
+	tb := t.Impl.(*buf)
+	if tb.dt == dtF32 {
+		return tb.p, func() {}
+	}
+	n := t.Len()
+	q := b.pool.get(4 * n)
+	return q, func() {
+		C.dd_convert(q, dtF32, tb.p, tb.dt, C.size_t(n))
+		b.pool.put(q, 4*n)
+	}
+}
+
+// Attention: saved is the attention probabilities as a float32 (N*heads, L, L) tensor. The
+// GEMMs run in float32 whatever the precision (attention is at 7x7 or 14x14, a small cost).
+func (b *Backend) Attention(q, k, v *tensor.Tensor, heads int) (out, saved *tensor.Tensor) {
+	const op = "Attention"
+	n, c, l := attentionDims(op, q, k, v, heads)
+	qb, kb, vb := b.get(op, q), b.get(op, k), b.get(op, v)
+	out = b.newAct(q.Shape...)
+	saved = b.newBuf([]int{n * heads, l, l}, dtF32)
+	sb := saved.Impl.(*buf)
+	b.w.do(func() {
+		qp, fq := b.in(q, qb, dtF32)
+		defer fq()
+		kp, fk := b.in(k, kb, dtF32)
+		defer fk()
+		vp, fv := b.in(v, vb, dtF32)
+		defer fv()
+		op, done := b.f32out(out)
+		C.dd_attn_fwd((*C.float)(qp), (*C.float)(kp), (*C.float)(vp), (*C.float)(op), (*C.float)(sb.p), C.int(n), C.int(l),
+			C.int(c), C.int(heads))
+		done()
+	})
+	return out, saved
+}
+
+// AttentionBackward returns dq, dk, dv.
 func (b *Backend) AttentionBackward(dout, q, k, v, saved *tensor.Tensor, heads int) (dq, dk, dv *tensor.Tensor) {
-	a, c, d := b.ref.AttentionBackward(b.toRef(dout), b.toRef(q), b.toRef(k), b.toRef(v), saved, heads)
-	return b.fromRef(a), b.fromRef(c), b.fromRef(d)
+	const op = "AttentionBackward"
+	n, c, l := attentionDims(op, q, k, v, heads)
+	if dout == nil || saved == nil || !sameShape(dout.Shape, q.Shape) || !sameShape(saved.Shape, []int{n * heads, l, l}) {
+		shapePanic(op, "dout and saved: want %v and %v", q.Shape, []int{n * heads, l, l})
+	}
+	qb, kb, vb, db, sb := b.get(op, q), b.get(op, k), b.get(op, v), b.get(op, dout), b.get(op, saved)
+	dq, dk, dv = b.newAct(q.Shape...), b.newAct(q.Shape...), b.newAct(q.Shape...)
+	b.w.do(func() {
+		qp, fq := b.in(q, qb, dtF32)
+		defer fq()
+		kp, fk := b.in(k, kb, dtF32)
+		defer fk()
+		vp, fv := b.in(v, vb, dtF32)
+		defer fv()
+		dp, fd := b.in(dout, db, dtF32)
+		defer fd()
+		dqp, doneQ := b.f32out(dq)
+		dkp, doneK := b.f32out(dk)
+		dvp, doneV := b.f32out(dv)
+		C.dd_attn_bwd((*C.float)(dp), (*C.float)(qp), (*C.float)(kp), (*C.float)(vp), (*C.float)(sb.p), (*C.float)(dqp),
+			(*C.float)(dkp), (*C.float)(dvp), C.int(n), C.int(l), C.int(c), C.int(heads))
+		doneQ()
+		doneK()
+		doneV()
+	})
+	return dq, dk, dv
 }
 
 // Dropout runs on the reference kernels; mask stays a host tensor.
