@@ -1,7 +1,8 @@
 // Browser test of the `ddpm serve` page in real headless Chromium (Debian's /usr/bin/chromium driven
 // by playwright-core; no browser download). It loads the page, runs "Compare" with DDPM in panel A
 // and DDIM in panel B from the same seed, checks that B's x_t and x0 images update at every step to
-// the last one and that both runs end with a downloadable PNG, then saves a screenshot.
+// the last one and that both runs end with a downloadable PNG, then saves a screenshot; finally it
+// stops a long run with the Stop button and checks the server canceled the job.
 //
 //   node e2e/browser.mjs http://127.0.0.1:8080 docs/serve.png [ddimSteps] [ddpmSteps]
 //
@@ -103,6 +104,27 @@ try {
   check(consoleErrors.length === 0, "console errors: " + consoleErrors.join("; "));
   await page.screenshot({ path: shot, fullPage: true });
   log("screenshot", shot);
+
+  // Stop: a long run in a scratch copy of panel A's settings, aborted after a few frames, must be
+  // canceled on the server (the sampler stops), not run to the end.
+  const canceled = async () => {
+    const m = await (await page.request.get(url + "/metrics")).text();
+    const line = m.split("\n").find((l) => l.startsWith('ddpm_jobs_total{outcome="canceled"}'));
+    return line ? Number(line.split(" ")[1]) : 0;
+  };
+  const before = await canceled();
+  await page.fill("#panel-a .steps", String(Math.min(1000, 10 * ddpmSteps)));
+  await page.click("#panel-a .run");
+  await page.waitForFunction(() => Number(document.querySelector("#panel-a").dataset.frames) >= 3, null, { timeout: 120000 });
+  await page.click("#panel-a .stop");
+  await page.waitForSelector("#panel-a[data-state='stopped']", { timeout: 10000 });
+  let after = before;
+  for (let i = 0; i < 100 && after === before; i++) {
+    await page.waitForTimeout(100);
+    after = await canceled();
+  }
+  check(after === before + 1, `Stop: canceled jobs ${before} -> ${after}, want one more`);
+  log("Stop canceled the run on the server at", await page.$eval("#panel-a .step", (e) => e.textContent));
 } catch (e) {
   code = 1;
   console.error("FAIL:", e.message);
