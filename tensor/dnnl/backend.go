@@ -23,7 +23,7 @@ type Backend struct {
 	threads int
 	w       *worker
 	pool    pool
-	ref     tensor.Backend // kernels not accelerated here (attention, dropout) run on the reference
+	ref     tensor.Backend // GroupNorm of tensors that are neither 2-D nor 4-D runs on the reference
 	mu      sync.Mutex     // guards buf.refs and buf.lazy (cleanups run on another goroutine)
 	convs   map[convKey]*C.dd_conv
 	weights map[weightKey]*weightCopy

@@ -50,6 +50,8 @@ void dd_nhwc_to_nchw(const void *src, int dt, float *dst, int N, int C, int HW);
 void dd_silu(int dt, const void *x, void *y, size_t n);
 void dd_silu_bwd(int dt, const void *dy, const void *x, void *dx, size_t n);
 void dd_add(int dt, const void *a, const void *b, void *y, size_t n);
+// dd_mulf: y = x * m with m float32 (a dropout mask).
+void dd_mulf(int dt, const void *x, const float *m, void *y, size_t n);
 void dd_scale(int dt, const void *x, void *y, float k, size_t n);
 void dd_addch(int dt, const void *x, const float *v, void *y, int N, int HW, int C);
 void dd_sumhw(int dt, const void *x, float *out, int N, int HW, int C);

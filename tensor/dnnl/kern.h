@@ -22,6 +22,10 @@ TC static void SFX(r_add)(const T *a, const T *b, T *y, size_t n) {
 	for (size_t i = 0; i < n; i++) ST(y, i, LD(a, i) + LD(b, i));
 }
 
+TC static void SFX(r_mulf)(const T *x, const float *m, T *y, size_t n) {
+	for (size_t i = 0; i < n; i++) ST(y, i, LD(x, i) * m[i]);
+}
+
 TC static void SFX(r_scale)(const T *x, T *y, float k, size_t n) {
 	for (size_t i = 0; i < n; i++) ST(y, i, k * LD(x, i));
 }
@@ -220,6 +224,15 @@ static void SFX(add)(const T *a, const T *b, T *y, size_t n) {
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_add)(a + o, b + o, y + o, m);
+	}
+}
+
+static void SFX(mulf)(const T *x, const float *m, T *y, size_t n) {
+	size_t nch = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (nch > 1)
+	for (size_t k = 0; k < nch; k++) {
+		size_t o = k * CHUNK, c = n - o < CHUNK ? n - o : CHUNK;
+		SFX(r_mulf)(x + o, m + o, y + o, c);
 	}
 }
 

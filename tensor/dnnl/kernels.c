@@ -101,6 +101,7 @@ void dd_silu_bwd(int dt, const void *dy, const void *x, void *dx, size_t n) {
 	DISPATCH(dt, silu_bwd, dy, x, dx, n);
 }
 void dd_add(int dt, const void *a, const void *b, void *y, size_t n) { DISPATCH(dt, add, a, b, y, n); }
+void dd_mulf(int dt, const void *x, const float *m, void *y, size_t n) { DISPATCH(dt, mulf, x, m, y, n); }
 void dd_scale(int dt, const void *x, void *y, float k, size_t n) { DISPATCH(dt, scale, x, y, k, n); }
 void dd_addch(int dt, const void *x, const float *v, void *y, int N, int HW, int C) {
 	DISPATCH(dt, addch, x, v, y, N, HW, C);

@@ -612,15 +612,38 @@ func (b *Backend) AttentionBackward(dout, q, k, v, saved *tensor.Tensor, heads i
 	return dq, dk, dv
 }
 
-// Dropout runs on the reference kernels; mask stays a host tensor.
+// Dropout draws tensor.DropoutMask (the same elements as every backend drops), keeps it as a
+// float32 tensor in this backend's layout, and multiplies.
 func (b *Backend) Dropout(x *tensor.Tensor, p float32, seed uint64) (y, mask *tensor.Tensor) {
-	yr, m := b.ref.Dropout(b.toRef(x), p, seed)
-	return b.fromRef(yr), m
+	const op = "Dropout"
+	xb := b.get(op, x)
+	mask = b.Upload(x.Shape, tensor.DropoutMask(x.Len(), p, seed))
+	return b.mulMask(op, x, xb, mask), mask
 }
 
-// DropoutBackward runs on the reference kernels.
+// DropoutBackward returns dy * mask.
 func (b *Backend) DropoutBackward(dy, mask *tensor.Tensor) *tensor.Tensor {
-	return b.fromRef(b.ref.DropoutBackward(b.toRef(dy), mask))
+	const op = "DropoutBackward"
+	if dy == nil || mask == nil || !sameShape(dy.Shape, mask.Shape) {
+		shapePanic(op, "dy and mask must have equal shapes")
+	}
+	return b.mulMask(op, dy, b.get(op, dy), mask)
+}
+
+func (b *Backend) mulMask(op string, x *tensor.Tensor, xb *buf, mask *tensor.Tensor) *tensor.Tensor {
+	mb := b.get(op, mask)
+	if mb.dt != dtF32 {
+		shapePanic(op, "mask is not a dropout mask of this backend")
+	}
+	dt := b.actDT(x.Shape)
+	y := b.newBuf(x.Shape, dt)
+	yb := y.Impl.(*buf)
+	b.w.do(func() {
+		xp, free := b.in(x, xb, dt)
+		defer free()
+		C.dd_mulf(dt, xp, (*C.float)(mb.p), yb.p, C.size_t(x.Len()))
+	})
+	return y
 }
 
 var _ tensor.Backend = (*Backend)(nil)
