@@ -8,9 +8,14 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"ddpm/diffusion"
 )
+
+// writeTimeout bounds each write of an answer or event, so a client that stops reading cannot hold
+// a handler (and, for a stream, the worker waiting to hand it a frame) forever.
+const writeTimeout = 30 * time.Second
 
 // fail answers a request that could not be sampled (before any body was written).
 func (s *Server) fail(w http.ResponseWriter, err error) {
@@ -79,6 +84,8 @@ func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logJob(p, res, "")
+	// A client that reads the answer slowly holds only its own handler, and not forever.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 	hd := w.Header()
 	hd.Set("Content-Type", ctype)
 	hd.Set("Content-Length", strconv.Itoa(len(body)))
@@ -174,6 +181,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		b, _ := json.Marshal(v)
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		_, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 		if err == nil {
 			err = rc.Flush()

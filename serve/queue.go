@@ -3,6 +3,8 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -103,7 +105,16 @@ func outcome(ctx context.Context, err error) string {
 
 // run samples all N images in one sampler call (the network's MaxBatch bounds the memory of each
 // network call), so a stream's frames show every image at every step.
-func (s *Server) run(j *job, m *generate.Model) ([]float64, error) {
+//
+// A panic in the sampler or the network becomes the job's error (a 500) instead of ending the
+// process and every other client's work with it.
+func (s *Server) run(j *job, m *generate.Model) (x []float64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.opt.Log.Error("sampling panicked", "panic", r, "stack", string(debug.Stack()))
+			x, err = nil, fmt.Errorf("internal error: sampling panicked: %v", r)
+		}
+	}()
 	sampler, _, err := j.plan.spec.New(m.Schedule)
 	if err != nil {
 		return nil, err

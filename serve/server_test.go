@@ -648,3 +648,21 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPanicIsA500 checks that a panic inside sampling fails that request only: the worker lives on.
+func TestPanicIsA500(t *testing.T) {
+	var once atomic.Bool
+	_, ts := newTestServer(t, Options{stepHook: func(diffusion.Step) {
+		if once.CompareAndSwap(false, true) {
+			panic("boom")
+		}
+	}}, 1)
+	resp, b := post(t, ts.URL, `{"steps":3,"n":1}`)
+	if resp.StatusCode != 500 || !strings.Contains(decodeAPIError(t, b).Error, "boom") {
+		t.Errorf("panicking job: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := post(t, ts.URL, `{"steps":3,"n":1}`); resp.StatusCode != 200 {
+		t.Errorf("next job: %d %s", resp.StatusCode, b)
+	}
+	waitMetrics(t, ts.URL, `ddpm_jobs_total{outcome="error"} 1`, `ddpm_jobs_total{outcome="ok"} 1`)
+}

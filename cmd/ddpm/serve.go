@@ -141,7 +141,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "serving on http://%s (%d worker(s) on %s, queue %d) — page at /, API at /v1/samples\n", ln.Addr(), *workers, engine.Describe(backends[0]), *queue)
 
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// No WriteTimeout: streams last as long as their run; serve bounds each write instead.
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, stop := serveSignals()
 	defer stop()
 	served := make(chan error, 1)
