@@ -8,6 +8,8 @@
 #
 # CKPT: run directory or weights file ("" = the shipped model); N: samples per cell (default 2000);
 # N1000: samples for the 1000-step cells (default 500); OUT: results file (default docs/fid-mnist.jsonl).
+# Environment: DDPM (the binary, default ddpm), FIDFLAGS (extra flags for every ddpm eval fid, e.g.
+# "--threads 2" or, for a smoke test, "--ref-n 100 --kid-subsets 2 --kid-subset-size 2").
 set -eu
 ckpt=${1:-}
 n=${2:-2000}
@@ -27,7 +29,7 @@ cell() { # cell N SAMPLER-FLAGS...
 	fi
 	echo "== $key" >&2
 	# shellcheck disable=SC2086
-	$ddpm eval fid $ck --data mnist --n "$cn" --seed 0 "$@" >>"$out"
+	$ddpm eval fid $ck --data mnist --n "$cn" --seed 0 ${FIDFLAGS:-} "$@" >>"$out"
 	echo "\"#$key\"" >>"$out.keys"
 }
 
