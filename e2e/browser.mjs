@@ -9,7 +9,7 @@
 // Exit status 0 on success; on failure the reason is printed and a screenshot is still written to
 // the given path with ".fail.png" appended.
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -101,6 +101,11 @@ try {
   }, ddimSteps);
   check(same, "B's download differs from POST /v1/samples with the same parameters");
   log("B's download equals POST /v1/samples");
+  const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#panel-b .dl-npz")]);
+  const npz = readFileSync(await dl.path());
+  check(dl.suggestedFilename().endsWith(".npz") && npz.subarray(0, 2).toString() === "PK" && npz.includes("arr_0.npy"),
+    `NPZ download ${dl.suggestedFilename()} (${npz.length} bytes) is not an .npz holding arr_0`);
+  log("NPZ download:", dl.suggestedFilename(), npz.length, "bytes");
   check(consoleErrors.length === 0, "console errors: " + consoleErrors.join("; "));
   await page.screenshot({ path: shot, fullPage: true });
   log("screenshot", shot);

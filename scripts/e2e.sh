@@ -8,7 +8,9 @@
 # Loopback only. Needs scripts/setup-browser.sh once (chromium + e2e/node_modules); set
 # SKIP_BROWSER=1 or SKIP_LOAD=1 to run one part. MODEL=path serves that model in the browser test
 # (default: the shipped MNIST model if the build has one, else the small random one). CLIENTS,
-# DURATION, QUEUE and SERVE_ARGS (extra `ddpm serve` flags, default --threads 1) shape the load test.
+# DURATION and QUEUE shape the load test; SERVE_ARGS are extra `ddpm serve` flags for both servers
+# (default --threads 1: on a busy 2-core machine oneDNN with 2 threads was ~8x slower for a small
+# model, see docs/serve.md).
 set -eu
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-32}
@@ -70,11 +72,13 @@ stop_server() {
 }
 
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
+	# shellcheck disable=SC2086
 	if [ -n "${MODEL:-}" ]; then
-		start_server --ckpt "$MODEL" --quiet
-	elif ! try_server --quiet; then
+		start_server --ckpt "$MODEL" --quiet ${SERVE_ARGS:---threads 1}
+	elif ! try_server --quiet ${SERVE_ARGS:---threads 1}; then
 		echo "e2e: no shipped model in this build ($(tail -n 1 "$work/serve.log")); the browser test uses a small random model"
-		start_server --ckpt "$work/tiny.safetensors" --quiet
+		# shellcheck disable=SC2086
+		start_server --ckpt "$work/tiny.safetensors" --quiet ${SERVE_ARGS:---threads 1}
 	fi
 	echo "== browser test ($(chromium --version 2>/dev/null | head -n 1))"
 	t0=$(date +%s)
@@ -84,8 +88,6 @@ if [ "${SKIP_BROWSER:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_LOAD:-0}" != 1 ]; then
-	# One engine thread per worker: on a busy 2-core machine oneDNN with 2 threads was ~8x slower
-	# for this small model (docs/serve.md).
 	# shellcheck disable=SC2086
 	start_server --ckpt "$work/tiny.safetensors" --queue "${QUEUE:-16}" --quiet ${SERVE_ARGS:---threads 1}
 	echo "== load test: $CLIENTS clients for $DURATION"
