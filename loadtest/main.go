@@ -68,12 +68,13 @@ func run(args []string, stdout io.Writer) error {
 	fs.DurationVar(&c.backoff, "backoff", 50*time.Millisecond, "wait after a 429 before retrying (the server's Retry-After is reported, not obeyed, to keep the queue full)")
 	fs.IntVar(&c.pid, "pid", 0, "server process id, to sample its resident memory from /proc")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the summary as JSON here")
-	writeModel := fs.String("write-model", "", "write a small random UNet (28x28x1, T=1000) to this path and exit")
+	writeModel := fs.String("write-model", "", "write a random UNet (28x28x1, T=1000) to this path and exit")
+	modelConfig := fs.String("model-config", "tiny", "the UNet of -write-model: tiny (26K parameters) or a built-in config such as unet-s")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *writeModel != "" {
-		return writeTinyModel(*writeModel)
+		return writeModelFile(*writeModel, *modelConfig)
 	}
 	if c.clients < 1 || c.clients > 512 || c.streamers < 0 || c.streamers > c.clients {
 		return fmt.Errorf("-clients %d must be in [1, 512] and -streamers %d in [0, clients]", c.clients, c.streamers)
@@ -423,11 +424,17 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// writeTinyModel saves a randomly initialised small UNet with the sampling keys `ddpm serve` reads:
-// enough to load the server with real network work, without a trained model.
-func writeTinyModel(path string) error {
+// writeModelFile saves a randomly initialised UNet with the sampling keys `ddpm serve` reads: enough
+// to load the server with real network work, without a trained model.
+func writeModelFile(path, config string) error {
 	cfg := nn.Config{Name: "tiny28", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 8,
 		ChannelMult: []int{1, 2}, ResBlocks: 1, AttnResolutions: []int{}, Heads: 1, TimeEmbedDim: 32, SinusoidalDim: 16, Groups: 4}
+	if config != "tiny" {
+		var err error
+		if cfg, err = nn.Named(config); err != nil {
+			return err
+		}
+	}
 	u, err := nn.New(cfg, tensor.NewReference(1), 1)
 	if err != nil {
 		return err
