@@ -117,6 +117,7 @@ type TrainOptions struct {
 	WeightDecay float64
 	Warmup      int
 	Shift       int    // random translation of up to Shift pixels each way (background -1); 0 = none
+	Flip        bool   // random horizontal flips (for clothing, not for digits)
 	Seed        uint64 // data order and shifts
 	Log         io.Writer
 	LogEvery    int // steps between log lines (0 = once per epoch)
@@ -140,7 +141,7 @@ func Train(ctx context.Context, n *Net, set *data.Set, opts TrainOptions) error 
 	if opts.Epochs < 1 || opts.Batch < 1 || !(opts.LR > 0) {
 		return fmt.Errorf("train classifier: need epochs >= 1, batch >= 1 and lr > 0, got %d, %d, %v", opts.Epochs, opts.Batch, opts.LR)
 	}
-	batcher, err := data.NewBatcher(set, opts.Batch, opts.Seed, false)
+	batcher, err := data.NewBatcher(set, opts.Batch, opts.Seed, opts.Flip)
 	if err != nil {
 		return err
 	}
