@@ -5,7 +5,9 @@ package dnnl
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
+	"time"
 
 	"ddpm/tensor"
 )
@@ -436,4 +438,29 @@ func TestLazyGroupNorm(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestUnreleasedTensorsAreReclaimed drops tensors without Release and checks that the garbage
+// collector's cleanups give their memory back (lazy ones included).
+func TestUnreleasedTensorsAreReclaimed(t *testing.T) {
+	be := newBackend(t, "fp32")
+	s := []int{2, 16, 8, 8}
+	g, bt := randParam("g", 1, 16), randParam("b", 2, 16)
+	func() {
+		x := be.Upload(s, tensor.RandN(s, 1))
+		for range 10 {
+			y, st := be.GroupNorm(x, g, bt, 4, 1e-5)
+			_ = be.SiLU(y)
+			_ = st
+		}
+	}()
+	for range 50 {
+		runtime.GC()
+		if live, _, _ := be.MemStats(); live == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	live, _, _ := be.MemStats()
+	t.Fatalf("%d bytes still live after the tensors became unreachable", live)
 }
