@@ -6,8 +6,8 @@
 //
 //   node e2e/browser.mjs http://127.0.0.1:8080 docs/serve.png [ddimSteps] [ddpmSteps]
 //
-// Exit status 0 on success; on failure the reason is printed and a screenshot is still written to
-// the given path with ".fail.png" appended.
+// Exit status 0 on success; on failure the reason is printed and a screenshot of the page is saved
+// as ddpm-e2e-fail.png in the temporary directory.
 import { chromium } from "playwright-core";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -57,18 +57,21 @@ try {
     window.__changes = { xt: 0, x0: 0, distinct: new Set() };
     for (const cls of ["xt", "x0"]) {
       const img = document.querySelector(`#panel-b .${cls}`);
+      // Several changes can arrive in one callback: each record's old value is the previous image.
       new MutationObserver((records) => {
-        window.__changes[cls] += records.length; // several changes can arrive in one callback
+        window.__changes[cls] += records.length;
+        for (const r of records) if (r.oldValue) window.__changes.distinct.add(r.oldValue);
         window.__changes.distinct.add(img.src);
-      }).observe(img, { attributes: true, attributeFilter: ["src"] });
+      }).observe(img, { attributes: true, attributeFilter: ["src"], attributeOldValue: true });
     }
   });
   await page.click("#compare");
   log("compare started: A ddpm", ddpmSteps, "steps, B ddim", ddimSteps, "steps");
 
   // Wait for B to run, watching its progress.
-  await page.waitForSelector("#panel-b[data-state='running']", { timeout: 120000 });
-  log("B running");
+  // A short run can pass through "running" between two polls, so "done" counts too.
+  await page.waitForSelector("#panel-b[data-state='running'], #panel-b[data-state='done']", { timeout: 120000 });
+  log("B started");
   await page.waitForFunction(() => Number(document.querySelector("#panel-b").dataset.frames) >= 2, null, { timeout: 60000 });
   const mid = await page.$eval("#panel-b .step", (e) => e.textContent);
   log("B mid-run:", mid);
@@ -133,7 +136,11 @@ try {
 } catch (e) {
   code = 1;
   console.error("FAIL:", e.message);
-  try { await page.screenshot({ path: shot + ".fail.png", fullPage: true }); } catch (_) {}
+  const failShot = join(tmpdir(), "ddpm-e2e-fail.png");
+  try {
+    await page.screenshot({ path: failShot, fullPage: true });
+    console.error("screenshot of the failure:", failShot);
+  } catch (_) {}
 } finally {
   await ctx.close();
   rmSync(profile, { recursive: true, force: true });

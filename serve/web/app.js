@@ -34,6 +34,17 @@ async function init() {
     status.textContent = "cannot load /v1/models: " + e;
   }
   for (const p of document.querySelectorAll(".panel")) setupPanel(p);
+  // Steps are bounded by the chosen model's T and the server's limit.
+  const syncSteps = () => {
+    const o = $("#model").selectedOptions[0];
+    const most = Math.min(Number(o ? o.dataset.t : 1000), limits.max_steps || 1000);
+    for (const s of document.querySelectorAll(".steps")) {
+      s.max = most;
+      if (Number(s.value) > most) s.value = most;
+    }
+  };
+  $("#model").onchange = syncSteps;
+  if (ok) syncSteps();
   document.body.dataset.ready = ok ? "1" : "error";
   $("#reseed").onclick = () => { $("#seed").value = Math.floor(Math.random() * 1e9); };
   $("#compare").onclick = () => { for (const p of document.querySelectorAll(".panel")) p.run(); };
