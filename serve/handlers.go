@@ -206,15 +206,26 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		send("step", StepEvent{Index: f.index, Total: f.total, T: f.t, Progress: float64(f.index+1) / float64(f.total),
 			XT: base64.StdEncoding.EncodeToString(xt), X0: base64.StdEncoding.EncodeToString(x0)})
 	}
-	var res result
-	for waiting := true; waiting; {
+	// The worker closes started before it sends any frame or result, so checking it first keeps
+	// "start" ahead of them even when select finds several channels ready.
+	flushStart := func() {
 		select {
 		case <-started:
 			send("start", map[string]any{})
 			started = nil
+		default:
+		}
+	}
+	var res result
+	for waiting := true; waiting; {
+		select {
+		case <-started:
+			flushStart()
 		case f := <-frames:
+			flushStart()
 			sendFrame(f)
 		case res = <-j.done:
+			flushStart()
 			waiting = false
 		}
 	}
