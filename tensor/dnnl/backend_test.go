@@ -120,6 +120,8 @@ func cases() []opCase {
 		conv(3, 32, 14, 14, 32, 3, 2, 1, true),
 		conv(3, 1, 28, 28, 32, 3, 1, 1, true),
 		conv(3, 32, 28, 28, 1, 3, 1, 1, true),
+		conv(4, 64, 14, 14, 64, 3, 1, 1, true),
+		conv(4, 128, 7, 7, 128, 3, 1, 1, true),
 		{
 			name: "Linear/5x7->9", inputs: [][]int{{5, 7}, {5, 9}},
 			params: []*tensor.Param{randParam("w", 5, 9, 7), randParam("b", 6, 9)},

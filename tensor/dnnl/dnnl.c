@@ -61,13 +61,27 @@ void dd_free(void *p, size_t bytes) {
 		free(p);
 }
 
+// MAXCHUNK bounds the weight-gradient chunks (one per thread, see dd_conv_init_bwd).
+#define MAXCHUNK 64
+
 struct dd_conv {
-	int N, Cin, H, W, Cout, K, S, P, dt, bias;
+	int N, Cin, H, W, Cout, K, S, P, dt, bias, nthreads;
 	dnnl_memory_desc_t src, dst, wplain, bmd;
-	dnnl_primitive_desc_t fpd, bdpd, bwpd;
-	dnnl_primitive_t fwd, bwdd, bwdw, wre[2], dwre;
-	void *dw; // scratch for diff weights in the backward-weights primitive's format
-	float *db;
+	dnnl_primitive_desc_t fpd, bdpd;
+	dnnl_primitive_t fwd, bwdd, wre[2];
+	// The weight gradient runs as nchunk single-threaded primitives over slices of the batch, one
+	// per thread, each into its own buffers, summed afterwards. oneDNN 2.6's multi-threaded
+	// backward-weights kernels (AMX bf16 above all) split the batch with spinning barriers, which
+	// take a scheduler time slice each whenever another process holds a core: 30x slower on a busy
+	// machine, and no faster on a quiet one.
+	int nchunk, cn[MAXCHUNK], coff[MAXCHUNK], ckind[MAXCHUNK];
+	int kn[2]; // samples of each chunk kind
+	dnnl_memory_desc_t csrc[2], cdst[2];
+	dnnl_primitive_desc_t bwpd[2];
+	dnnl_primitive_t bwdw[2], dwre[2];
+	void *dw[MAXCHUNK]; // per chunk, diff weights in its primitive's format
+	float *db[MAXCHUNK];
+	void *sp[MAXCHUNK]; // per chunk scratchpad
 };
 
 static dnnl_data_type_t ddt(int dt) { return dt == DD_BF16 ? dnnl_bf16 : dnnl_f32; }
@@ -107,7 +121,8 @@ static int make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t
 
 dd_conv *dd_conv_new(int N, int Cin, int H, int W, int Cout, int K, int S, int P, int dt, int bias, int *status) {
 	dd_conv *c = calloc(1, sizeof(dd_conv));
-	*c = (dd_conv){.N = N, .Cin = Cin, .H = H, .W = W, .Cout = Cout, .K = K, .S = S, .P = P, .dt = dt, .bias = bias};
+	*c = (dd_conv){.N = N, .Cin = Cin, .H = H, .W = W, .Cout = Cout, .K = K, .S = S, .P = P, .dt = dt, .bias = bias,
+	               .nthreads = omp_get_max_threads()};
 	dnnl_memory_desc_t wany, bmd;
 	int s = conv_dims(c, &wany, &bmd);
 	dnnl_convolution_desc_t cd;
@@ -126,25 +141,74 @@ dd_conv *dd_conv_new(int N, int Cin, int H, int W, int Cout, int K, int S, int P
 	return c;
 }
 
-int dd_conv_init_bwd(dd_conv *c) {
-	if (c->bwdd) return 0;
-	dnnl_memory_desc_t wany, bmd, wf;
-	CK(conv_dims(c, &wany, &bmd));
-	dnnl_dims_t wd = {c->Cout, c->Cin, c->K, c->K};
+// bwd_weights_kind creates the single-threaded backward-weights primitive for chunks of n samples.
+static int bwd_weights_kind(dd_conv *c, int k, int n) {
+	dnnl_dims_t sd = {n, c->Cin, c->H, c->W};
+	int Ho = (c->H + 2 * c->P - c->K) / c->S + 1, Wo = (c->W + 2 * c->P - c->K) / c->S + 1;
+	dnnl_dims_t dd = {n, c->Cout, Ho, Wo}, wd = {c->Cout, c->Cin, c->K, c->K};
+	dnnl_memory_desc_t wany, wf;
+	CK(dnnl_memory_desc_init_by_tag(&c->csrc[k], 4, sd, ddt(c->dt), dnnl_nhwc));
+	CK(dnnl_memory_desc_init_by_tag(&c->cdst[k], 4, dd, ddt(c->dt), dnnl_nhwc));
+	CK(dnnl_memory_desc_init_by_tag(&wany, 4, wd, ddt(c->dt), dnnl_format_tag_any));
 	CK(dnnl_memory_desc_init_by_tag(&wf, 4, wd, dnnl_f32, dnnl_format_tag_any));
 	dnnl_dims_t str = {c->S, c->S}, pad = {c->P, c->P};
-	dnnl_convolution_desc_t bd, bw;
+	dnnl_convolution_desc_t fd, bw;
+	dnnl_primitive_desc_t hint;
+	CK(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &c->csrc[k], &wany,
+	                                      c->bias ? &c->bmd : NULL, &c->cdst[k], str, pad, pad));
+	CK(dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL));
+	CK(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &c->csrc[k], &wf,
+	                                               c->bias ? &c->bmd : NULL, &c->cdst[k], str, pad, pad));
+	// The chunks run the same primitive at once, so each brings its own scratchpad.
+	dnnl_primitive_attr_t attr;
+	CK(dnnl_primitive_attr_create(&attr));
+	dnnl_status_t s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	if (!s) s = dnnl_primitive_desc_create(&c->bwpd[k], &bw, attr, eng, hint);
+	dnnl_primitive_attr_destroy(attr);
+	dnnl_primitive_desc_destroy(hint);
+	CK(s);
+	CK(dnnl_primitive_create(&c->bwdw[k], c->bwpd[k]));
+	CK(make_reorder(dnnl_primitive_desc_query_md(c->bwpd[k], dnnl_query_diff_weights_md, 0), &c->wplain, 1,
+	                &c->dwre[k]));
+	c->kn[k] = n;
+	return 0;
+}
+
+static size_t spbytes(dd_conv *c, int k) {
+	return dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(c->bwpd[k], dnnl_query_scratchpad_md, 0));
+}
+
+int dd_conv_init_bwd(dd_conv *c) {
+	if (c->bwdd) return 0;
+	dnnl_memory_desc_t wany, bmd;
+	CK(conv_dims(c, &wany, &bmd));
+	dnnl_dims_t str = {c->S, c->S}, pad = {c->P, c->P};
+	dnnl_convolution_desc_t bd;
 	CK(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &c->src, &wany, &c->dst, str, pad, pad));
 	CK(dnnl_primitive_desc_create(&c->bdpd, &bd, NULL, eng, c->fpd));
-	CK(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &c->src, &wf,
-	                                               c->bias ? &bmd : NULL, &c->dst, str, pad, pad));
-	CK(dnnl_primitive_desc_create(&c->bwpd, &bw, NULL, eng, c->fpd));
-	CK(dnnl_primitive_create(&c->bwdw, c->bwpd));
-	const dnnl_memory_desc_t *dwmd = dnnl_primitive_desc_query_md(c->bwpd, dnnl_query_diff_weights_md, 0);
-	CK(make_reorder(dwmd, &c->wplain, 1, &c->dwre));
 	CK(make_reorder(&c->wplain, dnnl_primitive_desc_query_md(c->bdpd, dnnl_query_weights_md, 0), 0, &c->wre[1]));
-	c->dw = dd_alloc(dnnl_memory_desc_get_size(dwmd));
-	c->db = dd_alloc(sizeof(float) * c->Cout);
+
+	int T = omp_get_max_threads();
+	T = T > MAXCHUNK ? MAXCHUNK : T;
+	T = T > c->N ? c->N : T;
+	int base = c->N / T, rem = c->N % T;
+	c->nchunk = T;
+	for (int t = 0; t < T; t++) {
+		c->cn[t] = base + (t < rem);
+		c->coff[t] = t * base + (t < rem ? t : rem);
+		c->ckind[t] = t < rem ? 1 : 0;
+	}
+	omp_set_num_threads(1); // oneDNN sizes a kernel's threading when the primitive is created
+	int s = bwd_weights_kind(c, 0, base);
+	if (!s && rem) s = bwd_weights_kind(c, 1, base + 1);
+	omp_set_num_threads(c->nthreads);
+	if (s) return s;
+	for (int t = 0; t < T; t++) {
+		int k = c->ckind[t];
+		c->dw[t] = dd_alloc(dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(c->bwpd[k], dnnl_query_diff_weights_md, 0)));
+		c->db[t] = dd_alloc(sizeof(float) * c->Cout);
+		c->sp[t] = dd_alloc(spbytes(c, k));
+	}
 	CK(dnnl_primitive_create(&c->bwdd, c->bdpd));
 	return 0;
 }
@@ -174,6 +238,7 @@ static int run(dnnl_primitive_t p, int n, xarg *a) {
 		ea[made].arg = a[made].arg;
 		ea[made].memory = m[made];
 	}
+	if (!s && !strm) s = dnnl_stream_create(&strm, eng, dnnl_stream_default_flags); // an OpenMP helper thread
 	if (!s) s = dnnl_primitive_execute(p, strm, n, ea);
 	if (!s) s = dnnl_stream_wait(strm);
 	for (int i = 0; i < made; i++) dnnl_memory_destroy(m[i]);
@@ -201,33 +266,54 @@ int dd_conv_bwd_data(dd_conv *c, const void *ddst, const void *wei, void *dsrc) 
 }
 
 int dd_conv_bwd_weights(dd_conv *c, const void *src, const void *ddst, float *gw, float *gb) {
-	const dnnl_memory_desc_t *dwmd = dnnl_primitive_desc_query_md(c->bwpd, dnnl_query_diff_weights_md, 0);
-	xarg a[4] = {{DNNL_ARG_SRC, &c->src, (void *)src},
-	             {DNNL_ARG_DIFF_DST, &c->dst, (void *)ddst},
-	             {DNNL_ARG_DIFF_WEIGHTS, dwmd, c->dw},
-	             {DNNL_ARG_DIFF_BIAS, &c->bmd, c->db}};
-	CK(run(c->bwdw, c->bias ? 4 : 3, a));
-	xarg r[2] = {{DNNL_ARG_FROM, dwmd, c->dw}, {DNNL_ARG_TO, &c->wplain, gw}};
-	CK(run(c->dwre, 2, r));
-	if (c->bias && gb)
-		for (int i = 0; i < c->Cout; i++) gb[i] += c->db[i];
+	int Ho = (c->H + 2 * c->P - c->K) / c->S + 1, Wo = (c->W + 2 * c->P - c->K) / c->S + 1;
+	size_t es = c->dt == DD_BF16 ? 2 : 4;
+	size_t sstride = (size_t)c->H * c->W * c->Cin * es, dstride = (size_t)Ho * Wo * c->Cout * es;
+	int err = 0;
+#pragma omp parallel for schedule(static, 1) if (c->nchunk > 1)
+	for (int t = 0; t < c->nchunk; t++) {
+		int k = c->ckind[t];
+		xarg a[5] = {{DNNL_ARG_SRC, &c->csrc[k], (char *)src + c->coff[t] * sstride},
+		             {DNNL_ARG_DIFF_DST, &c->cdst[k], (char *)ddst + c->coff[t] * dstride},
+		             {DNNL_ARG_DIFF_WEIGHTS, dnnl_primitive_desc_query_md(c->bwpd[k], dnnl_query_diff_weights_md, 0), c->dw[t]},
+		             {DNNL_ARG_SCRATCHPAD, dnnl_primitive_desc_query_md(c->bwpd[k], dnnl_query_scratchpad_md, 0), c->sp[t]},
+		             {DNNL_ARG_DIFF_BIAS, &c->bmd, c->db[t]}};
+		int s = run(c->bwdw[k], c->bias ? 5 : 4, a);
+		if (s) {
+#pragma omp atomic write
+			err = s;
+		}
+	}
+	if (err) return err;
+	for (int t = 0; t < c->nchunk; t++) {
+		int k = c->ckind[t];
+		xarg r[2] = {{DNNL_ARG_FROM, dnnl_primitive_desc_query_md(c->bwpd[k], dnnl_query_diff_weights_md, 0), c->dw[t]},
+		             {DNNL_ARG_TO, &c->wplain, gw}};
+		CK(run(c->dwre[k], 2, r));
+		if (c->bias && gb)
+			for (int i = 0; i < c->Cout; i++) gb[i] += c->db[t][i];
+	}
 	return 0;
 }
 
 void dd_conv_free(dd_conv *c) {
-	if (c->dw) dd_free(c->dw, dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(c->bwpd, dnnl_query_diff_weights_md, 0)));
-	if (c->db) dd_free(c->db, sizeof(float) * c->Cout);
-	dnnl_primitive_t ps[] = {c->fwd, c->bwdd, c->bwdw, c->wre[0], c->wre[1], c->dwre};
+	for (int t = 0; t < c->nchunk; t++) {
+		int k = c->ckind[t];
+		dd_free(c->dw[t], dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(c->bwpd[k], dnnl_query_diff_weights_md, 0)));
+		dd_free(c->db[t], sizeof(float) * c->Cout);
+		dd_free(c->sp[t], spbytes(c, k));
+	}
+	dnnl_primitive_t ps[] = {c->fwd, c->bwdd, c->bwdw[0], c->bwdw[1], c->wre[0], c->wre[1], c->dwre[0], c->dwre[1]};
 	for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
 		if (ps[i]) dnnl_primitive_destroy(ps[i]);
-	dnnl_primitive_desc_t pds[] = {c->fpd, c->bdpd, c->bwpd};
+	dnnl_primitive_desc_t pds[] = {c->fpd, c->bdpd, c->bwpd[0], c->bwpd[1]};
 	for (size_t i = 0; i < sizeof pds / sizeof pds[0]; i++)
 		if (pds[i]) dnnl_primitive_desc_destroy(pds[i]);
 	free(c);
 }
 
 const char *dd_conv_impl(dd_conv *c, int which) {
-	dnnl_primitive_desc_t pd = which == 0 ? c->fpd : which == 1 ? c->bdpd : c->bwpd;
+	dnnl_primitive_desc_t pd = which == 0 ? c->fpd : which == 1 ? c->bdpd : c->bwpd[0];
 	const char *s = "";
 	if (pd) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s);
 	return s;
