@@ -145,6 +145,10 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	if r.Method == http.MethodHead { // a valid request; but no job runs for a HEAD
+		w.Header().Set("Content-Type", "text/event-stream")
+		return
+	}
 	ctx, cancel := s.jobContext(r)
 	defer cancel(nil)
 	m := s.models[p.model]

@@ -666,3 +666,15 @@ func TestPanicIsA500(t *testing.T) {
 	}
 	waitMetrics(t, ts.URL, `ddpm_jobs_total{outcome="error"} 1`, `ddpm_jobs_total{outcome="ok"} 1`)
 }
+
+func TestHeadStreamRunsNoJob(t *testing.T) {
+	_, ts := newTestServer(t, Options{}, 1)
+	resp, err := http.Head(ts.URL + "/v1/samples/stream?steps=3")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HEAD stream: %v %v", resp, err)
+	}
+	if r, _ := http.Head(ts.URL + "/v1/samples/stream?steps=-3"); r.StatusCode != 400 {
+		t.Errorf("HEAD with bad steps: %d, want 400", r.StatusCode)
+	}
+	waitMetrics(t, ts.URL, "ddpm_sampler_steps_total 0", `ddpm_http_requests_total{code="200",handler="stream"} 1`)
+}
