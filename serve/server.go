@@ -149,12 +149,12 @@ func (s *Server) routes() {
 	h("GET /v1/models", "models", s.handleModels)
 	h("GET /healthz", "healthz", s.handleHealth)
 	mux.Handle("GET /metrics", s.met.instrument("metrics", s.met.handler()))
-	mux.Handle("GET /static/", s.met.instrument("static", http.StripPrefix("/static/", http.FileServerFS(static))))
-	h("GET /{$}", "page", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /static/", s.met.instrument("static", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(static)))))
+	mux.Handle("GET /{$}", s.met.instrument("page", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		b, _ := fs.ReadFile(static, "index.html")
 		w.Write(b)
-	})
+	}))))
 	for path, allow := range map[string]string{"/v1/samples": "POST", "/v1/samples/stream": "GET, HEAD", "/v1/models": "GET, HEAD", "/healthz": "GET, HEAD", "/metrics": "GET, HEAD"} {
 		h(path, "badmethod", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -165,6 +165,18 @@ func (s *Server) routes() {
 		writeError(w, http.StatusNotFound, "", fmt.Sprintf("no such endpoint: %s %s (see GET /v1/models, POST /v1/samples, GET /v1/samples/stream, /healthz, /metrics)", r.Method, r.URL.Path))
 	})
 	s.mux = mux
+}
+
+// pageHeaders keeps the page to its own origin: scripts and styles from /static/ only, images
+// from data: URLs (the stream's frames) and blob: (downloads), no framing.
+func pageHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) modelNames() []string {

@@ -177,6 +177,9 @@ func TestModelsHealthPageMetrics(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `/static/app.js`) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("page: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("page CSP %q", csp)
+	}
 	for _, f := range []string{"app.js", "style.css"} {
 		resp, b = get(t, ts.URL+"/static/"+f)
 		if resp.StatusCode != 200 || len(b) < 100 {
