@@ -202,7 +202,7 @@ TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const 
 
 static void SFX(silu)(const T *x, T *y, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (nch > 1)
+#pragma omp parallel for schedule(dynamic) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_silu)(x + o, y + o, m);
@@ -211,7 +211,7 @@ static void SFX(silu)(const T *x, T *y, size_t n) {
 
 static void SFX(silu_bwd)(const T *dy, const T *x, T *dx, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (nch > 1)
+#pragma omp parallel for schedule(dynamic) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_silu_bwd)(dy + o, x + o, dx + o, m);
@@ -220,7 +220,7 @@ static void SFX(silu_bwd)(const T *dy, const T *x, T *dx, size_t n) {
 
 static void SFX(add)(const T *a, const T *b, T *y, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (nch > 1)
+#pragma omp parallel for schedule(dynamic) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_add)(a + o, b + o, y + o, m);
@@ -229,7 +229,7 @@ static void SFX(add)(const T *a, const T *b, T *y, size_t n) {
 
 static void SFX(mulf)(const T *x, const float *m, T *y, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (nch > 1)
+#pragma omp parallel for schedule(dynamic) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, c = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_mulf)(x + o, m + o, y + o, c);
@@ -238,7 +238,7 @@ static void SFX(mulf)(const T *x, const float *m, T *y, size_t n) {
 
 static void SFX(scale)(const T *x, T *y, float k, size_t n) {
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (nch > 1)
+#pragma omp parallel for schedule(dynamic) if (nch > 1)
 	for (size_t k2 = 0; k2 < nch; k2++) {
 		size_t o = k2 * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		SFX(r_scale)(x + o, y + o, k, m);
@@ -247,20 +247,20 @@ static void SFX(scale)(const T *x, T *y, float k, size_t n) {
 
 static void SFX(addch)(const T *x, const float *v, T *y, int N, int HW, int C) {
 	size_t s = (size_t)HW * C;
-#pragma omp parallel for schedule(static) if (BIG(N * s))
+#pragma omp parallel for schedule(dynamic) if (BIG(N * s))
 	for (int n = 0; n < N; n++) SFX(r_addch)(x + n * s, v + (size_t)n * C, y + n * s, HW, C);
 }
 
 static void SFX(sumhw)(const T *x, float *out, int N, int HW, int C) {
 	size_t s = (size_t)HW * C;
-#pragma omp parallel for schedule(static) if (BIG(N * s))
+#pragma omp parallel for schedule(dynamic) if (BIG(N * s))
 	for (int n = 0; n < N; n++) SFX(r_sumhw)(x + n * s, out + (size_t)n * C, HW, C);
 }
 
 static void SFX(concat)(const T *a, const T *b, T *y, int N, int HW, int Ca, int Cb) {
 	size_t rows = (size_t)N * HW;
 	int C = Ca + Cb;
-#pragma omp parallel for schedule(static) if (BIG(rows * C))
+#pragma omp parallel for schedule(dynamic) if (BIG(rows * C))
 	for (size_t r = 0; r < rows; r++) {
 		memcpy(y + r * C, a + r * Ca, sizeof(T) * Ca);
 		memcpy(y + r * C + Ca, b + r * Cb, sizeof(T) * Cb);
@@ -270,7 +270,7 @@ static void SFX(concat)(const T *a, const T *b, T *y, int N, int HW, int Ca, int
 static void SFX(split)(const T *dy, T *da, T *db, int N, int HW, int Ca, int Cb) {
 	size_t rows = (size_t)N * HW;
 	int C = Ca + Cb;
-#pragma omp parallel for schedule(static) if (BIG(rows * C))
+#pragma omp parallel for schedule(dynamic) if (BIG(rows * C))
 	for (size_t r = 0; r < rows; r++) {
 		memcpy(da + r * Ca, dy + r * C, sizeof(T) * Ca);
 		memcpy(db + r * Cb, dy + r * C + Ca, sizeof(T) * Cb);
@@ -279,13 +279,13 @@ static void SFX(split)(const T *dy, T *da, T *db, int N, int HW, int Ca, int Cb)
 
 static void SFX(up2)(const T *x, T *y, int N, int H, int W, int C) {
 	size_t s = (size_t)H * W * C;
-#pragma omp parallel for schedule(static) if (BIG(N * s))
+#pragma omp parallel for schedule(dynamic) if (BIG(N * s))
 	for (int n = 0; n < N; n++) SFX(r_up2)(x + n * s, y + 4 * n * s, H, W, C);
 }
 
 static void SFX(up2_bwd)(const T *dy, T *dx, int N, int H, int W, int C) {
 	size_t s = (size_t)H * W * C;
-#pragma omp parallel for schedule(static) if (BIG(N * s))
+#pragma omp parallel for schedule(dynamic) if (BIG(N * s))
 	for (int n = 0; n < N; n++) SFX(r_up2_bwd)(dy + 4 * n * s, dx + n * s, H, W, C);
 }
 
@@ -299,7 +299,7 @@ static void SFX(gn_fwd)(const T *x, T *y, const float *gamma, const float *beta,
 	{
 		float *buf = malloc(sizeof(float) * 3 * C);
 		float *scale = buf, *shift = buf + C;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
 		for (int n = 0; n < N; n++) {
 			float *st = stats + (size_t)n * 2 * G;
 			if (have_stats) {
@@ -325,7 +325,7 @@ static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float
 		// dh keeps SiLU's gradient of one sample between the two passes (it stays in L2).
 		float *buf = calloc(9 * (size_t)C + (silu ? (size_t)HW * C : 0), sizeof(float));
 		float *gg = buf, *gb = buf + C;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
 		for (int n = 0; n < N; n++)
 			SFX(r_gn_bwd)(dy + n * s, x + n * s, stats + (size_t)n * 2 * G, gamma, gammaF, betaF, dx + n * s, gg, gb,
 			              buf + 2 * C, buf + 3 * C, buf + 4 * C, buf + 5 * C, buf + 6 * C, buf + 7 * C, buf + 8 * C,

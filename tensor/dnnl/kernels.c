@@ -19,6 +19,9 @@
 // CHUNK is the unit of work of elementwise ops: large enough to amortise the parallel loop, small
 // enough to balance two to a few dozen threads on a UNet activation.
 #define CHUNK ((size_t)1 << 15)
+// Loops are scheduled dynamically, one sample or chunk at a time: when another process preempts one
+// of the threads, the others take over its share instead of waiting out its time slice.
+//
 // BIG says whether n elements are worth a parallel region: waking the team costs microseconds, and
 // far more when other processes hold the cores.
 #define BIG(n) ((size_t)(n) >= CHUNK)
@@ -136,7 +139,7 @@ TC static void r_bf2f(const uint16_t *s, float *d, size_t n) {
 void dd_convert(const void *src, int sdt, void *dst, int ddt, size_t n) {
 	size_t es = sdt == DD_BF16 ? 2 : 4, ed = ddt == DD_BF16 ? 2 : 4;
 	size_t nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (nch > 1)
+#pragma omp parallel for schedule(dynamic) if (nch > 1)
 	for (size_t k = 0; k < nch; k++) {
 		size_t o = k * CHUNK, m = n - o < CHUNK ? n - o : CHUNK;
 		const char *s = (const char *)src + o * es;
@@ -151,7 +154,7 @@ void dd_convert(const void *src, int sdt, void *dst, int ddt, size_t n) {
 }
 
 void dd_nchw_to_nhwc(const float *src, void *dst, int dt, int N, int C, int HW) {
-#pragma omp parallel for schedule(static) if (BIG((size_t)N * C * HW))
+#pragma omp parallel for schedule(dynamic) if (BIG((size_t)N * C * HW))
 	for (int n = 0; n < N; n++) {
 		const float *s = src + (size_t)n * C * HW;
 		for (int p = 0; p < HW; p++) {
@@ -165,7 +168,7 @@ void dd_nchw_to_nhwc(const float *src, void *dst, int dt, int N, int C, int HW) 
 }
 
 void dd_nhwc_to_nchw(const void *src, int dt, float *dst, int N, int C, int HW) {
-#pragma omp parallel for schedule(static) if (BIG((size_t)N * C * HW))
+#pragma omp parallel for schedule(dynamic) if (BIG((size_t)N * C * HW))
 	for (int n = 0; n < N; n++) {
 		float *d = dst + (size_t)n * C * HW;
 		for (int p = 0; p < HW; p++) {
@@ -182,7 +185,7 @@ void dd_nhwc_to_nchw(const void *src, int dt, float *dst, int N, int C, int HW) 
 double dd_mse(const float *p, const float *t, float *dp, size_t n) {
 	double s = 0;
 	float k = 2.0f / (float)n;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (BIG(n))
+#pragma omp parallel for reduction(+ : s) schedule(dynamic) if (BIG(n))
 	for (size_t i = 0; i < n; i++) {
 		float d = p[i] - t[i];
 		s += (double)d * d;
