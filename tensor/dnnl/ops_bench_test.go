@@ -79,9 +79,23 @@ func BenchmarkMemOps(b *testing.B) {
 			{"SiLUBackward", 3, func() *tensor.Tensor { return be.SiLUBackward(dy, x) }},
 			{"Add", 3, func() *tensor.Tensor { return be.Add(x, dy) }},
 			{"AddChannel", 2, func() *tensor.Tensor { return be.AddChannel(x, v) }},
-			{"GroupNorm", 3, func() *tensor.Tensor { y, s := be.GroupNorm(x, g, bt, 8, 1e-5); be.Release(s); return y }},
-			{"GroupNormSiLU", 3, func() *tensor.Tensor { y, s := be.GroupNormSiLU(x, g, bt, 8, 1e-5); be.Release(s); return y }},
-			{"GroupNormBackward", 5, func() *tensor.Tensor { return be.GroupNormBackward(dy, x, st, g, bt, 8) }},
+			{"GroupNorm+SiLU", 2, func() *tensor.Tensor {
+				y, s := be.GroupNorm(x, g, bt, 8, 1e-5)
+				a := be.SiLU(y)
+				be.Release(y)
+				be.Release(s)
+				return a
+			}},
+			{"GroupNormBackward", 3, func() *tensor.Tensor { return be.GroupNormBackward(dy, x, st, g, bt, 8) }},
+			{"SiLUBackward+GroupNormBackward", 3, func() *tensor.Tensor {
+				y, s := be.GroupNorm(x, g, bt, 8, 1e-5)
+				d := be.SiLUBackward(dy, y)
+				dx := be.GroupNormBackward(d, x, s, g, bt, 8)
+				be.Release(d)
+				be.Release(y)
+				be.Release(s)
+				return dx
+			}},
 			{"Concat", 4, func() *tensor.Tensor { return be.Concat(x, dy) }},
 			{"Upsample2x", 5, func() *tensor.Tensor { return be.Upsample2x(x) }},
 		}
