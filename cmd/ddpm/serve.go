@@ -47,7 +47,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	maxN := fs.Int("max-n", d.MaxN, "most images per request")
 	maxSteps := fs.Int("max-steps", d.MaxSteps, "most sampling steps per request")
 	queue := fs.Int("queue", d.Queue, "jobs waiting for a worker; beyond it requests get 429 with Retry-After")
-	workers := fs.Int("workers", 1, "sampling workers, each with its own copy of every model and its own engine")
+	// Two workers by default so the page's Compare runs both samplers at once; on a busy machine two
+	// single-threaded workers also served more than one two-threaded one (docs/serve.md).
+	workers := fs.Int("workers", min(2, runtime.NumCPU()), "sampling workers, each with its own copy of every model and its own engine")
 	timeout := fs.Duration("timeout", d.Timeout, "per-request limit, queue wait included")
 	maxBody := fs.Int64("max-body", d.MaxBody, "most bytes of a request body")
 	grace := fs.Duration("grace", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight work may finish before it is canceled")
