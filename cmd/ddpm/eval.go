@@ -15,6 +15,7 @@ import (
 	"ddpm/classifier"
 	"ddpm/data"
 	"ddpm/engine"
+	classifierfashion "ddpm/models/classifier-fashion"
 	classifiermnist "ddpm/models/classifier-mnist"
 	"ddpm/tensor"
 )
@@ -64,6 +65,7 @@ func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
 	wd := fs.Float64("weight-decay", 0.01, "AdamW weight decay")
 	warmup := fs.Int("warmup", 200, "warmup steps")
 	shiftPx := fs.Int("shift", 2, "random translation augmentation, pixels each way")
+	flip := fs.Bool("flip", false, "random horizontal flips (clothing; not for digits)")
 	seed := fs.Uint64("seed", 1, "seed of the initial weights, data order and shifts")
 	engName := fs.String("engine", "auto", "tensor engine: auto, dnnl or ref")
 	threads := fs.Int("threads", 1, "engine threads (< 1 = all cores)")
@@ -97,7 +99,7 @@ func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	start := time.Now()
 	opts := classifier.TrainOptions{Epochs: *epochs, Batch: *batch, LR: *lr, WeightDecay: *wd, Warmup: *warmup,
-		Shift: *shiftPx, Seed: *seed, Log: stderr, LogEvery: 100}
+		Shift: *shiftPx, Flip: *flip, Seed: *seed, Log: stderr, LogEvery: 100}
 	if err := classifier.Train(ctx, net, trainSet, opts); err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func loadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, 
 		n, _, err := classifier.Load(path, be)
 		return n, path, err
 	}
-	shipped := map[string]func() (string, []byte){"mnist": classifiermnist.Weights}
+	shipped := map[string]func() (string, []byte){"mnist": classifiermnist.Weights, "fashion": classifierfashion.Weights}
 	w, ok := shipped[dataName]
 	if !ok {
 		return nil, "", fmt.Errorf("no shipped classifier for %q: pass --classifier FILE", dataName)
