@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The JSON keys of Config and the flags of `ddpm train` are the same set of names, so a run file
@@ -139,5 +140,26 @@ func TestEMADecay(t *testing.T) {
 		if got := EMADecay(tc.decay, tc.step); math.Abs(got-tc.want) > 1e-15 {
 			t.Errorf("EMADecay(%g, %d) = %g, want %g", tc.decay, tc.step, got, tc.want)
 		}
+	}
+}
+
+func TestProgress(t *testing.T) {
+	var term, lines strings.Builder
+	pt := &progress{w: &term, terminal: true, every: 2, total: 4}
+	pl := &progress{w: &lines, terminal: false, every: 2, total: 4}
+	for step := 1; step <= 4; step++ {
+		s := status{step: step, epoch: 0.5, loss: 0.25, lr: 1e-3, imgS: 100, eta: time.Minute}
+		pt.update(s)
+		pl.update(s)
+	}
+	pl.note("saved")
+	if got := term.String(); !strings.HasPrefix(got, "\r[######..................] 1/4") || !strings.Contains(got, "\r[########################] 4/4") ||
+		!strings.Contains(got, "100 img/s  ETA 1m0s") || strings.Contains(got, "\n") {
+		t.Errorf("terminal progress %q", got)
+	}
+	want := "step 2/4 epoch 0.50 loss 0.25000 lr 0.001 100.0 img/s elapsed 0s eta 1m0s\n" +
+		"step 4/4 epoch 0.50 loss 0.25000 lr 0.001 100.0 img/s elapsed 0s eta 1m0s\nsaved\n"
+	if lines.String() != want {
+		t.Errorf("log lines\n%q\nwant\n%q", lines.String(), want)
 	}
 }
