@@ -19,8 +19,10 @@ const mnistModel = `{"name": "mnist-tiny", "image_size": 28, "in_channels": 1, "
 	"heads": 1, "dropout": 0, "time_embed_dim": 32, "sinusoidal_dim": 16, "groups": 4}`
 
 // mnistLossBound is the moving-average eps loss the short MNIST run must end below. A network that
-// learned nothing scores about 1 (the variance of the noise); this run measured 0.105 at step 150
-// (0.16 at step 100, 0.077 at step 200), so the bound leaves a margin for backend differences.
+// learned nothing scores about 1 (the variance of the noise); this run measured 0.114 at step 150
+// (the same to 4 digits on oneDNN fp32), so the bound leaves a margin for backend differences.
+// The reference backend keeps the test the same with and without cgo, and free of OpenMP's
+// busy-waiting when other processes share the cores.
 const mnistLossBound = 0.15
 
 // TestMNISTLossFalls trains mnist-tiny on real MNIST for a few hundred steps and requires the loss
@@ -48,8 +50,8 @@ func TestMNISTLossFalls(t *testing.T) {
 	}
 	c := Default()
 	c.Model, c.Out = model, filepath.Join(dir, "run")
-	c.Batch, c.Steps, c.Warmup, c.LR = 32, 150, 20, 2e-3
-	c.Engine, c.Precision, c.Threads = "auto", "fp32", 2
+	c.Batch, c.Steps, c.Warmup, c.LR = 16, 150, 20, 2e-3
+	c.Engine, c.Precision, c.Threads = "ref", "fp32", 2
 	c.SampleEvery, c.CkptEvery, c.SampleN = 0, 0, 16
 	be, err := engine.New(c.Engine, c.Precision, c.Threads)
 	if err != nil {
