@@ -3,14 +3,14 @@
 // contiguous slice (one sample, or one chunk of an elementwise op) and is cloned for AVX-512, AVX2 and
 // baseline x86-64 so one binary runs anywhere and vectorises where it can.
 
-TC static void SFX(r_silu)(const T *x, T *y, size_t n) {
+TC static void SFX(r_silu)(const T *restrict x, T *restrict y, size_t n) {
 	for (size_t i = 0; i < n; i++) {
 		float v = LD(x, i);
 		ST(y, i, v / (1.0f + dd_expf(-v)));
 	}
 }
 
-TC static void SFX(r_silu_bwd)(const T *dy, const T *x, T *dx, size_t n) {
+TC static void SFX(r_silu_bwd)(const T *restrict dy, const T *restrict x, T *restrict dx, size_t n) {
 	for (size_t i = 0; i < n; i++) {
 		float v = LD(x, i);
 		float s = 1.0f / (1.0f + dd_expf(-v));
@@ -18,19 +18,19 @@ TC static void SFX(r_silu_bwd)(const T *dy, const T *x, T *dx, size_t n) {
 	}
 }
 
-TC static void SFX(r_add)(const T *a, const T *b, T *y, size_t n) {
+TC static void SFX(r_add)(const T *restrict a, const T *restrict b, T *restrict y, size_t n) {
 	for (size_t i = 0; i < n; i++) ST(y, i, LD(a, i) + LD(b, i));
 }
 
-TC static void SFX(r_mulf)(const T *x, const float *m, T *y, size_t n) {
+TC static void SFX(r_mulf)(const T *restrict x, const float *restrict m, T *restrict y, size_t n) {
 	for (size_t i = 0; i < n; i++) ST(y, i, LD(x, i) * m[i]);
 }
 
-TC static void SFX(r_scale)(const T *x, T *y, float k, size_t n) {
+TC static void SFX(r_scale)(const T *restrict x, T *restrict y, float k, size_t n) {
 	for (size_t i = 0; i < n; i++) ST(y, i, k * LD(x, i));
 }
 
-TC static void SFX(r_addch)(const T *x, const float *v, T *y, int HW, int C) {
+TC static void SFX(r_addch)(const T *restrict x, const float *restrict v, T *restrict y, int HW, int C) {
 	for (int p = 0; p < HW; p++) {
 		const T *xr = x + (size_t)p * C;
 		T *yr = y + (size_t)p * C;
@@ -38,7 +38,7 @@ TC static void SFX(r_addch)(const T *x, const float *v, T *y, int HW, int C) {
 	}
 }
 
-TC static void SFX(r_sumhw)(const T *x, float *out, int HW, int C) {
+TC static void SFX(r_sumhw)(const T *restrict x, float *restrict out, int HW, int C) {
 	for (int c = 0; c < C; c++) out[c] = 0;
 	for (int p = 0; p < HW; p++) {
 		const T *xr = x + (size_t)p * C;
@@ -46,7 +46,7 @@ TC static void SFX(r_sumhw)(const T *x, float *out, int HW, int C) {
 	}
 }
 
-TC static void SFX(r_up2)(const T *x, T *y, int H, int W, int C) {
+TC static void SFX(r_up2)(const T *restrict x, T *restrict y, int H, int W, int C) {
 	int W2 = 2 * W;
 	for (int h = 0; h < H; h++) {
 		T *y0 = y + (size_t)(2 * h) * W2 * C;
@@ -63,7 +63,7 @@ TC static void SFX(r_up2)(const T *x, T *y, int H, int W, int C) {
 	}
 }
 
-TC static void SFX(r_up2_bwd)(const T *dy, T *dx, int H, int W, int C) {
+TC static void SFX(r_up2_bwd)(const T *restrict dy, T *restrict dx, int H, int W, int C) {
 	int W2 = 2 * W;
 	for (int h = 0; h < H; h++) {
 		const T *r0 = dy + (size_t)(2 * h) * W2 * C;
@@ -79,8 +79,8 @@ TC static void SFX(r_up2_bwd)(const T *dy, T *dx, int H, int W, int C) {
 
 // r_gn_stats computes each group's mean and 1/std over one sample (two passes over data that fits in
 // cache, for accuracy), then the per-channel scale and shift that apply norm and affine in one FMA.
-TC static void SFX(r_gn_stats)(const T *x, const float *gamma, const float *beta, float *stats,
-                               float *scale, float *shift, float *acc, int HW, int C, int G, float eps) {
+TC static void SFX(r_gn_stats)(const T *restrict x, const float *restrict gamma, const float *restrict beta, float *restrict stats,
+                               float *restrict scale, float *restrict shift, float *restrict acc, int HW, int C, int G, float eps) {
 	int cg = C / G;
 	double cnt = (double)cg * HW;
 	for (int c = 0; c < C; c++) acc[c] = 0;
@@ -116,7 +116,7 @@ TC static void SFX(r_gn_stats)(const T *x, const float *gamma, const float *beta
 	}
 }
 
-TC static void SFX(r_scale_shift)(const T *x, T *y, const float *scale, const float *shift, int HW, int C,
+TC static void SFX(r_scale_shift)(const T *restrict x, T *restrict y, const float *restrict scale, const float *restrict shift, int HW, int C,
                                   int silu) {
 	for (int p = 0; p < HW; p++) {
 		const T *xr = x + (size_t)p * C;
@@ -137,9 +137,9 @@ TC static void SFX(r_scale_shift)(const T *x, T *y, const float *scale, const fl
 // dy*A[c] + x*B[c] + D[c]: one pass to sum, one to write. With silu set, the op was SiLU(GroupNorm(x))
 // and dy is first taken through SiLU's derivative at h = GroupNorm(x), recomputed from x and the
 // stats in the first pass and kept for the second in dh, a per-sample scratch that stays in cache.
-TC static void SFX(r_gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *gammaF,
-                             const float *betaF, T *dx, float *ggamma, float *gbeta, float *a, float *b, float *A,
-                             float *B, float *D, float *scale, float *shift, float *dh, int HW, int C, int G,
+TC static void SFX(r_gn_bwd)(const T *restrict dy, const T *restrict x, const float *restrict stats, const float *restrict gamma, const float *restrict gammaF,
+                             const float *restrict betaF, T *restrict dx, float *restrict ggamma, float *restrict gbeta, float *restrict a, float *restrict b, float *restrict A,
+                             float *restrict B, float *restrict D, float *restrict scale, float *restrict shift, float *restrict dh, int HW, int C, int G,
                              int silu) {
 	int cg = C / G;
 	double cnt = (double)cg * HW;
@@ -257,24 +257,38 @@ static void SFX(sumhw)(const T *x, float *out, int N, int HW, int C) {
 	for (int n = 0; n < N; n++) SFX(r_sumhw)(x + n * s, out + (size_t)n * C, HW, C);
 }
 
-static void SFX(concat)(const T *a, const T *b, T *y, int N, int HW, int Ca, int Cb) {
-	size_t rows = (size_t)N * HW;
+TC static void SFX(r_concat)(const T *restrict a, const T *restrict b, T *restrict y, int HW, int Ca, int Cb) {
 	int C = Ca + Cb;
-#pragma omp parallel for schedule(dynamic) if (BIG(rows * C))
-	for (size_t r = 0; r < rows; r++) {
-		memcpy(y + r * C, a + r * Ca, sizeof(T) * Ca);
-		memcpy(y + r * C + Ca, b + r * Cb, sizeof(T) * Cb);
+	for (int p = 0; p < HW; p++) {
+		T *yr = y + (size_t)p * C;
+		const T *ar = a + (size_t)p * Ca, *br = b + (size_t)p * Cb;
+		for (int c = 0; c < Ca; c++) yr[c] = ar[c];
+		for (int c = 0; c < Cb; c++) yr[Ca + c] = br[c];
 	}
 }
 
-static void SFX(split)(const T *dy, T *da, T *db, int N, int HW, int Ca, int Cb) {
-	size_t rows = (size_t)N * HW;
+TC static void SFX(r_split)(const T *restrict dy, T *restrict da, T *restrict db, int HW, int Ca, int Cb) {
 	int C = Ca + Cb;
-#pragma omp parallel for schedule(dynamic) if (BIG(rows * C))
-	for (size_t r = 0; r < rows; r++) {
-		memcpy(da + r * Ca, dy + r * C, sizeof(T) * Ca);
-		memcpy(db + r * Cb, dy + r * C + Ca, sizeof(T) * Cb);
+	for (int p = 0; p < HW; p++) {
+		const T *yr = dy + (size_t)p * C;
+		T *ar = da + (size_t)p * Ca, *br = db + (size_t)p * Cb;
+		for (int c = 0; c < Ca; c++) ar[c] = yr[c];
+		for (int c = 0; c < Cb; c++) br[c] = yr[Ca + c];
 	}
+}
+
+static void SFX(concat)(const T *a, const T *b, T *y, int N, int HW, int Ca, int Cb) {
+	size_t C = (size_t)(Ca + Cb);
+#pragma omp parallel for schedule(dynamic) if (BIG((size_t)N * HW * C))
+	for (int n = 0; n < N; n++)
+		SFX(r_concat)(a + (size_t)n * HW * Ca, b + (size_t)n * HW * Cb, y + (size_t)n * HW * C, HW, Ca, Cb);
+}
+
+static void SFX(split)(const T *dy, T *da, T *db, int N, int HW, int Ca, int Cb) {
+	size_t C = (size_t)(Ca + Cb);
+#pragma omp parallel for schedule(dynamic) if (BIG((size_t)N * HW * C))
+	for (int n = 0; n < N; n++)
+		SFX(r_split)(dy + (size_t)n * HW * C, da + (size_t)n * HW * Ca, db + (size_t)n * HW * Cb, HW, Ca, Cb);
 }
 
 static void SFX(up2)(const T *x, T *y, int N, int H, int W, int C) {
