@@ -90,14 +90,18 @@ func dpmAffine(abar0 float64) func(int, float64, float64, affine, affine, affine
 	}
 }
 
-func plmsAffine() func(int, float64, float64, affine, affine, affine) affine {
+func plmsAffine(abar0 float64) func(int, float64, float64, affine, affine, affine) affine {
 	// PNDM eq. 11 (the transfer phi) fed with eq. 12's linear multi-step eps' and its lower order
-	// Adams-Bashforth warm-up.
+	// Adams-Bashforth warm-up; first order onto t = 0 and the clean sample.
 	var es []affine
 	return func(k int, abT, abPrev float64, x, _, eps affine) affine {
 		es = append([]affine{eps}, es...)
 		var e affine
-		switch len(es) {
+		n := len(es)
+		if abPrev >= abar0 { // lower order final: onto t = 0 or the clean sample
+			n = 1
+		}
+		switch n {
 		case 1:
 			e = es[0]
 		case 2:
@@ -131,7 +135,7 @@ func TestMultistepGaussianExact(t *testing.T) {
 			}{
 				{"ddim", &DDIM{Schedule: sch, Steps: S, Spacing: sp}, ddimAffine()},
 				{"dpm-solver++", &DPMSolver{Schedule: sch, Steps: S, Spacing: sp}, dpmAffine(sch.AlphaBar[0])},
-				{"plms", &PLMS{Schedule: sch, Steps: S, Spacing: sp}, plmsAffine()},
+				{"plms", &PLMS{Schedule: sch, Steps: S, Spacing: sp}, plmsAffine(sch.AlphaBar[0])},
 			}
 			dist := map[string]float64{}
 			line := fmt.Sprintf("%-8v S=%-3d W2 to data:", sp, S)
