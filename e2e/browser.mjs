@@ -75,6 +75,15 @@ try {
   await page.waitForFunction(() => Number(document.querySelector("#panel-b").dataset.frames) >= 2, null, { timeout: 60000 });
   const mid = await page.$eval("#panel-b .step", (e) => e.textContent);
   log("B mid-run:", mid);
+  // Best effort: a second screenshot while the runs are under way (x_t still noisy, x0 a guess).
+  const live = shot.replace(/\.png$/, "") + "-live.png";
+  try {
+    await page.waitForFunction((k) => Number(document.querySelector("#panel-b").dataset.frames) >= k, Math.ceil(0.4 * ddimSteps), { timeout: 60000, polling: 10 });
+    if (await page.$eval("#panel-b", (p) => p.dataset.state === "running")) {
+      await page.screenshot({ path: live, fullPage: true });
+      log("live screenshot", live, "at B", await page.$eval("#panel-b .step", (e) => e.textContent));
+    }
+  } catch (_) {}
   await page.waitForSelector("#panel-b[data-state='done'], #panel-b[data-state='error']", { timeout: 300000 });
   const b = await page.$eval("#panel-b", (p) => ({ ...p.dataset, state: p.dataset.state, text: p.querySelector(".state").textContent }));
   log("B finished:", b.text);
