@@ -111,9 +111,12 @@ func TestEvalFIDReproducible(t *testing.T) {
 			t.Errorf("dnnl --batch 6 and 4 differ:\n%s\n%s", je, jf)
 		}
 	}
-	d := fidJSON(t, append(common, "--sampler", "plms")...)
-	if d.FID == a.FID || d.Sampler != "plms-3 linspace" {
-		t.Errorf("plms gives the same FID as ddim (%v) or sampler %q", d.FID, d.Sampler)
+	// PLMS needs S >= 4 to differ from DDIM (its first step and the steps onto t = 0 and the clean
+	// sample are DDIM steps); the flag given last wins.
+	d := fidJSON(t, append(common, "--sampler", "plms", "--steps", "5")...)
+	e := fidJSON(t, append(common, "--steps", "5")...)
+	if d.FID == e.FID || d.Sampler != "plms-5 linspace" {
+		t.Errorf("plms-5 gives the same FID as ddim-5 (%v) or sampler %q", d.FID, d.Sampler)
 	}
 }
 
