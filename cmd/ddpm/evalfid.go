@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"ddpm/data"
@@ -64,13 +63,7 @@ func runEvalFID(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.dataName, "data", "mnist", "reference data and classifier: mnist or fashion")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data cache directory (default ~/.cache/ddpm)")
 	fs.StringVar(&f.classifierPath, "classifier", "", "classifier weights (default: the shipped one for --data)")
-	fs.StringVar(&f.spec.Name, "sampler", "ddim", "sampler: "+strings.Join(diffusion.SamplerNames(), ", "))
-	fs.StringVar(&f.spec.Variance, "variance", "", "ddpm step variance: beta (default) or posterior")
-	fs.IntVar(&f.spec.Steps, "steps", 0, "sampling steps S in [1, T] (default: T for ddpm, 50 otherwise)")
-	fs.Float64Var(&f.spec.Eta, "eta", 0, "ddim noise scale eta >= 0")
-	fs.BoolVar(&f.spec.SigmaHat, "sigma-hat", false, "ddim with the sigma-hat noise of the DDIM paper")
-	fs.StringVar(&f.spec.Spacing, "spacing", "", "timestep spacing: linspace (default), leading or trailing")
-	fs.BoolVar(&f.spec.Clip, "clip", false, "clip the predicted x0 to [-1, 1] at every step")
+	addSamplerFlags(fs, &f.spec)
 	fs.IntVar(&f.n, "n", 10000, "number of samples to score (with --npz: the first n, default all)")
 	fs.Uint64Var(&f.seed, "seed", 0, "sampling seed (also picks the training images of the floor)")
 	fs.IntVar(&f.batch, "batch", 256, "images per sampler call (results do not depend on it)")
