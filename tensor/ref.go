@@ -214,7 +214,9 @@ func (r *Reference[F]) Release(x *Tensor) {
 	}
 }
 
-func convDims(op string, x *Tensor, w *Param, c Conv) convShape {
+// CheckConv validates a convolution's input and weight against c and returns the output size, so
+// every backend rejects the same malformed calls with the same message.
+func CheckConv(op string, x *Tensor, w *Param, c Conv) (ho, wo int) {
 	rank(op, x, 4)
 	if w == nil || len(w.Shape) != 4 || w.Shape[2] != w.Shape[3] || w.Shape[1] != x.Shape[1] {
 		var ws []int
@@ -226,14 +228,19 @@ func convDims(op string, x *Tensor, w *Param, c Conv) convShape {
 	if c.Stride < 1 || c.Pad < 0 {
 		shapePanic(op, "invalid conv %+v", c)
 	}
-	s := convShape{N: x.Shape[0], Cin: x.Shape[1], H: x.Shape[2], W: x.Shape[3], Cout: w.Shape[0], K: w.Shape[2],
-		Stride: c.Stride, Pad: c.Pad}
-	s.Ho, s.Wo = c.OutSize(s.H, s.K), c.OutSize(s.W, s.K)
-	if s.Ho < 1 || s.Wo < 1 {
-		shapePanic(op, "x %v with kernel %d and %+v gives an empty output", x.Shape, s.K, c)
+	k := w.Shape[2]
+	ho, wo = c.OutSize(x.Shape[2], k), c.OutSize(x.Shape[3], k)
+	if ho < 1 || wo < 1 {
+		shapePanic(op, "x %v with kernel %d and %+v gives an empty output", x.Shape, k, c)
 	}
-	paramShape(op, w, s.Cout, s.Cin, s.K, s.K)
-	return s
+	paramShape(op, w, w.Shape[0], x.Shape[1], k, k)
+	return ho, wo
+}
+
+func convDims(op string, x *Tensor, w *Param, c Conv) convShape {
+	ho, wo := CheckConv(op, x, w, c)
+	return convShape{N: x.Shape[0], Cin: x.Shape[1], H: x.Shape[2], W: x.Shape[3], Cout: w.Shape[0], K: w.Shape[2],
+		Stride: c.Stride, Pad: c.Pad, Ho: ho, Wo: wo}
 }
 
 func biasShape(op string, b *Param, n int) {

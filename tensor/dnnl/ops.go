@@ -16,24 +16,9 @@ import (
 // ---- convolution ----
 
 func (b *Backend) convShape(op string, x *tensor.Tensor, w, bias *tensor.Param, c tensor.Conv) (convKey, int, int) {
-	rank(op, x, 4)
-	if w == nil || len(w.Shape) != 4 || w.Shape[2] != w.Shape[3] || w.Shape[1] != x.Shape[1] {
-		var ws []int
-		if w != nil {
-			ws = w.Shape
-		}
-		shapePanic(op, "x %v, w %v: want w (Cout,%d,K,K)", x.Shape, ws, x.Shape[1])
-	}
-	if c.Stride < 1 || c.Pad < 0 {
-		shapePanic(op, "invalid conv %+v", c)
-	}
+	ho, wo := tensor.CheckConv(op, x, w, c)
 	k := convKey{n: x.Shape[0], cin: x.Shape[1], h: x.Shape[2], w: x.Shape[3], cout: w.Shape[0], k: w.Shape[2],
 		stride: c.Stride, pad: c.Pad, bias: bias != nil}
-	ho, wo := c.OutSize(k.h, k.k), c.OutSize(k.w, k.k)
-	if ho < 1 || wo < 1 {
-		shapePanic(op, "x %v with kernel %d and %+v gives an empty output", x.Shape, k.k, c)
-	}
-	paramShape(op, w, k.cout, k.cin, k.k, k.k)
 	if bias != nil {
 		paramShape(op, bias, k.cout)
 	}
