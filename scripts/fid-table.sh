@@ -33,6 +33,7 @@ cell() { # cell N SAMPLER-FLAGS...
 	echo "\"#$key\"" >>"$out.keys"
 }
 
+# Cheap cells first, so an interrupted run has the most of the table.
 for s in 10 20 50 100 1000; do
 	cn=$n
 	[ "$s" = 1000 ] && cn=$n1000
@@ -40,11 +41,13 @@ for s in 10 20 50 100 1000; do
 		cell "$cn" --sampler ddim --steps "$s" --eta "$eta"
 	done
 	cell "$cn" --sampler ddim --steps "$s" --sigma-hat
+	if [ "$s" = 100 ]; then
+		for m in 10 20 50; do
+			cell "$n" --sampler dpm-solver++ --steps "$m"
+			cell "$n" --sampler plms --steps "$m"
+		done
+	fi
 done
 cell "$n1000" --sampler ddpm --variance beta
 cell "$n1000" --sampler ddpm --variance posterior
-for s in 10 20 50; do
-	cell "$n" --sampler dpm-solver++ --steps "$s"
-	cell "$n" --sampler plms --steps "$s"
-done
 $ddpm eval table --in "$out" --plot "${out%.jsonl}.png"

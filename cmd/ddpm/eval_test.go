@@ -154,6 +154,8 @@ func TestEvalTable(t *testing.T) {
 	lines := `{"fid":2.5,"kid":0.1,"kid_std":0.01,"n":2000,"floor":0.3,"kid_floor":0.001,"sampler":"ddim-10 eta=0 linspace"}
 {"fid":1.5,"kid":0.05,"kid_std":0.01,"n":2000,"floor":0.3,"kid_floor":0.001,"sampler":"ddim-20 eta=0 linspace"}
 {"fid":1.2,"kid":0.04,"kid_std":0.01,"n":2000,"floor":0.3,"kid_floor":0.001,"sampler":"dpm-solver++-10 linspace"}
+{"fid":1.4,"kid":0.04,"kid_std":0.02,"n":500,"floor":0.9,"kid_floor":0.002,"sampler":"dpm-solver++-10 linspace"}
+{"fid":3.0,"kid":0.03,"kid_std":0.02,"n":500,"floor":0.9,"kid_floor":0.002,"sampler":"ddpm-1000 beta"}
 `
 	in := writeFile(t, dir, "r.jsonl", lines)
 	png := filepath.Join(dir, "p.png")
@@ -162,10 +164,27 @@ func TestEvalTable(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	for _, want := range []string{"| sampler | S=10 | S=20 |", "| ddim eta=0 linspace | 2.5 (KID 0.1 ± 0.01) | 1.5 (KID 0.05 ± 0.01) |",
-		"| dpm-solver++ linspace | 1.2 (KID 0.04 ± 0.01) | |", "at n = 2000: FID 0.3"} {
+		"| dpm-solver++ linspace | 1.2 (KID 0.04 ± 0.01) | | |", "| ddpm beta | | | 3 (KID 0.03 ± 0.02, n = 500) |",
+		"at n = 2000: FID 0.3", "at n = 500: FID 0.9"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	// At one n: only those cells, unmarked.
+	code, out, errs = runCLI(t, "eval", "table", "--in", in, "--n", "500")
+	if code != 0 {
+		t.Fatalf("--n 500: exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"| sampler | S=10 | S=1000 |", "| dpm-solver++ linspace | 1.4 (KID 0.04 ± 0.02) | |", "| ddpm beta | | 3 (KID 0.03 ± 0.02) |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--n 500 table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ddim") || strings.Contains(out, "n = 2000") {
+		t.Errorf("--n 500 table has n = 2000 results:\n%s", out)
+	}
+	if code, _, _ := runCLI(t, "eval", "table", "--in", in, "--n", "7"); code != 2 {
+		t.Error("--n with no results accepted")
 	}
 	readPNG(t, png)
 	bad := writeFile(t, dir, "bad.jsonl", `{"fid":1,"sampler":"/tmp/x.npz"}`)

@@ -17,16 +17,22 @@ import (
 
 // runEvalTable turns the JSON lines of several `ddpm eval fid` runs into the markdown table of the
 // DDIM paper's Table 1 layout (one row per sampler setting, one column per step count) and a plot
-// of FID against steps, one line per setting.
+// of FID against steps, one line per setting. FID is biased upwards at small n, so cells are only
+// comparable at equal n: --n keeps one sample size, and otherwise a cell scored at another n than
+// most of the table says so.
 func runEvalTable(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval table", stderr)
 	in := fs.String("in", "", "JSON lines of ddpm eval fid (required; - for stdin)")
 	plotPath := fs.String("plot", "", "also draw FID against steps (log scale) to this PNG")
+	onlyN := fs.Int("n", 0, "keep only the results at this sample count (0: all; a setting scored at several n shows its largest)")
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return err
 	}
 	if *in == "" {
 		return fmt.Errorf("--in FILE.jsonl is required")
+	}
+	if *onlyN < 0 {
+		return fmt.Errorf("--n %d: want >= 0", *onlyN)
 	}
 	var r io.Reader = os.Stdin
 	if *in != "-" {
@@ -36,7 +42,10 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 		}
 		r = bytes.NewReader(b)
 	}
-	type cell struct{ fid, kid, kidStd float64 }
+	type cell struct {
+		fid, kid, kidStd float64
+		n                int
+	}
 	rows := map[string]map[int]cell{}
 	floors := map[int][2]float64{}
 	stepSet := map[int]bool{}
@@ -56,10 +65,16 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s line %d: %w", *in, line, err)
 		}
+		if *onlyN != 0 && res.N != *onlyN {
+			continue
+		}
 		if rows[name] == nil {
 			rows[name] = map[int]cell{}
 		}
-		rows[name][steps] = cell{res.FID, res.KID, res.KIDStd}
+		if old, ok := rows[name][steps]; ok && old.n > res.N {
+			continue
+		}
+		rows[name][steps] = cell{res.FID, res.KID, res.KIDStd, res.N}
 		stepSet[steps] = true
 		floors[res.N] = [2]float64{res.Floor, res.KIDFloor}
 	}
@@ -67,7 +82,23 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(rows) == 0 {
+		if *onlyN != 0 {
+			return fmt.Errorf("%s: no results at n = %d", *in, *onlyN)
+		}
 		return fmt.Errorf("%s: no results", *in)
+	}
+	// The usual n of the table: cells at any other n are marked.
+	count := map[int]int{}
+	for _, r := range rows {
+		for _, c := range r {
+			count[c.n]++
+		}
+	}
+	usual := 0
+	for n, k := range count {
+		if k > count[usual] || k == count[usual] && n > usual {
+			usual = n
+		}
 	}
 	var steps []int
 	for s := range stepSet {
@@ -98,7 +129,11 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 				fmt.Fprint(stdout, " |")
 				continue
 			}
-			fmt.Fprintf(stdout, " %.3g (KID %.3g ± %.2g) |", c.fid, c.kid, c.kidStd)
+			mark := ""
+			if c.n != usual {
+				mark = fmt.Sprintf(", n = %d", c.n)
+			}
+			fmt.Fprintf(stdout, " %.3g (KID %.3g ± %.2g%s) |", c.fid, c.kid, c.kidStd, mark)
 			xs, ys = append(xs, math.Log10(float64(s))), append(ys, c.fid)
 		}
 		fmt.Fprintln(stdout)
