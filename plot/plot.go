@@ -25,7 +25,8 @@ type Options struct {
 	Width, Height         int // pixels; default 640 x 480
 	XMin, XMax            float64
 	YMin, YMax            float64
-	LogY                  bool // logarithmic y axis (values <= 0 are skipped)
+	LogX, LogY            bool // logarithmic axes (values <= 0 are skipped), ticks labelled in data units
+	Markers               bool // mark every point of Lines' series, so single points and kinks show
 }
 
 // Series is one named line of a line plot.
@@ -72,6 +73,12 @@ func newFigure(opt Options, xmin, xmax, ymin, ymax float64) (*figure, error) {
 	}
 	if opt.XMin < opt.XMax {
 		xmin, xmax = opt.XMin, opt.XMax
+		if opt.LogX {
+			if xmin <= 0 {
+				return nil, fmt.Errorf("plot: log x axis needs XMin > 0, got %v", xmin)
+			}
+			xmin, xmax = math.Log10(xmin), math.Log10(xmax)
+		}
 	}
 	if opt.YMin < opt.YMax {
 		ymin, ymax = opt.YMin, opt.YMax
@@ -102,7 +109,7 @@ func newFigure(opt Options, xmin, xmax, ymin, ymax float64) (*figure, error) {
 	return f, nil
 }
 
-// px maps data coordinates (y already log10 for a log axis) to pixel coordinates.
+// px maps data coordinates (already log10 on a log axis) to pixel coordinates.
 func (f *figure) px(x, y float64) (float64, float64) {
 	return float64(f.x0) + (x-f.xmin)/(f.xmax-f.xmin)*float64(f.x1-f.x0-1),
 		float64(f.y1-1) - (y-f.ymin)/(f.ymax-f.ymin)*float64(f.y1-f.y0-1)
@@ -187,27 +194,37 @@ func formatTick(v float64) string {
 	return strconv.FormatFloat(v, 'g', 6, 64)
 }
 
-// yTicks returns the y tick positions (log10 values on a log axis: 1, 2, 5 times powers of ten when
-// the axis spans under two decades, powers of ten otherwise).
-func (f *figure) yTicks() []float64 {
+// logTicks returns tick positions (log10 values) for a log axis over [lo, hi] (log10 units): every
+// integer (and 1.5) times a power of ten on less than a factor of 5, 1, 2 and 5 times powers of ten
+// when the axis spans under two decades, 1 and 10 times powers of ten (1, 10, 100, 1000
+// and the like) up to four decades, powers of ten beyond.
+func logTicks(lo, hi float64) []float64 {
+	mult := []float64{1}
+	switch span := hi - lo; {
+	case span < 0.7:
+		mult = []float64{1, 1.5, 2, 3, 4, 5, 6, 7, 8}
+	case span < 2:
+		mult = []float64{1, 2, 5}
+	case span < 4:
+		mult = []float64{1, 3}
+	}
+	step := math.Max(1, math.Round(niceStep(hi-lo, 5)))
 	var ticks []float64
-	if f.opt.LogY {
-		mult := []float64{1}
-		if f.ymax-f.ymin < 2 {
-			mult = []float64{1, 2, 5}
-		}
-		step := math.Max(1, math.Round(niceStep(f.ymax-f.ymin, 5)))
-		for d := math.Floor(f.ymin); d <= math.Ceil(f.ymax); d += step {
-			for _, m := range mult {
-				if v := d + math.Log10(m); v >= f.ymin-1e-9 && v <= f.ymax+1e-9 {
-					ticks = append(ticks, v)
-				}
+	for d := math.Floor(lo); d <= math.Ceil(hi); d += step {
+		for _, m := range mult {
+			if v := d + math.Log10(m); v >= lo-1e-9 && v <= hi+1e-9 {
+				ticks = append(ticks, v)
 			}
 		}
-		return ticks
 	}
-	ys := niceStep(f.ymax-f.ymin, 5)
-	for v := math.Ceil(f.ymin/ys) * ys; v <= f.ymax+ys*1e-9; v += ys {
+	return ticks
+}
+
+// linearTicks returns multiples of a nice step covering [lo, hi].
+func linearTicks(lo, hi float64, n int) []float64 {
+	st := niceStep(hi-lo, n)
+	var ticks []float64
+	for v := math.Ceil(lo/st) * st; v <= hi+st*1e-9; v += st {
 		ticks = append(ticks, v)
 	}
 	return ticks
@@ -215,17 +232,27 @@ func (f *figure) yTicks() []float64 {
 
 // axes draws the grid, ticks, frame, labels and title.
 func (f *figure) axes() {
-	xs := niceStep(f.xmax-f.xmin, 6)
-	for v := math.Ceil(f.xmin/xs) * xs; v <= f.xmax+xs*1e-9; v += xs {
+	xticks := linearTicks(f.xmin, f.xmax, 6)
+	if f.opt.LogX {
+		xticks = logTicks(f.xmin, f.xmax)
+	}
+	for _, v := range xticks {
 		px, _ := f.px(v, f.ymin)
 		if !f.noGrid {
 			f.line(px, float64(f.y0), px, float64(f.y1-1), grey, 1)
 		}
 		f.line(px, float64(f.y1-5), px, float64(f.y1-1), black, 1)
 		s := formatTick(v)
+		if f.opt.LogX {
+			s = formatTick(math.Pow(10, v))
+		}
 		f.text(int(px)-len(s)*charW/2, f.y1+4, s, black)
 	}
-	for _, v := range f.yTicks() {
+	yticks := linearTicks(f.ymin, f.ymax, 5)
+	if f.opt.LogY {
+		yticks = logTicks(f.ymin, f.ymax)
+	}
+	for _, v := range yticks {
 		_, py := f.px(f.xmin, v)
 		if !f.noGrid {
 			f.line(float64(f.x0), py, float64(f.x1-1), py, grey, 1)
@@ -260,30 +287,37 @@ func Lines(w io.Writer, opt Options, series ...Series) error {
 	if len(series) == 0 {
 		return fmt.Errorf("plot: no series")
 	}
-	ty := func(y float64) float64 {
-		if opt.LogY {
-			if y <= 0 {
+	logOf := func(on bool) func(float64) float64 {
+		return func(v float64) float64 {
+			if !on {
+				return v
+			}
+			if v <= 0 {
 				return math.NaN()
 			}
-			return math.Log10(y)
+			return math.Log10(v)
 		}
-		return y
 	}
+	tx, ty := logOf(opt.LogX), logOf(opt.LogY)
 	xmin, xmax, ymin, ymax := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range series {
 		if len(s.X) != len(s.Y) {
 			return fmt.Errorf("plot: series %q has %d x and %d y values", s.Name, len(s.X), len(s.Y))
 		}
 		for i := range s.X {
-			x, y := s.X[i], ty(s.Y[i])
+			x, y := tx(s.X[i]), ty(s.Y[i])
 			if finite(x) && finite(y) {
 				xmin, xmax, ymin, ymax = math.Min(xmin, x), math.Max(xmax, x), math.Min(ymin, y), math.Max(ymax, y)
 			}
 		}
 	}
-	if !opt.LogY && ymin < ymax {
+	if ymin < ymax {
 		pad := 0.05 * (ymax - ymin)
 		ymin, ymax = ymin-pad, ymax+pad
+	}
+	if opt.Markers && xmin < xmax {
+		pad := 0.03 * (xmax - xmin)
+		xmin, xmax = xmin-pad, xmax+pad
 	}
 	f, err := newFigure(opt, xmin, xmax, ymin, ymax)
 	if err != nil {
@@ -295,7 +329,7 @@ func Lines(w io.Writer, opt Options, series ...Series) error {
 		havePrev := false
 		var px, py float64
 		for i := range s.X {
-			x, y := s.X[i], ty(s.Y[i])
+			x, y := tx(s.X[i]), ty(s.Y[i])
 			if !finite(x) || !finite(y) {
 				havePrev = false
 				continue
@@ -303,8 +337,11 @@ func Lines(w io.Writer, opt Options, series ...Series) error {
 			qx, qy := f.px(x, y)
 			if havePrev {
 				f.line(px, py, qx, qy, c, 2)
-			} else if len(s.X) == 1 || (i+1 < len(s.X) && !finite(ty(s.Y[i+1]))) {
+			} else if !opt.Markers && (len(s.X) == 1 || (i+1 < len(s.X) && !finite(ty(s.Y[i+1])))) {
 				f.line(qx-2, qy, qx+2, qy, c, 3) // an isolated point
+			}
+			if opt.Markers {
+				f.line(qx-3, qy, qx+3, qy, c, 7)
 			}
 			px, py, havePrev = qx, qy, true
 		}

@@ -103,3 +103,56 @@ func TestNiceStep(t *testing.T) {
 		}
 	}
 }
+
+// TestLogTicks: log axes are labelled at round data values, denser when the axis spans fewer decades.
+func TestLogTicks(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi float64 // data units
+		want   []float64
+	}{
+		{10, 1000, []float64{10, 30, 100, 300, 1000}},
+		{1.5, 40, []float64{2, 5, 10, 20}},
+		{3.5, 5.5, []float64{4, 5}},
+		{1, 1e6, []float64{1, 100, 1e4, 1e6}},
+	} {
+		ticks := logTicks(math.Log10(tc.lo), math.Log10(tc.hi))
+		var got []float64
+		for _, v := range ticks {
+			got = append(got, math.Round(math.Pow(10, v)*1e6)/1e6)
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("logTicks(%v, %v) = %v, want %v", tc.lo, tc.hi, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("logTicks(%v, %v) = %v, want %v", tc.lo, tc.hi, got, tc.want)
+				break
+			}
+		}
+	}
+}
+
+// TestLogXMarkers: on log-log axes the point (100, 10) of a series spanning (10, 1)..(1000, 100) is
+// at the centre of the plotting area, and with markers a one-point series still shows.
+func TestLogXMarkers(t *testing.T) {
+	var buf bytes.Buffer
+	opt := Options{Width: 400, Height: 300, LogX: true, LogY: true, XMin: 10, XMax: 1000, YMin: 1, YMax: 100, Markers: true}
+	if err := Lines(&buf, opt, Series{Name: "a", X: []float64{10, 100, 1000}, Y: []float64{1, 10, 100}},
+		Series{Name: "b", X: []float64{1000}, Y: []float64{1}}); err != nil {
+		t.Fatal(err)
+	}
+	img := decode(t, buf.Bytes())
+	f, _ := newFigure(opt, 0, 0, 0, 0)
+	cx, cy := f.px(2, 1)
+	if c := img.RGBAAt(int(math.Round(cx)), int(math.Round(cy))); c != Palette[0] {
+		t.Errorf("centre pixel %v, want the first series' colour", c)
+	}
+	bx, by := f.px(3, 0)
+	if c := img.RGBAAt(int(math.Round(bx))-2, int(math.Round(by))-2); c != Palette[1] {
+		t.Errorf("one-point series: pixel %v, want its marker", c)
+	}
+	if err := Lines(&buf, Options{LogX: true, XMin: -1, XMax: 1}, Series{X: []float64{1}, Y: []float64{1}}); err == nil || !strings.Contains(err.Error(), "XMin > 0") {
+		t.Errorf("log x with XMin -1: error %v", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -134,7 +133,7 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 				mark = fmt.Sprintf(", n = %d", c.n)
 			}
 			fmt.Fprintf(stdout, " %.3g (KID %.3g ± %.2g%s) |", c.fid, c.kid, c.kidStd, mark)
-			xs, ys = append(xs, math.Log10(float64(s))), append(ys, c.fid)
+			xs, ys = append(xs, float64(s)), append(ys, c.fid)
 		}
 		fmt.Fprintln(stdout)
 		series = append(series, plot.Series{Name: n, X: xs, Y: ys})
@@ -154,7 +153,7 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := plot.Lines(f, plot.Options{Title: "FID against sampling steps", XLabel: "log10 steps", YLabel: "FID (log scale)", LogY: true}, series...); err != nil {
+	if err := plot.Lines(f, plot.Options{Title: "FID against sampling steps", XLabel: "steps S", YLabel: "FID", LogX: true, LogY: true, Markers: true}, series...); err != nil {
 		f.Close()
 		return err
 	}
