@@ -47,6 +47,8 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 64, "images per call")
 	out := fs.String("out", "", "write x_T as float32 .npy (N,C,H,W) here, for ddpm sample --init")
 	recon := fs.Bool("recon", false, "decode x_T with the same DDIM and print the reconstruction MSE as JSON")
+	grid := fs.String("grid", "", "with --recon: write the images over their reconstructions as a PNG (rows of --cols)")
+	cols := fs.Int("cols", 10, "images per row of --grid")
 	ema := fs.Bool("ema", true, "use the EMA weights of a run or checkpoint")
 	engName := fs.String("engine", "auto", "auto, dnnl or ref")
 	precision := fs.String("precision", "fp32", "auto, fp32 or bf16")
@@ -57,8 +59,10 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case *out == "" && !*recon:
 		return fmt.Errorf("nothing to do: give --out FILE.npy and/or --recon")
-	case *n < 1 || *first < 0 || *batch < 1 || *steps < 1 || *threads < 0:
-		return fmt.Errorf("--n, --batch and --steps must be >= 1, --first and --threads >= 0")
+	case *grid != "" && !*recon:
+		return fmt.Errorf("--grid shows reconstructions: give --recon too")
+	case *n < 1 || *first < 0 || *batch < 1 || *steps < 1 || *threads < 0 || *cols < 1:
+		return fmt.Errorf("--n, --batch, --steps and --cols must be >= 1, --first and --threads >= 0")
 	case *split != "train" && *split != "test":
 		return fmt.Errorf("--split %q: want train or test", *split)
 	}
@@ -146,8 +150,36 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if math.IsNaN(mse) {
 		return fmt.Errorf("reconstruction produced NaN")
 	}
+	if *grid != "" {
+		c, h, w := m.Shape()
+		k := min(*cols, *n)
+		px := pairRows(x0, back, *n, dim, k)
+		if err := data.WriteGrid(*grid, px, len(px)/dim, c, h, w, k); err != nil {
+			return err
+		}
+	}
 	res := encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Source: m.Source, Secs: time.Since(t0).Seconds()}
 	b, _ := json.Marshal(res)
 	fmt.Fprintln(stdout, string(b))
 	return nil
+}
+
+// pairRows lays out images and their reconstructions for a grid of cols columns: a row of
+// originals, the row of their reconstructions below it, and so on.
+func pairRows(orig, back []float64, n, dim, cols int) []float32 {
+	out := make([]float32, 0, 2*n*dim)
+	put := func(src []float64, lo, hi int) {
+		for _, v := range src[lo*dim : hi*dim] {
+			out = append(out, float32(max(-1, min(1, v))))
+		}
+	}
+	for lo := 0; lo < n; lo += cols {
+		hi := min(n, lo+cols)
+		put(orig, lo, hi)
+		for range (cols - (hi - lo)) * dim { // white fills a short last row: reconstructions stay under their images
+			out = append(out, 1)
+		}
+		put(back, lo, hi)
+	}
+	return out
 }

@@ -31,6 +31,28 @@ func TestEncodeRecon(t *testing.T) {
 	if len(a.Shape) != 4 || a.Shape[0] != 3 || a.Shape[1] != 1 || a.Shape[2] != 28 || a.Descr != "<f4" {
 		t.Errorf("x_T array shape %v dtype %s", a.Shape, a.Descr)
 	}
+	// --grid: a row of 2 originals over their 2 reconstructions, then the third image and a blank.
+	grid := filepath.Join(t.TempDir(), "recon.png")
+	code, _, errs = runCLI(t, "encode", "--ckpt", model, "--n", "3", "--steps", "4", "--engine", "ref", "--threads", "1", "--recon", "--grid", grid, "--cols", "2")
+	if code != 0 {
+		t.Fatalf("--grid: exit %d: %s", code, errs)
+	}
+	const pad, w = 2, 28
+	if b := readPNG(t, grid).Bounds(); b.Dx() != 2*(w+pad)+pad || b.Dy() != 4*(w+pad)+pad {
+		t.Errorf("--grid of 3 images in 2 columns: %v, want 2 columns x 4 rows", b)
+	}
+	show := filepath.Join(t.TempDir(), "show.png")
+	if code, _, errs := runCLI(t, "data", "show", "--split", "test", "--n", "2", "--grid", show, "mnist"); code != 0 {
+		t.Fatalf("data show: %s", errs)
+	}
+	g, o := readPNG(t, grid), readPNG(t, show)
+	for y := range w + 2*pad {
+		for x := range 2*(w+pad) + pad {
+			if g.At(x, y) != o.At(x, y) {
+				t.Fatalf("--grid's first row differs from the test images at (%d, %d)", x, y)
+			}
+		}
+	}
 	// The latents decode through ddpm sample --init like any x_T.
 	mustSample(t, "--ckpt", model, "--init", npy, "--steps", "4", "--engine", "ref", "--grid", filepath.Join(t.TempDir(), "g.png"))
 }
@@ -74,10 +96,12 @@ func TestInterpolateEnds(t *testing.T) {
 		}
 	}
 	for name, args := range map[string][]string{
-		"no out":       {"interpolate", "--ckpt", model},
-		"frames 1":     {"interpolate", "--ckpt", model, "--frames", "1", "--out", strip},
-		"encode no-op": {"encode", "--ckpt", model},
-		"encode split": {"encode", "--ckpt", model, "--split", "val", "--recon"},
+		"no out":                    {"interpolate", "--ckpt", model},
+		"frames 1":                  {"interpolate", "--ckpt", model, "--frames", "1", "--out", strip},
+		"encode no-op":              {"encode", "--ckpt", model},
+		"encode split":              {"encode", "--ckpt", model, "--split", "val", "--recon"},
+		"encode grid without recon": {"encode", "--ckpt", model, "--grid", "g.png", "--out", "x.npy"},
+		"encode cols 0":             {"encode", "--ckpt", model, "--recon", "--cols", "0"},
 	} {
 		if code, _, errs := runCLI(t, args...); code != 2 || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 			t.Errorf("%s: exit %d, stderr %q", name, code, errs)
