@@ -20,38 +20,49 @@ func (c *countingPredictor) Predict(ctx context.Context, x []float64, n, dim, t 
 	return c.Predictor.Predict(ctx, x, n, dim, t, out)
 }
 
-// TestDDIMEta1IsDDPMPosterior: with eta = 1 and S = T, DDIM's sigma is the posterior's and its mean is
-// the posterior mean, so given the same noise the two samplers agree step for step.
-func TestDDIMEta1IsDDPMPosterior(t *testing.T) {
+// TestDDIMFullIsDDPM: with S = T, DDIM eta = 1 is DDPM with the posterior variance (its sigma is the
+// posterior's and its mean the posterior mean), and DDIM sigma-hat is DDPM with sigma^2 = beta_t (the
+// same mean, noise sqrt(1 - abar_t/abar_{t-1}) = sqrt(beta_t)); given the same noise each pair agrees
+// step for step. The FID table's S = 1000 column leans on this: those cells are DDPM's two rows.
+func TestDDIMFullIsDDPM(t *testing.T) {
 	m := testMixture()
 	s := mustSchedule(t, "linear", 1000, false)
 	o := &Oracle{Mixture: m, Schedule: s}
 	const n = 16
-	var ddpmSteps [][]float64
-	opts := Options{Seed: 7, Callback: func(st Step) error {
-		ddpmSteps = append(ddpmSteps, append([]float64(nil), st.Next...))
-		return nil
-	}}
-	a, err := (&DDPM{Schedule: s, Variance: VariancePosterior}).Sample(context.Background(), o, n, 2, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	worst := 0.0
-	opts.Callback = func(st Step) error {
-		for i, v := range st.Next {
-			worst = max(worst, math.Abs(v-ddpmSteps[st.Index][i]))
+	for _, tc := range []struct {
+		name string
+		ddpm *DDPM
+		ddim *DDIM
+	}{
+		{"eta=1 vs posterior", &DDPM{Schedule: s, Variance: VariancePosterior}, &DDIM{Schedule: s, Steps: 1000, Eta: 1}},
+		{"sigma-hat vs beta", &DDPM{Schedule: s, Variance: VarianceBeta}, &DDIM{Schedule: s, Steps: 1000, SigmaHat: true}},
+	} {
+		var ddpmSteps [][]float64
+		opts := Options{Seed: 7, Callback: func(st Step) error {
+			ddpmSteps = append(ddpmSteps, append([]float64(nil), st.Next...))
+			return nil
+		}}
+		a, err := tc.ddpm.Sample(context.Background(), o, n, 2, opts)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}
-	b, err := (&DDIM{Schedule: s, Steps: 1000, Eta: 1}).Sample(context.Background(), o, n, 2, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range a {
-		worst = max(worst, math.Abs(a[i]-b[i]))
-	}
-	if len(ddpmSteps) != 1000 || worst > 1e-9 {
-		t.Errorf("DDIM eta=1 S=T vs DDPM posterior: %d steps, worst difference %g", len(ddpmSteps), worst)
+		worst := 0.0
+		opts.Callback = func(st Step) error {
+			for i, v := range st.Next {
+				worst = max(worst, math.Abs(v-ddpmSteps[st.Index][i]))
+			}
+			return nil
+		}
+		b, err := tc.ddim.Sample(context.Background(), o, n, 2, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			worst = max(worst, math.Abs(a[i]-b[i]))
+		}
+		if len(ddpmSteps) != 1000 || worst > 1e-9 {
+			t.Errorf("%s: %d steps, worst difference %g", tc.name, len(ddpmSteps), worst)
+		}
 	}
 }
 
