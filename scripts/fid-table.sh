@@ -8,14 +8,17 @@
 #
 # CKPT: run directory or weights file ("" = the shipped model); N: samples per cell (default 2000);
 # N1000: samples for the 1000-step cells (default 500); OUT: results file (default docs/fid-mnist.jsonl).
-# Environment: DDPM (the binary, default ddpm), FIDFLAGS (extra flags for every ddpm eval fid, e.g.
-# "--threads 2" or, for a smoke test, "--ref-n 100 --kid-subsets 2 --kid-subset-size 2").
+# Environment: DDPM (the binary, default ddpm), DATA (mnist or fashion: the reference set and
+# classifier, default mnist), STEPS (the DDIM columns, default "10 20 50 100 1000"), FIDFLAGS (extra
+# flags for every ddpm eval fid, e.g. "--precision bf16" or, for a smoke test,
+# "--ref-n 100 --kid-subsets 2 --kid-subset-size 2").
 set -eu
 ckpt=${1:-}
 n=${2:-2000}
 n1000=${3:-500}
 out=${4:-docs/fid-mnist.jsonl}
 ddpm=${DDPM:-ddpm}
+data=${DATA:-mnist}
 ck=""
 [ -n "$ckpt" ] && ck="--ckpt $ckpt"
 touch "$out"
@@ -29,12 +32,12 @@ cell() { # cell N SAMPLER-FLAGS...
 	fi
 	echo "== $key" >&2
 	# shellcheck disable=SC2086
-	$ddpm eval fid $ck --data mnist --n "$cn" --seed 0 ${FIDFLAGS:-} "$@" >>"$out"
+	$ddpm eval fid $ck --data "$data" --n "$cn" --seed 0 ${FIDFLAGS:-} "$@" >>"$out"
 	echo "\"#$key\"" >>"$out.keys"
 }
 
 # Cheap cells first, so an interrupted run has the most of the table.
-for s in 10 20 50 100 1000; do
+for s in ${STEPS:-10 20 50 100 1000}; do
 	cn=$n
 	[ "$s" = 1000 ] && cn=$n1000
 	for eta in 0 0.2 0.5 1; do
