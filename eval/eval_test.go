@@ -300,3 +300,41 @@ func BenchmarkMMD2Naive(b *testing.B) {
 		mmd2Naive(x, y, ix, iy, 128)
 	}
 }
+
+// mmd2Naive is mmd2 pair by pair, as the formula reads.
+func mmd2Naive(x, y []float64, ix, iy []int, dim int) float64 {
+	m := len(ix)
+	k := func(a, b []float64) float64 {
+		s := dot(a, b)/float64(dim) + 1
+		return s * s * s
+	}
+	var kxx, kyy, kxy float64
+	for i := range m {
+		xi, yi := x[ix[i]*dim:(ix[i]+1)*dim], y[iy[i]*dim:(iy[i]+1)*dim]
+		for j := i + 1; j < m; j++ {
+			kxx += k(xi, x[ix[j]*dim:(ix[j]+1)*dim])
+			kyy += k(yi, y[iy[j]*dim:(iy[j]+1)*dim])
+		}
+		for j := range m {
+			kxy += k(xi, y[iy[j]*dim:(iy[j]+1)*dim])
+		}
+	}
+	fm := float64(m)
+	return 2*(kxx+kyy)/(fm*(fm-1)) - 2*kxy/(fm*fm)
+}
+
+func dot(a, b []float64) float64 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}

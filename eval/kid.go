@@ -78,7 +78,7 @@ func KID(x []float64, nx int, y []float64, ny int, dim int, o KIDOptions) (mean,
 // mmd2 is the unbiased MMD^2 between rows ix of x and rows iy of y (equal counts m):
 // sum_{i!=j} k(x_i,x_j)/(m(m-1)) + sum_{i!=j} k(y_i,y_j)/(m(m-1)) - 2 sum_{i,j} k(x_i,y_j)/m^2.
 // The subsets are gathered into contiguous rows first so the kernel sums run as blocked Gram products
-// (kernelSum); mmd2Naive is the pair-by-pair definition the tests hold it to.
+// (kernelSum); the tests hold it to the pair-by-pair definition.
 func mmd2(x, y []float64, ix, iy []int, dim int) float64 {
 	m := len(ix)
 	xs, ys := gather(x, ix, dim), gather(y, iy, dim)
@@ -165,42 +165,4 @@ func dot4x4(c *[4][4]float64, a0, a1, a2, a3, b0, b1, b2, b3 []float64) {
 		c[2][p], c[2][p+1] = c20, c21
 		c[3][p], c[3][p+1] = c30, c31
 	}
-}
-
-// mmd2Naive is mmd2 pair by pair, as the formula reads.
-func mmd2Naive(x, y []float64, ix, iy []int, dim int) float64 {
-	m := len(ix)
-	k := func(a, b []float64) float64 {
-		s := dot(a, b)/float64(dim) + 1
-		return s * s * s
-	}
-	var kxx, kyy, kxy float64
-	for i := range m {
-		xi, yi := x[ix[i]*dim:(ix[i]+1)*dim], y[iy[i]*dim:(iy[i]+1)*dim]
-		for j := i + 1; j < m; j++ {
-			kxx += k(xi, x[ix[j]*dim:(ix[j]+1)*dim])
-			kyy += k(yi, y[iy[j]*dim:(iy[j]+1)*dim])
-		}
-		for j := range m {
-			kxy += k(xi, y[iy[j]*dim:(iy[j]+1)*dim])
-		}
-	}
-	fm := float64(m)
-	return 2*(kxx+kyy)/(fm*(fm-1)) - 2*kxy/(fm*fm)
-}
-
-func dot(a, b []float64) float64 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
 }
