@@ -25,6 +25,12 @@ func TestTimesteps(t *testing.T) {
 		{10, 4, Trailing, []int{9, 7, 4, 1}},
 		{5, 5, Trailing, []int{4, 3, 2, 1, 0}},
 		{1000, 1, Trailing, []int{999}},
+		// int((i * sqrt(800)/9)^2) = int(9.876 i^2): 0, 9.88, 39.5, 88.9, 158.0, 246.9, 355.6, 483.95, 632.1, 800.
+		{1000, 10, Quadratic, []int{800, 632, 483, 355, 246, 158, 88, 39, 9, 0}},
+		// sqrt(8)/3 = 0.943: squares 0, 0.889, 3.556, 8 -> 0, 0, 3, 8; the repeated 0 moves up to 1.
+		{10, 4, Quadratic, []int{8, 3, 1, 0}},
+		{1000, 1, Quadratic, []int{0}},
+		{5, 5, Quadratic, []int{4, 3, 2, 1, 0}},
 	}
 	for _, tc := range tests {
 		got, err := Timesteps(tc.T, tc.S, tc.sp)
@@ -37,7 +43,13 @@ func TestTimesteps(t *testing.T) {
 	if len(got) != 50 || !slices.Equal(got[:2], []int{999, 979}) || !slices.Equal(got[46:], []int{61, 41, 20, 0}) {
 		t.Errorf("Timesteps(1000, 50, linspace) = %v", got)
 	}
-	for _, sp := range []Spacing{Linspace, Leading, Trailing} {
+	// Quadratic, S = 50 of 1000: int(0.3332 i^2) = 0, 0, 1, 2, 5 at the bottom (0, 1, 2, 3, 5 after moving
+	// the repeats up) and 800 at the top, as the DDIM code's seq with its two leading zeros made distinct.
+	got, _ = Timesteps(1000, 50, Quadratic)
+	if len(got) != 50 || got[0] != 800 || !slices.Equal(got[45:], []int{5, 3, 2, 1, 0}) {
+		t.Errorf("Timesteps(1000, 50, quadratic) = %v", got)
+	}
+	for _, sp := range []Spacing{Linspace, Leading, Trailing, Quadratic} {
 		for _, S := range []int{1, 2, 7, 333, 999, 1000} {
 			ts, err := Timesteps(1000, S, sp)
 			if err != nil || len(ts) != S || ts[0] > 999 || ts[S-1] < 0 {

@@ -205,7 +205,7 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	}
 	if req.Spacing != "" {
 		if _, err := diffusion.ParseSpacing(req.Spacing); err != nil {
-			return p, fieldErr("spacing", "unknown %q (want linspace, leading or trailing)", req.Spacing)
+			return p, fieldErr("spacing", "unknown %q (want %s)", req.Spacing, diffusion.SpacingNames)
 		}
 	}
 	switch req.Format {

@@ -43,7 +43,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	first := fs.Int("first", 0, "index of the first image")
 	n := fs.Int("n", 64, "number of images")
 	steps := fs.Int("steps", 50, "DDIM steps S")
-	spacing := fs.String("spacing", "linspace", "timestep spacing: linspace, leading or trailing")
+	spacing := fs.String("spacing", "linspace", "timestep spacing: "+diffusion.SpacingNames)
 	batch := fs.Int("batch", 64, "images per call")
 	out := fs.String("out", "", "write x_T as float32 .npy (N,C,H,W) here, for ddpm sample --init")
 	recon := fs.Bool("recon", false, "decode x_T with the same DDIM and print the reconstruction MSE as JSON")

@@ -16,6 +16,6 @@ func addSamplerFlags(fs *flag.FlagSet, spec *generate.SamplerSpec) {
 	fs.IntVar(&spec.Steps, "steps", 0, "sampling steps S in [1, T] (default: T for ddpm, 50 otherwise)")
 	fs.Float64Var(&spec.Eta, "eta", 0, "ddim noise scale eta >= 0 (0 = deterministic)")
 	fs.BoolVar(&spec.SigmaHat, "sigma-hat", false, "ddim with the sigma-hat noise of the DDIM paper")
-	fs.StringVar(&spec.Spacing, "spacing", "", "timestep spacing: linspace (default), leading or trailing")
+	fs.StringVar(&spec.Spacing, "spacing", "", "timestep spacing: "+diffusion.SpacingNames+" (default linspace)")
 	fs.BoolVar(&spec.Clip, "clip", false, "clip the predicted x0 to [-1, 1] at every step")
 }

@@ -48,7 +48,7 @@ func runInterpolate(args []string, stdout, stderr io.Writer) error {
 	pairs := fs.Int("pairs", 4, "pairs (rows of the strip)")
 	frames := fs.Int("frames", 10, "images per row, both ends included")
 	steps := fs.Int("steps", 50, "DDIM steps")
-	spacing := fs.String("spacing", "linspace", "timestep spacing: linspace, leading or trailing")
+	spacing := fs.String("spacing", "linspace", "timestep spacing: "+diffusion.SpacingNames)
 	out := fs.String("out", "", "write the PNG here (required)")
 	ema := fs.Bool("ema", true, "use the EMA weights of a run or checkpoint")
 	engName := fs.String("engine", "auto", "auto, dnnl or ref")

@@ -30,7 +30,7 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int("steps", 0, "sampling steps S in [1, T] (default: T for ddpm, 50 for ddim)")
 	eta := fs.Float64("eta", 0, "ddim noise scale eta >= 0 (0 = deterministic, 1 = DDPM-like)")
 	sigmaHat := fs.Bool("sigma-hat", false, "ddim with the sigma-hat noise of the DDIM paper (mean of eta=1)")
-	spacing := fs.String("spacing", "linspace", "timestep spacing: linspace, leading or trailing")
+	spacing := fs.String("spacing", "linspace", "timestep spacing: "+diffusion.SpacingNames)
 	schedName := fs.String("schedule", "linear", "beta schedule: linear, cosine, scaled-linear or sigmoid")
 	T := fs.Int("timesteps", 1000, "diffusion steps T of the schedule")
 	zeroSNR := fs.Bool("zero-snr", false, "rescale the schedule to zero terminal SNR (needs --prediction x0 or v)")
