@@ -154,6 +154,18 @@ func WarmupLR(base float64, warmup, step int) float64 {
 	return base * float64(max(step, 0)) / float64(warmup)
 }
 
+// CooldownLR is WarmupLR followed by a linear decay over the last cooldown of total steps: the
+// warmup-stable-decay schedule (Hu et al. 2024, MiniCPM), which lets a constant-rate run be cooled
+// down when it is stopped rather than when it is planned. Step total-cooldown+1 runs at base and the
+// last step at base/cooldown, so no step is spent at a rate of zero. cooldown <= 0 means none.
+func CooldownLR(base float64, warmup, cooldown, total, step int) float64 {
+	lr := WarmupLR(base, warmup, step)
+	if cooldown <= 0 || step <= total-cooldown {
+		return lr
+	}
+	return lr * float64(max(total-step+1, 0)) / float64(cooldown)
+}
+
 // EMA keeps an exponential moving average of the weights, the copy DDPM samples from:
 // shadow = decay*shadow + (1-decay)*w after every optimizer step.
 type EMA struct {

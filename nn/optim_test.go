@@ -102,6 +102,20 @@ func TestWarmupLR(t *testing.T) {
 	}
 }
 
+func TestCooldownLR(t *testing.T) {
+	for _, c := range []struct {
+		warmup, cooldown, total, step int
+		want                          float64
+	}{
+		{0, 4, 10, 6, 1}, {0, 4, 10, 7, 1}, {0, 4, 10, 8, 0.75}, {0, 4, 10, 9, 0.5}, {0, 4, 10, 10, 0.25},
+		{0, 0, 10, 10, 1}, {10, 4, 10, 10, 0.25}, {10, 4, 10, 9, 0.45}, {0, 10, 10, 1, 1}, {0, 4, 10, 11, 0},
+	} {
+		if got := nn.CooldownLR(1, c.warmup, c.cooldown, c.total, c.step); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("CooldownLR(1, %d, %d, %d, %d) = %v, want %v", c.warmup, c.cooldown, c.total, c.step, got, c.want)
+		}
+	}
+}
+
 func TestEMA(t *testing.T) {
 	p := tensor.NewParam("w", 1)
 	p.W[0] = 1

@@ -34,10 +34,11 @@ type Config struct {
 
 	Batch       int     `json:"batch"`
 	LR          float64 `json:"lr"`
-	Steps       int     `json:"steps"`  // total optimizer steps; 0 = from Epochs
-	Epochs      float64 `json:"epochs"` // used when Steps is 0
-	Warmup      int     `json:"warmup"` // linear LR warmup steps
-	EMA         float64 `json:"ema"`    // EMA decay
+	Steps       int     `json:"steps"`              // total optimizer steps; 0 = from Epochs
+	Epochs      float64 `json:"epochs"`             // used when Steps is 0
+	Warmup      int     `json:"warmup"`             // linear LR warmup steps
+	Cooldown    int     `json:"cooldown,omitempty"` // linear LR decay over the last steps (0 = none)
+	EMA         float64 `json:"ema"`                // EMA decay
 	GradClip    float64 `json:"grad-clip"`
 	WeightDecay float64 `json:"weight-decay"`
 	Seed        uint64  `json:"seed"`
@@ -112,6 +113,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Steps, "steps", c.Steps, "optimizer steps (0: use --epochs)")
 	fs.Float64Var(&c.Epochs, "epochs", c.Epochs, "passes over the data, used when --steps is 0")
 	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear learning-rate warmup steps")
+	fs.IntVar(&c.Cooldown, "cooldown", c.Cooldown, "decay the learning rate linearly over the last N steps (0: constant after warmup)")
 	fs.Float64Var(&c.EMA, "ema", c.EMA, "EMA decay of the weights sampled from")
 	fs.Float64Var(&c.GradClip, "grad-clip", c.GradClip, "clip the global gradient norm to this (0: off)")
 	fs.Float64Var(&c.WeightDecay, "weight-decay", c.WeightDecay, "AdamW decoupled weight decay")
@@ -129,9 +131,11 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 
 // ResumeFlags are the settings a resumed run may change: how long it runs and how it reports and
 // computes, not what it computes. (Changing precision or threads keeps the run valid but not
-// bit-identical to an uninterrupted one.)
+// bit-identical to an uninterrupted one.) The cooldown is the exception that proves the rule: the
+// point of a warmup-stable-decay schedule is to decide on the decay when resuming a run for the last
+// time, with --steps; the steps already taken are unchanged as long as the cooldown starts after them.
 var ResumeFlags = map[string]bool{
-	"steps": true, "epochs": true, "sample-every": true, "sample-n": true, "ckpt-every": true,
+	"steps": true, "epochs": true, "cooldown": true, "sample-every": true, "sample-n": true, "ckpt-every": true,
 	"keep": true, "log-every": true, "engine": true, "precision": true, "threads": true, "data-dir": true,
 }
 
@@ -238,6 +242,10 @@ func (c Config) Validate() error {
 		return bad("--epochs must be >= 0, got %g", c.Epochs)
 	case c.Warmup < 0:
 		return bad("--warmup must be >= 0, got %d", c.Warmup)
+	case c.Cooldown < 0:
+		return bad("--cooldown must be >= 0, got %d", c.Cooldown)
+	case c.Steps > 0 && c.Cooldown > c.Steps:
+		return bad("--cooldown %d is longer than --steps %d", c.Cooldown, c.Steps)
 	case !(c.EMA >= 0 && c.EMA < 1):
 		return bad("--ema must be in [0, 1), got %g", c.EMA)
 	case !(c.GradClip >= 0) || math.IsInf(c.GradClip, 0):

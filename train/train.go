@@ -436,7 +436,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 				return nil, fmt.Errorf("step %d: gradient norm is %g (last checkpoint %s)", step, norm, r.res.Checkpoint)
 			}
 		}
-		lr := nn.WarmupLR(c.LR, c.Warmup, step)
+		lr := nn.CooldownLR(c.LR, c.Warmup, c.Cooldown, r.total, step)
 		r.adam.LR = lr
 		r.adam.Step()
 		r.ema.Decay = EMADecay(c.EMA, step)

@@ -329,3 +329,46 @@ func TestResumeErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCooldownOnResume decides on the cooldown only when resuming, as a warmup-stable-decay run
+// does, and requires the result to equal a run that planned it from the start, with the learning
+// rate falling linearly over the last steps.
+func TestCooldownOnResume(t *testing.T) {
+	root := t.TempDir()
+	planned := tinyConfig(t, filepath.Join(root, "planned"))
+	planned.Cooldown = 3
+	if _, err := runTiny(t, context.Background(), planned, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	late := tinyConfig(t, filepath.Join(root, "late"))
+	late.Model = planned.Model
+	late.Steps = 3
+	if _, err := runTiny(t, context.Background(), late, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := ResumeConfig(late.Out, Config{Steps: 6, Cooldown: 3}, []string{"steps", "cooldown"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runTiny(t, context.Background(), resumed, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, CheckpointPath(planned.Out, 6), CheckpointPath(late.Out, 6))
+	rows, err := ReadMetrics(filepath.Join(late.Out, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := planned.LR
+	want := []float64{base / 2, base, base, base, base * 2 / 3, base / 3} // warmup 2, cooldown 3
+	if planned.Warmup != 2 || len(rows) != len(want) {
+		t.Fatalf("warmup %d, %d metrics rows; the test expects 2 and %d", planned.Warmup, len(rows), len(want))
+	}
+	for i, r := range rows {
+		if math.Abs(r.LR-want[i]) > 1e-6*base {
+			t.Errorf("step %d: lr %g, want %g", r.Step, r.LR, want[i])
+		}
+	}
+	if _, err := ResumeConfig(late.Out, Config{Cooldown: -1}, []string{"cooldown"}); err == nil {
+		t.Error("a negative cooldown was accepted")
+	}
+}
