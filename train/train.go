@@ -186,12 +186,17 @@ func (r *run) setup() error {
 		return err
 	}
 
+	// A resume rewrites config.json with what it was given (--steps, --cooldown, ...), so that the
+	// next resume continues the same schedule without the flags being repeated.
+	b, _ := json.MarshalIndent(c, "", "  ")
 	if r.opt.Resume {
 		if err := r.restore(); err != nil {
 			return err
 		}
+		if err := writeAtomic(fileIn(c.Out, ConfigFile), append(b, '\n')); err != nil {
+			return err
+		}
 	} else {
-		b, _ := json.MarshalIndent(c, "", "  ")
 		if err := writeAtomic(fileIn(c.Out, ConfigFile), append(b, '\n')); err != nil {
 			return err
 		}

@@ -368,6 +368,10 @@ func TestCooldownOnResume(t *testing.T) {
 			t.Errorf("step %d: lr %g, want %g", r.Step, r.LR, want[i])
 		}
 	}
+	// The resume wrote its steps and cooldown into config.json, so the next resume keeps them.
+	if again, err := ResumeConfig(late.Out, Config{}, nil); err != nil || again.Steps != 6 || again.Cooldown != 3 {
+		t.Errorf("config after the resume: steps %d, cooldown %d, %v; want 6, 3", again.Steps, again.Cooldown, err)
+	}
 	if _, err := ResumeConfig(late.Out, Config{Cooldown: -1}, []string{"cooldown"}); err == nil {
 		t.Error("a negative cooldown was accepted")
 	}
