@@ -11,7 +11,8 @@
 # Environment: DDPM (the binary, default ddpm), DATA (mnist or fashion: the reference set and
 # classifier, default mnist), STEPS (the DDIM columns, default "10 20 50 100 1000"), FIDFLAGS (extra
 # flags for every ddpm eval fid, e.g. "--precision bf16" or, for a smoke test,
-# "--ref-n 100 --kid-subsets 2 --kid-subset-size 2").
+# "--ref-n 100 --kid-subsets 2 --kid-subset-size 2"), VARIANCES (the DDPM-1000 cells, default
+# "beta posterior"; "" skips them: DDIM with sigma-hat and eta = 1 at S = 1000 draw the same images).
 set -eu
 ckpt=${1:-}
 n=${2:-2000}
@@ -51,6 +52,7 @@ for s in ${STEPS:-10 20 50 100 1000}; do
 		done
 	fi
 done
-cell "$n1000" --sampler ddpm --variance beta
-cell "$n1000" --sampler ddpm --variance posterior
+for v in ${VARIANCES-beta posterior}; do
+	cell "$n1000" --sampler ddpm --variance "$v"
+done
 $ddpm eval table --in "$out" --plot "${out%.jsonl}.png"
