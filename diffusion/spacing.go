@@ -43,6 +43,15 @@ func (sp Spacing) String() string {
 // SpacingNames lists the spacings ParseSpacing accepts, for help texts and errors.
 const SpacingNames = "linspace, leading, trailing or quadratic"
 
+// Spacings returns the names of all spacings, in the order of their values, for APIs that list them.
+func Spacings() []string {
+	var names []string
+	for sp := Linspace; sp <= Quadratic; sp++ {
+		names = append(names, sp.String())
+	}
+	return names
+}
+
 // ParseSpacing is the inverse of String.
 func ParseSpacing(s string) (Spacing, error) {
 	switch s {

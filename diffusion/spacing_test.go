@@ -49,6 +49,9 @@ func TestTimesteps(t *testing.T) {
 	if len(got) != 50 || got[0] != 800 || !slices.Equal(got[45:], []int{5, 3, 2, 1, 0}) {
 		t.Errorf("Timesteps(1000, 50, quadratic) = %v", got)
 	}
+	if got := Spacings(); !slices.Equal(got, []string{"linspace", "leading", "trailing", "quadratic"}) {
+		t.Errorf("Spacings() = %v", got)
+	}
 	for _, sp := range []Spacing{Linspace, Leading, Trailing, Quadratic} {
 		for _, S := range []int{1, 2, 7, 333, 999, 1000} {
 			ts, err := Timesteps(1000, S, sp)

@@ -297,7 +297,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	resp := ModelsResponse{
 		Limits: Limits{MaxN: s.opt.MaxN, MaxSteps: s.opt.MaxSteps, Queue: s.opt.Queue, Workers: s.nworkers,
 			TimeoutSeconds: s.opt.Timeout.Seconds(), MaxBodyBytes: s.opt.MaxBody},
-		Samplers: diffusion.SamplerNames(), Spacings: []string{"linspace", "leading", "trailing"}, Variances: []string{"beta", "posterior"},
+		Samplers: diffusion.SamplerNames(), Spacings: diffusion.Spacings(), Variances: []string{"beta", "posterior"},
 	}
 	for _, m := range s.models {
 		c, h, wd := m.Shape()

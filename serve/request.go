@@ -25,7 +25,7 @@ type Request struct {
 	Eta      float64 `json:"eta"`       // ddim only, >= 0
 	SigmaHat bool    `json:"sigma_hat"` // ddim only: the DDIM paper's sigma-hat noise
 	Variance string  `json:"variance"`  // ddpm only: "beta" (default) or "posterior"
-	Spacing  string  `json:"spacing"`   // "linspace" (default), "leading", "trailing"
+	Spacing  string  `json:"spacing"`   // "linspace" (default), "leading", "trailing", "quadratic"
 	Clip     bool    `json:"clip"`      // clip the predicted x0 to [-1, 1]
 	N        int     `json:"n"`         // images; default min(16, max-n)
 	Seed     uint64  `json:"seed"`      // image i depends on (seed, i) only
