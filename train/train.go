@@ -155,6 +155,9 @@ func (r *run) setup() error {
 			c.Data, r.set.C, r.set.H, r.set.W, mcfg.Name, mcfg.InChannels, mcfg.ImageSize, mcfg.ImageSize)
 	}
 	r.total = c.TotalSteps(r.set.N)
+	if c.Cooldown > r.total {
+		return fmt.Errorf("--cooldown %d is longer than the run (%d steps)", c.Cooldown, r.total)
+	}
 
 	if !r.opt.Resume {
 		if _, paths, _ := Checkpoints(c.Out); len(paths) > 0 {

@@ -372,6 +372,12 @@ func TestCooldownOnResume(t *testing.T) {
 	if again, err := ResumeConfig(late.Out, Config{}, nil); err != nil || again.Steps != 6 || again.Cooldown != 3 {
 		t.Errorf("config after the resume: steps %d, cooldown %d, %v; want 6, 3", again.Steps, again.Cooldown, err)
 	}
+	// With --epochs the length is known only once the data is: a cooldown longer than that is refused.
+	byEpochs := tinyConfig(t, filepath.Join(root, "epochs"))
+	byEpochs.Steps, byEpochs.Epochs, byEpochs.Cooldown = 0, 0.01, 1000
+	if _, err := runTiny(t, context.Background(), byEpochs, false, nil); err == nil || !strings.Contains(err.Error(), "--cooldown") {
+		t.Errorf("a cooldown longer than an --epochs run: %v", err)
+	}
 	if _, err := ResumeConfig(late.Out, Config{Cooldown: -1}, []string{"cooldown"}); err == nil {
 		t.Error("a negative cooldown was accepted")
 	}
