@@ -382,3 +382,56 @@ func TestCooldownOnResume(t *testing.T) {
 		t.Error("a negative cooldown was accepted")
 	}
 }
+
+// TestAverageWeights averages the EMA weights of a run's two checkpoints and requires the file to
+// load for sampling with every weight the mean of the two, and bad inputs to be errors.
+func TestAverageWeights(t *testing.T) {
+	root := t.TempDir()
+	c := tinyConfig(t, filepath.Join(root, "run"))
+	if _, err := runTiny(t, context.Background(), c, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, b := CheckpointPath(c.Out, 3), CheckpointPath(c.Out, 6)
+	out := filepath.Join(root, "avg.safetensors")
+	if err := AverageWeights(out, []string{a, b}, true); err != nil {
+		t.Fatal(err)
+	}
+	be := tensor.NewReference(1)
+	avg, err := LoadForSampling(out, be, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := LoadForSampling(a, be, true)
+	sb, _ := LoadForSampling(b, be, true)
+	pa, pb, pm := sa.Model.Params(), sb.Model.Params(), avg.Model.Params()
+	differ := false
+	for j := range pm {
+		for k := range pm[j].W {
+			want := float32((float64(pa[j].W[k]) + float64(pb[j].W[k])) / 2)
+			if pm[j].W[k] != want {
+				t.Fatalf("%s[%d] = %v, want %v", pm[j].Name, k, pm[j].W[k], want)
+			}
+			differ = differ || pa[j].W[k] != pb[j].W[k]
+		}
+	}
+	if !differ {
+		t.Fatal("the two checkpoints hold the same weights; the test shows nothing")
+	}
+	if avg.Meta[MetaAveraged] != "3,6" || avg.Meta[MetaObjective] != sa.Meta[MetaObjective] {
+		t.Errorf("metadata %v", avg.Meta)
+	}
+	other := tinyConfig(t, filepath.Join(root, "other"))
+	other.Objective = "v"
+	if _, err := runTiny(t, context.Background(), other, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := AverageWeights(out, []string{a, CheckpointPath(other.Out, 6)}, true); err == nil || !strings.Contains(err.Error(), "objective") {
+		t.Errorf("checkpoints trained for other objectives: %v", err)
+	}
+	if err := AverageWeights(out, nil, true); err == nil {
+		t.Error("no checkpoints: no error")
+	}
+	if err := AverageWeights(out, []string{a, filepath.Join(root, "missing.safetensors")}, true); err == nil {
+		t.Error("a missing checkpoint: no error")
+	}
+}
