@@ -10,6 +10,9 @@ import (
 	"ddpm/tensor"
 )
 
+// modelFileKeys are the metadata a model file carries from its run so that it can be sampled alone.
+var modelFileKeys = []string{MetaSchedule, MetaTimesteps, MetaZeroSNR, MetaObjective, MetaDataset}
+
 // MetaAveraged names the metadata key of an averaged model file: the steps of the checkpoints in it.
 const MetaAveraged = "averaged_steps"
 
@@ -27,7 +30,6 @@ func AverageWeights(out string, paths []string, ema bool) error {
 	var first *Sampling
 	var sum [][]float64
 	var steps []string
-	sampleKeys := []string{MetaSchedule, MetaTimesteps, MetaZeroSNR, MetaObjective, MetaDataset}
 	for i, p := range paths {
 		s, err := LoadForSampling(p, be, ema)
 		if err != nil {
@@ -43,7 +45,7 @@ func AverageWeights(out string, paths []string, ema bool) error {
 			if !bytes.Equal(s.Model.Cfg.JSON(), first.Model.Cfg.JSON()) {
 				return fmt.Errorf("average: %s holds another network than %s", p, paths[0])
 			}
-			for _, k := range sampleKeys {
+			for _, k := range modelFileKeys {
 				if s.Meta[k] != first.Meta[k] {
 					return fmt.Errorf("average: %s has %s %q, %s has %q", p, k, s.Meta[k], paths[0], first.Meta[k])
 				}
@@ -62,7 +64,7 @@ func AverageWeights(out string, paths []string, ema bool) error {
 		}
 	}
 	meta := map[string]string{MetaAveraged: strings.Join(steps, ",")}
-	for _, k := range sampleKeys {
+	for _, k := range modelFileKeys {
 		if v, ok := first.Meta[k]; ok {
 			meta[k] = v
 		}

@@ -292,7 +292,7 @@ func (r *run) save() error {
 		return err
 	}
 	emaMeta := map[string]string{checkpoint.MetaStep: strconv.Itoa(r.step)}
-	for _, k := range []string{MetaSchedule, MetaTimesteps, MetaZeroSNR, MetaObjective, MetaDataset} {
+	for _, k := range modelFileKeys {
 		emaMeta[k] = meta[k]
 	}
 	emaMeta["ema_decay"] = strconv.FormatFloat(c.EMA, 'g', -1, 64)
