@@ -163,6 +163,9 @@ func TestEvalTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
+	if !strings.Contains(errs, "plot: left out 1 cell(s) not at n = 2000") {
+		t.Errorf("the plot does not say it left out the n = 500 cells: %q", errs)
+	}
 	for _, want := range []string{"| sampler | S=10 | S=20 |", "| ddim eta=0 linspace | 2.5 (KID 0.1 ± 0.01) | 1.5 (KID 0.05 ± 0.01) |",
 		"| dpm-solver++ linspace | 1.2 (KID 0.04 ± 0.01) | | |", "| ddpm beta | | | 3 (KID 0.03 ± 0.02, n = 500) |",
 		"at n = 2000: FID 0.3", "at n = 500: FID 0.9"} {

@@ -119,6 +119,7 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	var series []plot.Series
+	offN := 0
 	for _, n := range names {
 		fmt.Fprintf(stdout, "| %s |", n)
 		var xs, ys []float64
@@ -133,10 +134,18 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 				mark = fmt.Sprintf(", n = %d", c.n)
 			}
 			fmt.Fprintf(stdout, " %.3g (KID %.3g ± %.2g%s) |", c.fid, c.kid, c.kidStd, mark)
-			xs, ys = append(xs, float64(s)), append(ys, c.fid)
+			// A line through cells of different n would show the bias of small n as an effect
+			// of the step count, so the plot keeps the table's usual n only.
+			if c.n == usual {
+				xs, ys = append(xs, float64(s)), append(ys, c.fid)
+			} else {
+				offN++
+			}
 		}
 		fmt.Fprintln(stdout)
-		series = append(series, plot.Series{Name: n, X: xs, Y: ys})
+		if len(xs) > 0 {
+			series = append(series, plot.Series{Name: n, X: xs, Y: ys})
+		}
 	}
 	var ns []int
 	for n := range floors {
@@ -149,11 +158,15 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 	if *plotPath == "" {
 		return nil
 	}
+	if offN > 0 {
+		fmt.Fprintf(stderr, "plot: left out %d cell(s) not at n = %d (draw them with --n)\n", offN, usual)
+	}
 	f, err := os.Create(*plotPath)
 	if err != nil {
 		return err
 	}
-	if err := plot.Lines(f, plot.Options{Title: "FID against sampling steps", XLabel: "steps S", YLabel: "FID", LogX: true, LogY: true, Markers: true}, series...); err != nil {
+	title := fmt.Sprintf("FID against sampling steps (n = %d)", usual)
+	if err := plot.Lines(f, plot.Options{Title: title, XLabel: "steps S", YLabel: "FID", LogX: true, LogY: true, Markers: true}, series...); err != nil {
 		f.Close()
 		return err
 	}
