@@ -19,7 +19,7 @@ import (
 //
 // From the clean sample x0_hat is x0 itself and eps_hat is the model's at the smallest timestep of
 // the sequence (t = 0 for linspace spacing, where it is asked about a nearly clean input). It
-// requires Eta = 0 and no SigmaHat (a stochastic sampler has no inverse) and ignores ClipX0. The
+// requires Eta = 0, no SigmaHat (a stochastic sampler has no inverse) and no EpsScale, and ignores ClipX0. The
 // callback reports each step with T the timestep the model was called at and Prev the timestep
 // reached (X0 is the model's x0 prediction, X and Next the step's input and output).
 func (d *DDIM) Encode(ctx context.Context, pred Predictor, x0 []float64, n, dim int, opts Options) ([]float64, error) {
@@ -29,6 +29,10 @@ func (d *DDIM) Encode(ctx context.Context, pred Predictor, x0 []float64, n, dim 
 	}
 	if d.Eta != 0 || d.SigmaHat {
 		return nil, fmt.Errorf("encode: needs deterministic DDIM (eta = 0), got eta %v sigma-hat %v", d.Eta, d.SigmaHat)
+	}
+	if d.EpsScale != 0 && d.EpsScale != 1 {
+		// A scaled sampler is no longer the probability-flow ODE this walk inverts.
+		return nil, fmt.Errorf("encode: eps scale %v: encoding inverts the unscaled DDIM; use 1", d.EpsScale)
 	}
 	if n < 1 || dim < 1 || len(x0) != n*dim {
 		return nil, fmt.Errorf("encode: %d values for n=%d rows of dim=%d", len(x0), n, dim)

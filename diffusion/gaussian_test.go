@@ -11,8 +11,9 @@ import (
 // N(mu, s^2) and the predictor is exact. Then E[x0 | x_t] = mu + g (x_t - a mu) with a = sqrt(abar_t),
 // g = a s^2 / (abar_t s^2 + 1 - abar_t), so every step is affine in x_t plus independent noise, and
 // the moments follow a scalar recursion from x_T ~ N(0, 1). coefs gives, for a step from abar_t to
-// abar_prev, the weights (on x0_hat, on eps_hat) of the mean and the noise std.
-func gaussianMoments(ts []int, abar []float64, mu, s float64, final func(k int) bool,
+// abar_prev, the weights (on x0_hat, on eps_hat) of the mean and the noise std. epsScale (0: 1) is
+// the samplers' epsilon scaling: eps_hat times epsScale, and x0_hat recomputed from it.
+func gaussianMoments(ts []int, abar []float64, mu, s, epsScale float64, final func(k int) bool,
 	coefs func(abT, abPrev float64, last bool) (wx0, weps, noise float64)) (float64, float64) {
 	mean, variance := 0.0, 1.0
 	for k, t := range ts {
@@ -25,6 +26,10 @@ func gaussianMoments(ts []int, abar []float64, mu, s float64, final func(k int) 
 		// x0_hat = g x + mu (1 - a g); eps_hat = (x - a x0_hat) / b.
 		x0Slope, x0Int := g, mu*(1-a*g)
 		epsSlope, epsInt := (1-a*x0Slope)/b, -a*x0Int/b
+		if epsScale != 0 && epsScale != 1 {
+			epsSlope, epsInt = epsScale*epsSlope, epsScale*epsInt
+			x0Slope, x0Int = (1-b*epsSlope)/a, -b*epsInt/a
+		}
 		wx0, weps, noise := coefs(abT, abPrev, final(k))
 		slope := wx0*x0Slope + weps*epsSlope
 		mean = slope*mean + wx0*x0Int + weps*epsInt
@@ -87,19 +92,27 @@ func TestGaussianExactMoments(t *testing.T) {
 		{&DDPM{Schedule: sch, Steps: 10}, ddpmCoefs(VarianceBeta), nil},
 		{&DDPM{Schedule: sch, Steps: 10, Variance: VariancePosterior}, ddpmCoefs(VariancePosterior), nil},
 		{&DDPM{Schedule: sch}, ddpmCoefs(VarianceBeta), nil},
+		// Epsilon scaling, both ways, deterministic and stochastic.
+		{&DDIM{Schedule: sch, Steps: 10, EpsScale: 1.02}, ddimCoefs(0, false), nil},
+		{&DDIM{Schedule: sch, Steps: 50, EpsScale: 0.98}, ddimCoefs(0, false), nil},
+		{&DDIM{Schedule: sch, Steps: 20, Eta: 1, EpsScale: 1.05}, ddimCoefs(1, false), nil},
+		{&DDPM{Schedule: sch, Steps: 10, EpsScale: 1.02}, ddpmCoefs(VarianceBeta), nil},
 	}
 	for _, tc := range tests {
 		name := fmt.Sprintf("%T%+v", tc.sm, tc.sm)
 		var ts []int
+		var c float64
 		switch sm := tc.sm.(type) {
 		case *DDIM:
 			ts, _ = sm.Timesteps()
-			name = fmt.Sprintf("DDIM S=%d eta=%v hat=%v %v", sm.Steps, sm.Eta, sm.SigmaHat, sm.Spacing)
+			c = sm.EpsScale
+			name = fmt.Sprintf("DDIM S=%d eta=%v hat=%v %v c=%v", sm.Steps, sm.Eta, sm.SigmaHat, sm.Spacing, c)
 		case *DDPM:
 			ts, _ = sm.Timesteps()
-			name = fmt.Sprintf("DDPM S=%d %v", len(ts), sm.Variance)
+			c = sm.EpsScale
+			name = fmt.Sprintf("DDPM S=%d %v c=%v", len(ts), sm.Variance, c)
 		}
-		wantMean, wantVar := gaussianMoments(ts, sch.AlphaBar, mu, s, func(k int) bool { return k == len(ts)-1 }, tc.coefs)
+		wantMean, wantVar := gaussianMoments(ts, sch.AlphaBar, mu, s, c, func(k int) bool { return k == len(ts)-1 }, tc.coefs)
 		x, err := tc.sm.Sample(context.Background(), o, N, 1, Options{Seed: 21})
 		if err != nil {
 			t.Fatal(err)

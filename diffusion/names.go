@@ -16,6 +16,7 @@ type SamplerConfig struct {
 	Variance Variance // ddpm only
 	Spacing  Spacing
 	ClipX0   bool
+	EpsScale float64 // every sampler; 0 or 1: off
 }
 
 // SamplerNames lists the names NewSampler accepts.
@@ -44,13 +45,13 @@ func NewSampler(name string, s *schedule.Schedule, c SamplerConfig) (Sampler, er
 	}
 	switch name {
 	case "ddpm":
-		sm = &DDPM{Schedule: s, Variance: c.Variance, ClipX0: c.ClipX0, Steps: steps, Spacing: c.Spacing}
+		sm = &DDPM{Schedule: s, Variance: c.Variance, ClipX0: c.ClipX0, Steps: steps, Spacing: c.Spacing, EpsScale: c.EpsScale}
 	case "ddim":
-		sm = &DDIM{Schedule: s, Steps: steps, Eta: c.Eta, SigmaHat: c.SigmaHat, Spacing: c.Spacing, ClipX0: c.ClipX0}
+		sm = &DDIM{Schedule: s, Steps: steps, Eta: c.Eta, SigmaHat: c.SigmaHat, Spacing: c.Spacing, ClipX0: c.ClipX0, EpsScale: c.EpsScale}
 	case "dpm-solver++":
-		sm = &DPMSolver{Schedule: s, Steps: steps, Spacing: c.Spacing, ClipX0: c.ClipX0}
+		sm = &DPMSolver{Schedule: s, Steps: steps, Spacing: c.Spacing, ClipX0: c.ClipX0, EpsScale: c.EpsScale}
 	case "plms":
-		sm = &PLMS{Schedule: s, Steps: steps, Spacing: c.Spacing, ClipX0: c.ClipX0}
+		sm = &PLMS{Schedule: s, Steps: steps, Spacing: c.Spacing, ClipX0: c.ClipX0, EpsScale: c.EpsScale}
 	default:
 		return nil, fmt.Errorf("unknown sampler %q (want %s)", name, strings.Join(SamplerNames(), ", "))
 	}

@@ -27,13 +27,17 @@ type PLMS struct {
 	Schedule *schedule.Schedule
 	Steps    int // S in [1, T]; S model calls
 	Spacing  Spacing
-	ClipX0   bool // clip each model x0 (and its eps) to [-1, 1] before the combination
+	ClipX0   bool    // clip each model x0 (and its eps) to [-1, 1] before the combination
+	EpsScale float64 // multiply the model's eps by this at every step (0 or 1: off; see walk)
 }
 
 // Timesteps returns the sequence this sampler visits.
 func (p *PLMS) Timesteps() ([]int, error) {
 	if p.Schedule == nil {
 		return nil, fmt.Errorf("plms: nil schedule")
+	}
+	if err := checkEpsScale("plms", p.EpsScale); err != nil {
+		return nil, err
 	}
 	return Timesteps(p.Schedule.T, p.Steps, p.Spacing)
 }
@@ -54,7 +58,7 @@ func (p *PLMS) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opti
 	}
 	s := p.Schedule
 	var hist [3][]float64 // e_{k-1}, e_{k-2}, e_{k-3}
-	return walk(ctx, ts, s, p.ClipX0, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+	return walk(ctx, ts, s, adjust{p.ClipX0, p.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
 		abT, abPrev := s.AlphaBar[t], s.AlphaBarPrev(prev)
 		// Lower order final: a step onto t = 0 or the clean sample is a plain DDIM step (eps' = eps),
 		// as DPM-Solver++ does. The final x0' = x0 - sqrt((1-abar)/abar) (eps' - eps) otherwise keeps

@@ -79,10 +79,29 @@ func splitmix64(x uint64) uint64 {
 // adds no noise). Multi-step solvers keep their history of x0/eps in the closure.
 type stepFunc func(k, t, prev int, x, x0, eps, z, next []float64)
 
+// adjust is what every sampler may do to the model's prediction before its step uses it.
+type adjust struct {
+	clip     bool    // clip x0 to [-1, 1] and recompute eps from it
+	epsScale float64 // multiply eps by this and recompute x0 from it; 0 or 1: off
+}
+
+// checkEpsScale is the validity check every sampler's Timesteps makes of its EpsScale.
+func checkEpsScale(name string, c float64) error {
+	if !(c >= 0) || math.IsInf(c, 0) {
+		return fmt.Errorf("%s: eps scale %v must be finite and > 0 (0 means 1)", name, c)
+	}
+	return nil
+}
+
 // walk is the loop every sampler shares: it draws x_T, visits ts in order, calls the predictor once
-// per step for all rows, converts its output to (x0, eps), optionally clips x0 to [-1, 1], draws the
-// step's noise per row, applies step, reports to the callback, and checks ctx between steps.
-func walk(ctx context.Context, ts []int, s *schedule.Schedule, clip bool, pred Predictor, n, dim int, opts Options, step stepFunc) ([]float64, error) {
+// per step for all rows, converts its output to (x0, eps), optionally scales eps and clips x0, draws
+// the step's noise per row, applies step, reports to the callback, and checks ctx between steps.
+//
+// Epsilon scaling (Ning et al. 2024, "Elucidating the exposure bias in diffusion models") multiplies
+// eps by a constant and takes x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar) from the scaled eps, so every
+// sampler, whatever it combines (eps, x0 or both), sees one consistent prediction. Their lambda is
+// 1/epsScale: they scale down; see docs/eval.md for why this project's MNIST model wants the opposite.
+func walk(ctx context.Context, ts []int, s *schedule.Schedule, adj adjust, pred Predictor, n, dim int, opts Options, step stepFunc) ([]float64, error) {
 	if n < 1 || dim < 1 {
 		return nil, fmt.Errorf("sample: need n >= 1 and dim >= 1, got n=%d dim=%d", n, dim)
 	}
@@ -134,7 +153,20 @@ func walk(ctx context.Context, ts []int, s *schedule.Schedule, clip bool, pred P
 		if err := X0Eps(opts.Prediction, abar, x, out, x0, eps); err != nil {
 			return nil, fmt.Errorf("sample: step %d (t=%d): %w", k, t, err)
 		}
-		if clip {
+		if c := adj.epsScale; c != 0 && c != 1 {
+			for i := range eps {
+				eps[i] *= c
+			}
+			// At abar = 0 (a zero terminal SNR schedule's last step) x0 is not a function of eps;
+			// the step then uses x0 as predicted, and no sampler's update there weighs it anyway.
+			if abar > 0 {
+				a, b := math.Sqrt(abar), math.Sqrt(1-abar)
+				for i := range x0 {
+					x0[i] = (x[i] - b*eps[i]) / a
+				}
+			}
+		}
+		if adj.clip {
 			for i, v := range x0 {
 				x0[i] = max(-1, min(1, v))
 			}
@@ -197,6 +229,7 @@ type DDPM struct {
 	ClipX0   bool    // clip predicted x0 to [-1, 1] before forming the mean (for data scaled to [-1, 1])
 	Steps    int     // 0 means Schedule.T
 	Spacing  Spacing // used only when Steps < T
+	EpsScale float64 // multiply the model's eps by this at every step (0 or 1: off; see walk)
 }
 
 // Timesteps returns the sequence this sampler visits.
@@ -211,6 +244,9 @@ func (d *DDPM) Timesteps() ([]int, error) {
 	if d.Variance != VarianceBeta && d.Variance != VariancePosterior {
 		return nil, fmt.Errorf("ddpm: unknown variance %d", int(d.Variance))
 	}
+	if err := checkEpsScale("ddpm", d.EpsScale); err != nil {
+		return nil, err
+	}
 	return Timesteps(d.Schedule.T, S, d.Spacing)
 }
 
@@ -221,7 +257,7 @@ func (d *DDPM) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opti
 		return nil, err
 	}
 	s := d.Schedule
-	return walk(ctx, ts, s, d.ClipX0, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+	return walk(ctx, ts, s, adjust{d.ClipX0, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
 		// 1. Coefficients of the posterior q(x_prev | x_t, x0) (DDPM eq. 6-7) for this jump.
 		c0, ct, posteriorVar := PosteriorCoefs(s, t, prev)
 		// 2. The step's variance: beta (upper bound) or the posterior's (lower bound), DDPM Sec. 3.2.
@@ -261,7 +297,8 @@ type DDIM struct {
 	Eta      float64
 	SigmaHat bool
 	Spacing  Spacing
-	ClipX0   bool // clip predicted x0 to [-1, 1] (and recompute eps from it, as diffusers does)
+	ClipX0   bool    // clip predicted x0 to [-1, 1] (and recompute eps from it, as diffusers does)
+	EpsScale float64 // multiply the model's eps by this at every step (0 or 1: off; see walk)
 }
 
 // Timesteps returns the sequence this sampler visits.
@@ -271,6 +308,9 @@ func (d *DDIM) Timesteps() ([]int, error) {
 	}
 	if !(d.Eta >= 0) || math.IsInf(d.Eta, 0) {
 		return nil, fmt.Errorf("ddim: eta %v must be finite and >= 0", d.Eta)
+	}
+	if err := checkEpsScale("ddim", d.EpsScale); err != nil {
+		return nil, err
 	}
 	return Timesteps(d.Schedule.T, d.Steps, d.Spacing)
 }
@@ -286,7 +326,7 @@ func (d *DDIM) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opti
 	if d.SigmaHat {
 		eta = 1
 	}
-	return walk(ctx, ts, s, d.ClipX0, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+	return walk(ctx, ts, s, adjust{d.ClipX0, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
 		abT, abPrev := s.AlphaBar[t], s.AlphaBarPrev(prev)
 		// 1. sigma_t(eta) (DDIM eq. 16).
 		sigma := eta * math.Sqrt((1-abPrev)/(1-abT)) * math.Sqrt(1-abT/abPrev)

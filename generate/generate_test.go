@@ -213,6 +213,10 @@ func TestSamplerSpec(t *testing.T) {
 		{SamplerSpec{Name: "ddim", Steps: 7, SigmaHat: true, Spacing: "trailing", Clip: true}, "ddim-7 sigma-hat trailing clip"},
 		{SamplerSpec{Name: "dpm-solver++", Steps: 20}, "dpm-solver++-20 linspace"},
 		{SamplerSpec{Name: "plms"}, "plms-50 linspace"},
+		{SamplerSpec{Name: "ddim", EpsScale: 1.012}, "ddim-50 eta=0 linspace eps-scale=1.012"},
+		{SamplerSpec{Name: "ddpm", Steps: 10, EpsScale: 0.99, Clip: true}, "ddpm-10 beta variance linspace clip eps-scale=0.99"},
+		{SamplerSpec{Name: "ddim", EpsScale: -1}, "eps scale -1"},
+		{SamplerSpec{Name: "plms", EpsScale: math.Inf(1)}, "eps scale"},
 		{SamplerSpec{Name: "plms", Eta: 0.5}, "apply to the ddim"},
 		{SamplerSpec{Name: "ddim", Steps: 101}, "steps 101 outside [1, 100]"},
 		{SamplerSpec{Name: "ddim", Steps: -1}, "outside"},
@@ -235,6 +239,9 @@ func TestSamplerSpec(t *testing.T) {
 		}
 		if !strings.Contains(msg, tc.want) {
 			t.Errorf("%+v: got %q, want %q", tc.spec, msg, tc.want)
+		}
+		if err == nil && (tc.spec.EpsScale == 0 || tc.spec.EpsScale == 1) && strings.Contains(msg, "eps-scale") {
+			t.Errorf("%+v: an unscaled sampler describes itself as %q", tc.spec, msg)
 		}
 	}
 }

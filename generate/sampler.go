@@ -18,6 +18,7 @@ type SamplerSpec struct {
 	SigmaHat bool    // ddim only: the sigma-hat noise of the DDIM paper (the mean of eta = 1)
 	Spacing  string  // "linspace" (default), "leading" or "trailing"
 	Clip     bool    // clip the predicted x0 to [-1, 1]
+	EpsScale float64 // every sampler: multiply the predicted eps by this at each step (0 or 1: off)
 }
 
 // New builds the sampler for schedule s through diffusion.NewSampler. It returns the spec with its
@@ -47,10 +48,16 @@ func (sp SamplerSpec) New(s *schedule.Schedule) (diffusion.Sampler, SamplerSpec,
 	} else if sp.Variance != "" {
 		return nil, sp, fmt.Errorf("variance applies to the ddpm sampler, not %s", sp.Name)
 	}
+	if !(sp.EpsScale >= 0) || math.IsInf(sp.EpsScale, 0) {
+		return nil, sp, fmt.Errorf("eps scale %v must be a finite number > 0", sp.EpsScale)
+	}
+	if sp.EpsScale == 0 {
+		sp.EpsScale = 1
+	}
 	if sp.SigmaHat && sp.Eta != 0 {
 		return nil, sp, fmt.Errorf("sigma-hat uses the mean of eta = 1; do not combine it with eta")
 	}
-	c.Steps, c.Eta, c.SigmaHat, c.ClipX0 = sp.Steps, sp.Eta, sp.SigmaHat, sp.Clip
+	c.Steps, c.Eta, c.SigmaHat, c.ClipX0, c.EpsScale = sp.Steps, sp.Eta, sp.SigmaHat, sp.Clip, sp.EpsScale
 	sampler, err := diffusion.NewSampler(sp.Name, s, c)
 	if err != nil {
 		return nil, sp, err
@@ -64,7 +71,8 @@ func (sp SamplerSpec) New(s *schedule.Schedule) (diffusion.Sampler, SamplerSpec,
 	return sampler, sp, nil
 }
 
-// String describes the sampler for logs, e.g. "ddim-50 eta=0 linspace".
+// String describes the sampler for logs, e.g. "ddim-50 eta=0 linspace" or, with epsilon scaling,
+// "ddim-50 eta=0 linspace eps-scale=1.012".
 func (sp SamplerSpec) String() string {
 	desc := fmt.Sprintf("%s-%d", sp.Name, sp.Steps)
 	switch {
@@ -78,6 +86,9 @@ func (sp SamplerSpec) String() string {
 	desc += " " + sp.Spacing
 	if sp.Clip {
 		desc += " clip"
+	}
+	if sp.EpsScale != 0 && sp.EpsScale != 1 {
+		desc += fmt.Sprintf(" eps-scale=%g", sp.EpsScale)
 	}
 	return desc
 }

@@ -27,6 +27,7 @@ type Request struct {
 	Variance string  `json:"variance"`  // ddpm only: "beta" (default) or "posterior"
 	Spacing  string  `json:"spacing"`   // "linspace" (default), "leading", "trailing", "quadratic"
 	Clip     bool    `json:"clip"`      // clip the predicted x0 to [-1, 1]
+	EpsScale float64 `json:"eps_scale"` // multiply the predicted eps by this at every step; default 1
 	N        int     `json:"n"`         // images; default min(16, max-n)
 	Seed     uint64  `json:"seed"`      // image i depends on (seed, i) only
 	Format   string  `json:"format"`    // "png" (default, one grid) or "npz" (uint8 N,H,W,C under arr_0)
@@ -92,7 +93,7 @@ func jsonKind(k string) string {
 	return k
 }
 
-var requestFields = []string{"model", "sampler", "steps", "eta", "sigma_hat", "variance", "spacing", "clip", "n", "seed", "format", "every"}
+var requestFields = []string{"model", "sampler", "steps", "eta", "sigma_hat", "variance", "spacing", "clip", "eps_scale", "n", "seed", "format", "every"}
 
 // parseQuery reads a Request from URL query parameters (the stream endpoint, since EventSource can
 // only GET). Unknown and repeated parameters are errors, like unknown JSON fields.
@@ -129,6 +130,8 @@ func parseQuery(q url.Values) (Request, error) {
 			req.SigmaHat, err = strconv.ParseBool(v)
 		case "clip":
 			req.Clip, err = strconv.ParseBool(v)
+		case "eps_scale":
+			req.EpsScale, err = strconv.ParseFloat(v, 64)
 		default:
 			return req, fieldErr(k, "unknown parameter (known: %s)", strings.Join(requestFields, ", "))
 		}
@@ -185,6 +188,9 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if math.IsNaN(req.Eta) || math.IsInf(req.Eta, 0) || req.Eta < 0 || req.Eta > 10 {
 		return p, fieldErr("eta", "%v must be a number in [0, 10]", req.Eta)
 	}
+	if math.IsNaN(req.EpsScale) || req.EpsScale < 0 || req.EpsScale > 2 {
+		return p, fieldErr("eps_scale", "%v must be a number in (0, 2] (default 1)", req.EpsScale)
+	}
 	if req.Sampler != "ddim" {
 		if req.Eta != 0 {
 			return p, fieldErr("eta", "applies to the ddim sampler only, not %s", req.Sampler)
@@ -219,7 +225,7 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 		return p, fieldErr("format", "the stream sends PNG frames only; use POST /v1/samples for npz")
 	}
 	spec := generate.SamplerSpec{Name: req.Sampler, Variance: req.Variance, Steps: req.Steps, Eta: req.Eta,
-		SigmaHat: req.SigmaHat, Spacing: req.Spacing, Clip: req.Clip}
+		SigmaHat: req.SigmaHat, Spacing: req.Spacing, Clip: req.Clip, EpsScale: req.EpsScale}
 	_, full, err := spec.New(m.Schedule)
 	if err != nil {
 		return p, fieldErr("sampler", "%v", err)

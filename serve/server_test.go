@@ -108,6 +108,16 @@ func TestEverySampler(t *testing.T) {
 		if !bytes.Equal(b, want) {
 			t.Errorf("%s: bytes differ from sampling directly", name)
 		}
+		// eps_scale reaches the sampler.
+		resp, b = post(t, ts.URL, fmt.Sprintf(`{"sampler":%q,"steps":6,"n":2,"seed":3,"eps_scale":1.5}`, name))
+		if resp.StatusCode != 200 {
+			t.Errorf("%s eps_scale: status %d: %s", name, resp.StatusCode, b)
+			continue
+		}
+		want, _ = gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: name, Steps: 6, EpsScale: 1.5}, 2, 3), 2, 1, 8, 8)
+		if !bytes.Equal(b, want) {
+			t.Errorf("%s eps_scale: bytes differ from sampling directly", name)
+		}
 	}
 }
 
@@ -265,6 +275,9 @@ func TestInvalidRequests(t *testing.T) {
 		{`{"sampler":"ddim","sigma_hat":true,"eta":1}`, 400, "sigma_hat"},
 		{`{"sampler":"ddpm","steps":10,"variance":"large"}`, 400, "variance"},
 		{`{"spacing":"cosine"}`, 400, "spacing"},
+		{`{"eps_scale":-1}`, 400, "eps_scale"},
+		{`{"eps_scale":3}`, 400, "eps_scale"},
+		{`{"eps_scale":"big"}`, 400, "eps_scale"},
 		{`{"format":"jpeg"}`, 400, "format"},
 		{`{"every":5}`, 200, ""}, // ignored by POST, but must be in range
 		{`{"every":51}`, 400, "every"},

@@ -129,6 +129,8 @@ func TestEvalErrors(t *testing.T) {
 		"fid npz with steps":  {"eval", "fid", "--npz", "x.npz", "--steps", "10"},
 		"fid bad sampler":     {"eval", "fid", "--sampler", "euler"},
 		"fid eta with plms":   {"eval", "fid", "--sampler", "plms", "--eta", "0.5"},
+		"fid eps-scale 0":     {"eval", "fid", "--eps-scale", "-0.5"},
+		"fid npz eps-scale":   {"eval", "fid", "--npz", "x.npz", "--eps-scale", "1.01"},
 		"fid confidence 0":    {"eval", "fid", "--confidence", "0"},
 		"fid ref-n 1":         {"eval", "fid", "--ref-n", "1"},
 		"fid kid size 1":      {"eval", "fid", "--kid-subset-size", "1"},

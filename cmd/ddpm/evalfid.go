@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -122,9 +123,11 @@ func (f *fidFlags) validate() error {
 		return fmt.Errorf("--confidence %v outside (0, 1]", f.threshold)
 	case f.set["ema"] && f.set["no-ema"]:
 		return fmt.Errorf("give --ema or --no-ema, not both")
+	case !(f.spec.EpsScale > 0) || math.IsInf(f.spec.EpsScale, 0):
+		return fmt.Errorf("--eps-scale %v must be a finite number > 0", f.spec.EpsScale)
 	}
 	if f.npz != "" {
-		for _, name := range []string{"ckpt", "sampler", "variance", "steps", "eta", "sigma-hat", "spacing", "clip", "batch", "chunk", "ema", "no-ema", "precision"} {
+		for _, name := range []string{"ckpt", "sampler", "variance", "steps", "eta", "sigma-hat", "spacing", "clip", "eps-scale", "batch", "chunk", "ema", "no-ema", "precision"} {
 			if f.set[name] {
 				return fmt.Errorf("--%s applies to sampling; --npz scores existing images", name)
 			}

@@ -18,4 +18,5 @@ func addSamplerFlags(fs *flag.FlagSet, spec *generate.SamplerSpec) {
 	fs.BoolVar(&spec.SigmaHat, "sigma-hat", false, "ddim with the sigma-hat noise of the DDIM paper")
 	fs.StringVar(&spec.Spacing, "spacing", "", "timestep spacing: "+diffusion.SpacingNames+" (default linspace)")
 	fs.BoolVar(&spec.Clip, "clip", false, "clip the predicted x0 to [-1, 1] at every step")
+	fs.Float64Var(&spec.EpsScale, "eps-scale", 1, "multiply the predicted eps by this at every step (epsilon scaling; see docs/eval.md)")
 }

@@ -141,6 +141,8 @@ func (f *sampleFlags) validate() error {
 		return fmt.Errorf("--steps %d must be at least 1", f.spec.Steps)
 	case !(f.spec.Eta >= 0) || math.IsInf(f.spec.Eta, 0):
 		return fmt.Errorf("--eta %v must be a finite number >= 0", f.spec.Eta)
+	case !(f.spec.EpsScale > 0) || math.IsInf(f.spec.EpsScale, 0):
+		return fmt.Errorf("--eps-scale %v must be a finite number > 0", f.spec.EpsScale)
 	case f.n < 1:
 		return fmt.Errorf("--n %d must be at least 1", f.n)
 	case f.start < 0:

@@ -256,6 +256,8 @@ func TestSampleErrors(t *testing.T) {
 		{[]string{"--ckpt", model, "--steps", "-3", "--grid", grid}, "--steps -3"},
 		{[]string{"--ckpt", model, "--eta", "-1", "--grid", grid}, "--eta -1"},
 		{[]string{"--ckpt", model, "--eta", "NaN", "--grid", grid}, "--eta NaN"},
+		{[]string{"--ckpt", model, "--eps-scale", "0", "--grid", grid}, "--eps-scale 0"},
+		{[]string{"--ckpt", model, "--eps-scale", "-Inf", "--grid", grid}, "--eps-scale -Inf"},
 		{[]string{"--ckpt", model, "--sampler", "euler", "--grid", grid}, "unknown sampler"},
 		{[]string{"--ckpt", model, "--spacing", "uniform", "--grid", grid}, "unknown spacing"},
 		{[]string{"--ckpt", model, "--sampler", "ddpm", "--variance", "small", "--grid", grid}, "unknown variance"},

@@ -60,6 +60,8 @@ function params(panel) {
   q.set("steps", $(".steps", panel).value);
   q.set("spacing", $(".spacing", panel).value);
   if ($(".clip", panel).checked) q.set("clip", "true");
+  const es = $(".epsscale", panel).value;
+  if (es && Number(es) !== 1) q.set("eps_scale", es);
   if (sampler === "ddim") q.set("eta", $(".eta", panel).value || "0");
   if (sampler === "ddpm") q.set("variance", $(".variance", panel).value);
   return q;
@@ -157,7 +159,7 @@ async function downloadNPZ(q) {
   const body = { format: "npz" };
   for (const [k, v] of q) {
     if (["n", "steps", "seed"].includes(k)) body[k] = Number(v);
-    else if (k === "eta") body[k] = Number(v);
+    else if (k === "eta" || k === "eps_scale") body[k] = Number(v);
     else if (k === "clip") body[k] = v === "true";
     else body[k] = v;
   }
