@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,6 +112,31 @@ func TestEvalFIDReproducible(t *testing.T) {
 		if string(je) != string(jf) {
 			t.Errorf("dnnl --batch 6 and 4 differ:\n%s\n%s", je, jf)
 		}
+	}
+	// --drift: one row per step and one for the output, the first at t = T-1 where x_T is pure noise.
+	driftPath := filepath.Join(t.TempDir(), "drift.jsonl")
+	g := fidJSON(t, append(common, "--drift", driftPath)...)
+	if g.FID != a.FID {
+		t.Errorf("--drift changed the FID: %v vs %v", g.FID, a.FID)
+	}
+	db, err := os.ReadFile(driftPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(db)), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("drift: %d lines, want 3 steps and the output:\n%s", len(lines), db)
+	}
+	var first, last struct {
+		T     int     `json:"t"`
+		Ratio float64 `json:"ratio"`
+	}
+	if json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[3]), &last) != nil {
+		t.Fatalf("drift lines are not JSON:\n%s", db)
+	}
+	// x_T of 6 images of 784 values is N(0, 1); the forward energy at the first t is near 1.
+	if first.T < 10 || math.Abs(first.Ratio-1) > 0.1 || last.T != -1 || !(last.Ratio > 0) {
+		t.Errorf("drift rows: first %+v last %+v", first, last)
 	}
 	// PLMS needs S >= 4 to differ from DDIM (its first step and the steps onto t = 0 and the clean
 	// sample are DDIM steps); the flag given last wins.

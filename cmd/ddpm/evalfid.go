@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,7 @@ type fidResult struct {
 // fidFlags are the flags of `ddpm eval fid`.
 type fidFlags struct {
 	ckpt, npz, dataName, dataDir, classifierPath string
+	drift                                        string
 	spec                                         generate.SamplerSpec
 	n, batch, chunk, threads                     int
 	seed                                         uint64
@@ -60,6 +62,7 @@ func runEvalFID(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval fid", stderr)
 	var f fidFlags
 	fs.StringVar(&f.ckpt, "ckpt", "", "run directory or weights file to sample (default: the shipped MNIST model)")
+	fs.StringVar(&f.drift, "drift", "", "also write, per step, the samples' mean energy against the forward process's to this JSON-lines file (exposure bias)")
 	fs.StringVar(&f.npz, "npz", "", "score these images instead of sampling: uint8 (N,H,W,C) arr_0, as ddpm sample --npz writes")
 	fs.StringVar(&f.dataName, "data", "mnist", "reference data and classifier: mnist or fashion")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data cache directory (default ~/.cache/ddpm)")
@@ -127,7 +130,7 @@ func (f *fidFlags) validate() error {
 		return fmt.Errorf("--eps-scale %v must be a finite number > 0", f.spec.EpsScale)
 	}
 	if f.npz != "" {
-		for _, name := range []string{"ckpt", "sampler", "variance", "steps", "eta", "sigma-hat", "spacing", "clip", "eps-scale", "batch", "chunk", "ema", "no-ema", "precision"} {
+		for _, name := range []string{"ckpt", "sampler", "variance", "steps", "eta", "sigma-hat", "spacing", "clip", "eps-scale", "drift", "batch", "chunk", "ema", "no-ema", "precision"} {
 			if f.set[name] {
 				return fmt.Errorf("--%s applies to sampling; --npz scores existing images", name)
 			}
@@ -202,8 +205,12 @@ func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, err
 			}
 		}
 		bar := newStepBar(stderr, len(job.Batches()), spec.Steps)
+		var drift eval.Drift
 		job.Step = func(b generate.Batch, s diffusion.Step) error {
 			bar.step(b, s)
+			if f.drift != "" {
+				drift.Add(s.Index, s.T, s.X, b.N, dim)
+			}
 			return nil
 		}
 		fmt.Fprintf(stderr, "sampling %d images from %s with %s on %s\n", f.n, m.Source, spec, engine.Describe(be))
@@ -214,6 +221,12 @@ func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, err
 			return nil, err
 		}
 		res.SampleSecs = time.Since(t0).Seconds()
+		if f.drift != "" {
+			drift.AddFinal(x, f.n, dim)
+			if err := writeDrift(f.drift, &drift, m.Schedule.AlphaBar, eval.SecondMoment(trainSet.Images), stderr); err != nil {
+				return nil, err
+			}
+		}
 		images = quantise(x)
 		res.Source, res.Sampler = m.Source, spec.String()
 	}
@@ -321,4 +334,29 @@ func readNPZImages(path string, c, h, w int) ([]float32, error) {
 		}
 	}
 	return out, nil
+}
+
+// writeDrift writes the drift report as JSON lines and names its largest departure on stderr.
+func writeDrift(path string, d *eval.Drift, abar []float64, m2 float64, stderr io.Writer) error {
+	rows, err := d.Rows(abar, m2)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	worst := rows[0]
+	for _, r := range rows {
+		line, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		b.Write(append(line, '\n'))
+		if math.Abs(r.Ratio-1) > math.Abs(worst.Ratio-1) {
+			worst = r
+		}
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "drift: energy / forward process's is furthest from 1 at t = %d: %.4f (%s)\n", worst.T, worst.Ratio, path)
+	return nil
 }
