@@ -100,7 +100,7 @@ func checkEpsScale(name string, c float64) error {
 // Epsilon scaling (Ning et al. 2024, "Elucidating the exposure bias in diffusion models") multiplies
 // eps by a constant and takes x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar) from the scaled eps, so every
 // sampler, whatever it combines (eps, x0 or both), sees one consistent prediction. Their lambda is
-// 1/epsScale: they scale down; see docs/eval.md for why this project's MNIST model wants the opposite.
+// 1/epsScale: they scale down; docs/eval.md measures the opposite on this project's MNIST model.
 func walk(ctx context.Context, ts []int, s *schedule.Schedule, adj adjust, pred Predictor, n, dim int, opts Options, step stepFunc) ([]float64, error) {
 	if n < 1 || dim < 1 {
 		return nil, fmt.Errorf("sample: need n >= 1 and dim >= 1, got n=%d dim=%d", n, dim)
