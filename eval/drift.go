@@ -27,26 +27,27 @@ func (d *Drift) Add(k, t int, x []float64, n, dim int) {
 		d.sum, d.count, d.ts = append(d.sum, 0), append(d.count, 0), append(d.ts, -1)
 	}
 	d.ts[k] = t
-	for i := range n {
-		var e float64
-		for _, v := range x[i*dim : (i+1)*dim] {
-			e += v * v
-		}
-		d.sum[k] += e / float64(dim)
-	}
+	d.sum[k] += rowEnergies(x, n, dim)
 	d.count[k] += n
 }
 
 // AddFinal records the sampler's output (n rows of dim values).
 func (d *Drift) AddFinal(x []float64, n, dim int) {
+	d.final += rowEnergies(x, n, dim)
+	d.nOut += n
+}
+
+// rowEnergies is the sum over the n rows of x of |row|^2 / dim.
+func rowEnergies(x []float64, n, dim int) float64 {
+	var sum float64
 	for i := range n {
 		var e float64
 		for _, v := range x[i*dim : (i+1)*dim] {
 			e += v * v
 		}
-		d.final += e / float64(dim)
+		sum += e / float64(dim)
 	}
-	d.nOut += n
+	return sum
 }
 
 // DriftRow is one step of a Drift report. T is -1 for the sampler's output, compared with the data.
