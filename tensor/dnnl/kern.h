@@ -331,24 +331,31 @@ static void SFX(gn_fwd)(const T *x, T *y, const float *gamma, const float *beta,
 	}
 }
 
+// gn_bwd gives every sample its own gamma/beta gradient rows and adds them in sample order once the
+// parallel loop is done: the sum then depends on N alone, not on the thread count or the schedule.
 static void SFX(gn_bwd)(const T *dy, const T *x, const float *stats, const float *gamma, const float *gammaF,
                         const float *betaF, T *dx, float *ggamma, float *gbeta, int N, int HW, int C, int G, int silu) {
 	size_t s = (size_t)HW * C;
+	float *per = calloc(2 * (size_t)N * C, sizeof(float)); // sample n: gamma grads at 2nC, beta at (2n+1)C
 #pragma omp parallel if (BIG(N * s))
 	{
 		// dh keeps SiLU's gradient of one sample between the two passes (it stays in L2).
-		float *buf = calloc(9 * (size_t)C + (silu ? (size_t)HW * C : 0), sizeof(float));
-		float *gg = buf, *gb = buf + C;
+		float *buf = malloc(sizeof(float) * (7 * (size_t)C + (silu ? (size_t)HW * C : 0)));
 #pragma omp for schedule(dynamic)
-		for (int n = 0; n < N; n++)
+		for (int n = 0; n < N; n++) {
+			float *gg = per + 2 * (size_t)n * C, *gb = gg + C;
 			SFX(r_gn_bwd)(dy + n * s, x + n * s, stats + (size_t)n * 2 * G, gamma, gammaF, betaF, dx + n * s, gg, gb,
-			              buf + 2 * C, buf + 3 * C, buf + 4 * C, buf + 5 * C, buf + 6 * C, buf + 7 * C, buf + 8 * C,
-			              buf + 9 * C, HW, C, G, silu);
-#pragma omp critical
+			              buf, buf + C, buf + 2 * C, buf + 3 * C, buf + 4 * C, buf + 5 * C, buf + 6 * C, buf + 7 * C,
+			              HW, C, G, silu);
+		}
+		free(buf);
+	}
+	for (int n = 0; n < N; n++) {
+		const float *gg = per + 2 * (size_t)n * C, *gb = gg + C;
 		for (int c = 0; c < C; c++) {
 			ggamma[c] += gg[c];
 			gbeta[c] += gb[c];
 		}
-		free(buf);
 	}
+	free(per);
 }

@@ -181,15 +181,27 @@ void dd_nhwc_to_nchw(const void *src, int dt, float *dst, int N, int C, int HW) 
 	}
 }
 
-// dd_mse returns mean((p-t)^2) summed in double and writes its gradient 2(p-t)/n.
+// dd_mse returns mean((p-t)^2) summed in double and writes its gradient 2(p-t)/n. Each CHUNK has
+// its own partial sum and the partials are added in chunk order, so the result depends on n alone:
+// not on the thread count or on which thread ran which chunk (an OpenMP reduction adds per-thread
+// sums in whatever order threads finish, which moves the last bit between identical runs).
 double dd_mse(const float *p, const float *t, float *dp, size_t n) {
-	double s = 0;
 	float k = 2.0f / (float)n;
-#pragma omp parallel for reduction(+ : s) schedule(dynamic) if (BIG(n))
-	for (size_t i = 0; i < n; i++) {
-		float d = p[i] - t[i];
-		s += (double)d * d;
-		dp[i] = k * d;
+	size_t nch = (n + CHUNK - 1) / CHUNK;
+	double one, *part = nch > 1 ? malloc(sizeof(double) * nch) : &one;
+#pragma omp parallel for schedule(dynamic) if (nch > 1)
+	for (size_t c = 0; c < nch; c++) {
+		size_t lo = c * CHUNK, hi = n - lo < CHUNK ? n : lo + CHUNK;
+		double s = 0;
+		for (size_t i = lo; i < hi; i++) {
+			float d = p[i] - t[i];
+			s += (double)d * d;
+			dp[i] = k * d;
+		}
+		part[c] = s;
 	}
+	double s = 0;
+	for (size_t c = 0; c < nch; c++) s += part[c];
+	if (nch > 1) free(part);
 	return s / (double)n;
 }
