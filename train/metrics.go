@@ -10,7 +10,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"ddpm/plot"
 )
@@ -26,34 +28,59 @@ type Row struct {
 
 var metricsHeader = []string{"step", "loss", "lr", "img_s", "wall_s"}
 
-// ReadMetrics reads a metrics.csv.
+// ReadMetrics reads a metrics.csv. A torn last line is left out: the file is appended to as the
+// run goes (without an fsync per row), so a kill or a power loss can cut it anywhere in a row, and
+// a plot or a resume should not fail on that row. A line is torn when it lacks its newline
+// (csv.Writer ends every row with one; a cut inside a number can leave a line that parses to a
+// wrong value) or, being the last, does not parse. A bad line before the last is an error.
 func ReadMetrics(path string) ([]Row, error) {
+	rows, _, err := readMetrics(path)
+	return rows, err
+}
+
+// readMetrics is ReadMetrics that also says whether it left out a torn last line.
+func readMetrics(path string) (rows []Row, torn bool, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+	if i := bytes.LastIndexByte(b, '\n'); i+1 < len(b) {
+		b, torn = b[:i+1], true
 	}
-	if len(recs) == 0 || len(recs[0]) != len(metricsHeader) || recs[0][0] != "step" {
-		return nil, fmt.Errorf("read %s: not a metrics file (header %v)", path, recs[:min(1, len(recs))])
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if header := strings.Split(lines[0], ","); !slices.Equal(header, metricsHeader) {
+		return nil, false, fmt.Errorf("read %s: not a metrics file (header %q)", path, lines[0])
 	}
-	rows := make([]Row, 0, len(recs)-1)
-	for i, r := range recs[1:] {
-		var row Row
-		var errs [5]error
-		row.Step, errs[0] = strconv.Atoi(r[0])
-		row.Loss, errs[1] = strconv.ParseFloat(r[1], 64)
-		row.LR, errs[2] = strconv.ParseFloat(r[2], 64)
-		row.ImgS, errs[3] = strconv.ParseFloat(r[3], 64)
-		row.Wall, errs[4] = strconv.ParseFloat(r[4], 64)
-		if err := errors.Join(errs[:]...); err != nil {
-			return nil, fmt.Errorf("read %s: line %d: %w", path, i+2, err)
+	rows = make([]Row, 0, len(lines)-1)
+	for i, line := range lines[1:] {
+		row, err := parseRow(line)
+		if err != nil && i == len(lines)-2 {
+			torn = true
+			break
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("read %s: line %d: %w", path, i+2, err)
 		}
 		rows = append(rows, row)
 	}
-	return rows, nil
+	return rows, torn, nil
+}
+
+// parseRow parses one line of metrics.csv. The fields are numbers, which csv.Writer never quotes,
+// so a line is its fields joined by commas.
+func parseRow(line string) (Row, error) {
+	f := strings.Split(line, ",")
+	if len(f) != len(metricsHeader) {
+		return Row{}, fmt.Errorf("%d fields, want %d", len(f), len(metricsHeader))
+	}
+	var row Row
+	var errs [5]error
+	row.Step, errs[0] = strconv.Atoi(f[0])
+	row.Loss, errs[1] = strconv.ParseFloat(f[1], 64)
+	row.LR, errs[2] = strconv.ParseFloat(f[2], 64)
+	row.ImgS, errs[3] = strconv.ParseFloat(f[3], 64)
+	row.Wall, errs[4] = strconv.ParseFloat(f[4], 64)
+	return row, errors.Join(errs[:]...)
 }
 
 // metrics appends rows to metrics.csv and keeps them for the loss plot.
@@ -66,12 +93,16 @@ type metrics struct {
 
 // openMetrics starts metrics.csv in dir, or, when resuming from step, keeps the rows up to step
 // (later ones were logged after the checkpoint and will be computed again) and appends from there.
-func openMetrics(dir string, resume bool, step int) (*metrics, error) {
+// Either way the file is rewritten, which also drops a row torn by a kill (see ReadMetrics).
+func openMetrics(dir string, resume bool, step int, prog *progress) (*metrics, error) {
 	m := &metrics{path: filepath.Join(dir, MetricsFile)}
 	if resume {
-		rows, err := ReadMetrics(m.path)
+		rows, torn, err := readMetrics(m.path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		if torn {
+			prog.note("%s: left out a torn last line (a write cut short)", m.path)
 		}
 		for _, r := range rows {
 			if r.Step <= step {
@@ -113,6 +144,18 @@ func (m *metrics) add(r Row) error {
 func (m *metrics) flush() error {
 	if err := m.w.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", m.path, err)
+	}
+	return nil
+}
+
+// sync makes the rows written so far durable. A checkpoint calls it, so that the rows it covers
+// survive a power loss as the checkpoint does (rows after it are recomputed by a resume).
+func (m *metrics) sync() error {
+	if err := m.flush(); err != nil {
+		return err
+	}
+	if err := m.f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", m.path, err)
 	}
 	return nil
 }

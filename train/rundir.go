@@ -1,8 +1,11 @@
 package train
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -69,21 +72,118 @@ func Checkpoints(dir string) (steps []int, paths []string, err error) {
 		return nil, nil, err
 	}
 	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !strings.HasPrefix(name, checkpointStem) || !strings.HasSuffix(name, checkpointExt) {
-			continue
+		if s, ok := checkpointStep(e.Name()); ok && !e.IsDir() {
+			steps = append(steps, s)
 		}
-		s, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, checkpointStem), checkpointExt))
-		if err != nil || s < 0 {
-			continue
-		}
-		steps = append(steps, s)
 	}
 	sort.Ints(steps)
 	for _, s := range steps {
 		paths = append(paths, CheckpointPath(dir, s))
 	}
 	return steps, paths, nil
+}
+
+// checkpointStep is the step of a checkpoint's file name (step-N.safetensors).
+func checkpointStep(name string) (int, bool) {
+	if !strings.HasPrefix(name, checkpointStem) || !strings.HasSuffix(name, checkpointExt) {
+		return 0, false
+	}
+	s, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, checkpointStem), checkpointExt))
+	if err != nil || s < 0 {
+		return 0, false
+	}
+	return s, true
+}
+
+// tempTarget is the file that name is a temporary of, if name follows the pattern of the atomic
+// writers (writeAtomic here, checkpoint.WriteFile): ".TARGET.tmp" followed by os.CreateTemp's
+// random digits.
+func tempTarget(name string) (string, bool) {
+	i := strings.LastIndex(name, ".tmp")
+	if i < 2 || name[0] != '.' {
+		return "", false
+	}
+	digits := name[i+len(".tmp"):]
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return "", false
+	}
+	return name[1:i], true
+}
+
+// removeTempFiles deletes the temporary files that atomic writes killed before their rename left in
+// run directory dir: a checkpoint's is as large as the checkpoint, and nothing else would ever
+// remove them. Only temporaries of the files a run writes are touched (config.json, metrics.csv,
+// model-ema.safetensors, ... in dir; step-N.safetensors in dir/checkpoints), so a file someone
+// else is writing into the directory (`ddpm average --out RUNDIR/avg.safetensors`) is left alone.
+// It returns how many files it removed and their size.
+func removeTempFiles(dir string) (n int, size int64, err error) {
+	runFiles := map[string]bool{ConfigFile: true, ModelFile: true, EMAFile: true, MetricsFile: true, LossPlotFile: true}
+	for _, d := range []struct {
+		dir string
+		ok  func(target string) bool
+	}{
+		{dir, func(t string) bool { return runFiles[t] }},
+		{filepath.Join(dir, CheckpointDir), func(t string) bool { _, ok := checkpointStep(t); return ok }},
+	} {
+		entries, err := os.ReadDir(d.dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return n, size, fmt.Errorf("remove temporary files: %w", err)
+		}
+		for _, e := range entries {
+			target, ok := tempTarget(e.Name())
+			if !ok || !e.Type().IsRegular() || !d.ok(target) {
+				continue
+			}
+			var sz int64
+			if info, err := e.Info(); err == nil {
+				sz = info.Size()
+			}
+			if err := os.Remove(filepath.Join(d.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return n, size, fmt.Errorf("remove temporary file: %w", err)
+			}
+			n, size = n+1, size+sz
+		}
+	}
+	return n, size, nil
+}
+
+// fileStep reads the "step" metadata of a safetensors file from its header alone: deciding whether
+// model-ema.safetensors is current should not cost reading its tensors.
+func fileStep(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var n uint64
+	if err := binary.Read(f, binary.LittleEndian, &n); err != nil {
+		return 0, fmt.Errorf("read %s: header length: %w", path, err)
+	}
+	if n > 100<<20 {
+		return 0, fmt.Errorf("read %s: header length %d (not a safetensors file?)", path, n)
+	}
+	h := make([]byte, n)
+	if _, err := io.ReadFull(f, h); err != nil {
+		return 0, fmt.Errorf("read %s: header: %w", path, err)
+	}
+	var hdr struct {
+		Meta map[string]string `json:"__metadata__"`
+	}
+	if err := json.Unmarshal(h, &hdr); err != nil {
+		return 0, fmt.Errorf("read %s: header: %w", path, err)
+	}
+	v, ok := hdr.Meta[checkpoint.MetaStep]
+	if !ok {
+		return 0, fmt.Errorf("read %s: no %q in the metadata", path, checkpoint.MetaStep)
+	}
+	s, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: bad step %q", path, v)
+	}
+	return s, nil
 }
 
 // LatestCheckpoint returns the path and step of the newest checkpoint in run directory dir.
@@ -110,8 +210,9 @@ type Sampling struct {
 }
 
 // LoadForSampling loads a network for sampling from path, which is one of
-//   - a run directory: its model-ema.safetensors (ema true) or the model weights of its latest
-//     checkpoint (ema false);
+//   - a run directory: the EMA weights (ema true) or the model weights (ema false) of its newest
+//     checkpoint; the EMA weights are read from model-ema.safetensors when that file is at the
+//     newest checkpoint's step (see runModel);
 //   - a training-state file (a checkpoint): its "ema." weights (ema true) or its model weights;
 //   - a model file (model-ema.safetensors, the shipped model, any checkpoint.SaveModel output):
 //     its weights, whatever ema says.
@@ -123,9 +224,7 @@ func LoadForSampling(path string, be tensor.Backend, ema bool) (*Sampling, error
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	if st.IsDir() {
-		if ema {
-			path = fileIn(path, EMAFile)
-		} else if path, _, err = LatestCheckpoint(path); err != nil {
+		if path, err = runModel(path, ema); err != nil {
 			return nil, err
 		}
 	}
@@ -152,6 +251,30 @@ func LoadForSampling(path string, be tensor.Backend, ema bool) (*Sampling, error
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// runModel is the file that holds the latest weights of run directory dir. The run writes
+// model-ema.safetensors after each checkpoint, so a kill between the two leaves it a checkpoint
+// behind (or absent, in a run's first save): then the newest checkpoint, whose "ema." weights are
+// the same EMA one step of saving later, is the file to sample, which is what a resume continues
+// from too. A directory without checkpoints (a copied model-ema, models/mnist) is its model file.
+func runModel(dir string, ema bool) (string, error) {
+	if !ema {
+		path, _, err := LatestCheckpoint(dir)
+		return path, err
+	}
+	emaPath := fileIn(dir, EMAFile)
+	steps, paths, err := Checkpoints(dir)
+	if err != nil {
+		return "", fmt.Errorf("list checkpoints of %s: %w", dir, err)
+	}
+	if len(steps) == 0 {
+		return emaPath, nil
+	}
+	if s, err := fileStep(emaPath); err == nil && s == steps[len(steps)-1] {
+		return emaPath, nil
+	}
+	return paths[len(paths)-1], nil
 }
 
 // processOf reads the sampling keys, defaulting to the DDPM paper's setting.

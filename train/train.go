@@ -158,6 +158,7 @@ func (r *run) setup() error {
 	if c.Cooldown > r.total {
 		return fmt.Errorf("--cooldown %d is longer than the run (%d steps)", c.Cooldown, r.total)
 	}
+	r.prog = &progress{w: r.opt.Log, terminal: r.opt.Terminal, every: c.LogEvery, total: r.total}
 
 	if !r.opt.Resume {
 		if _, paths, _ := Checkpoints(c.Out); len(paths) > 0 {
@@ -169,6 +170,16 @@ func (r *run) setup() error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
+	}
+	// A write killed before its rename leaves its temporary file behind (a checkpoint's is as large
+	// as the checkpoint), and no later write reuses the name: remove them before anything else
+	// writes into the directory.
+	n, size, err := removeTempFiles(c.Out)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.prog.note("removed %d temporary files (%.1f MB) of interrupted writes from %s", n, float64(size)/(1<<20), c.Out)
 	}
 
 	if r.be = r.opt.Backend; r.be == nil {
@@ -196,6 +207,9 @@ func (r *run) setup() error {
 		if err := r.restore(); err != nil {
 			return err
 		}
+		if err := r.repairEMA(); err != nil {
+			return err
+		}
 		if err := writeAtomic(fileIn(c.Out, ConfigFile), append(b, '\n')); err != nil {
 			return err
 		}
@@ -208,10 +222,9 @@ func (r *run) setup() error {
 		}
 	}
 	r.lastCkpt = r.step
-	if r.metrics, err = openMetrics(c.Out, r.opt.Resume, r.step); err != nil {
+	if r.metrics, err = openMetrics(c.Out, r.opt.Resume, r.step, r.prog); err != nil {
 		return err
 	}
-	r.prog = &progress{w: r.opt.Log, terminal: r.opt.Terminal, every: c.LogEvery, total: r.total}
 	return nil
 }
 
@@ -264,6 +277,42 @@ func (r *run) restore() error {
 	return nil
 }
 
+// repairEMA rewrites model-ema.safetensors from the checkpoint just restored unless it is already
+// that checkpoint's: save writes the checkpoint first, so a kill between the two writes leaves the
+// file a checkpoint behind, or absent after a run's first save, and the run directory would offer
+// older weights for sampling than it resumes from until the next checkpoint (or forever, if the
+// run ends before one). Whatever else is wrong with the file (unreadable, from a step the run no
+// longer has) is mended the same way, since it is derived from the checkpoint alone.
+func (r *run) repairEMA() error {
+	path := fileIn(r.cfg.Out, EMAFile)
+	s, err := fileStep(path)
+	if err == nil && s == r.step {
+		return nil
+	}
+	why := fmt.Sprintf("was at step %d", s)
+	if errors.Is(err, os.ErrNotExist) {
+		why = "was missing"
+	} else if err != nil {
+		why = fmt.Sprintf("was unreadable (%v)", err)
+	}
+	if err := r.writeEMA(r.meta(r.wallBase)); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	r.prog.note("%s %s; rewrote it from the checkpoint of step %d", path, why, r.step)
+	return nil
+}
+
+// writeEMA writes the EMA weights of the current step as the run's model file, with the metadata
+// that lets it be sampled alone.
+func (r *run) writeEMA(meta map[string]string) error {
+	emaMeta := map[string]string{checkpoint.MetaStep: strconv.Itoa(r.step)}
+	for _, k := range modelFileKeys {
+		emaMeta[k] = meta[k]
+	}
+	emaMeta["ema_decay"] = strconv.FormatFloat(r.cfg.EMA, 'g', -1, 64)
+	return checkpoint.SaveWeights(fileIn(r.cfg.Out, EMAFile), r.model.Cfg, r.ema.Params(), emaMeta)
+}
+
 // meta is the metadata of the files a checkpoint writes.
 func (r *run) meta(wall float64) map[string]string {
 	c := r.cfg
@@ -279,24 +328,21 @@ func (r *run) meta(wall float64) map[string]string {
 func (r *run) wall() float64 { return r.wallBase + time.Since(r.start).Seconds() }
 
 // save writes the training state of the current step, the EMA weights beside it, the metrics and
-// the loss plot, and drops checkpoints beyond the newest Keep.
+// the loss plot, and drops checkpoints beyond the newest Keep. The checkpoint goes first: it is
+// what a resume and a sampler trust, and a model file left behind by a kill after it is repaired
+// (repairEMA) or passed over (LoadForSampling).
 func (r *run) save() error {
 	c := r.cfg
 	meta := r.meta(r.wall())
 	path := CheckpointPath(c.Out, r.step)
-	if err := r.metrics.flush(); err != nil {
+	if err := r.metrics.sync(); err != nil {
 		return err
 	}
 	st := checkpoint.Training{Model: r.model, EMA: r.ema, Opt: r.adam, Step: r.step, Meta: meta}
 	if err := checkpoint.SaveTraining(path, &st); err != nil {
 		return err
 	}
-	emaMeta := map[string]string{checkpoint.MetaStep: strconv.Itoa(r.step)}
-	for _, k := range modelFileKeys {
-		emaMeta[k] = meta[k]
-	}
-	emaMeta["ema_decay"] = strconv.FormatFloat(c.EMA, 'g', -1, 64)
-	if err := checkpoint.SaveWeights(fileIn(c.Out, EMAFile), r.model.Cfg, r.ema.Params(), emaMeta); err != nil {
+	if err := r.writeEMA(meta); err != nil {
 		return err
 	}
 	r.lastCkpt, r.res.Checkpoint = r.step, path
