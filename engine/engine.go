@@ -16,7 +16,8 @@ var Names = []string{"auto", "dnnl", "ref"}
 
 // New starts a backend. engine is "auto" (dnnl when built in, else the reference), "dnnl" (an
 // error without cgo) or "ref". precision is "auto", "fp32" or "bf16" ("auto" lets dnnl pick bf16
-// where the CPU has AMX; the reference engine is always fp32, and asking it for bf16 is an error).
+// where the CPU has native bf16 dot products, AMX or AVX512-BF16: dnnl.AutoPrecision; the reference
+// engine is always fp32, and asking it for bf16 is an error).
 // threads < 1 means all cores. Close the backend with Close when done.
 func New(engine, precision string, threads int) (tensor.Backend, error) {
 	switch precision {

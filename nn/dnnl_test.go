@@ -4,6 +4,9 @@ package nn_test
 
 import (
 	"math"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"ddpm/nn"
@@ -12,20 +15,30 @@ import (
 )
 
 // TestUNetSMatchesPyTorchDNNL is the PyTorch fixture check on the oneDNN backend. fp32: the same
-// tolerances as the reference (1e-4 output, 1e-3 gradients). bf16 (only where the CPU runs it fast):
-// bf16 keeps 8 bits of mantissa, so through some 20 layers the output is held to 3e-2 and the
-// gradients to 5e-2 relative to their largest entry (measured: 1.2e-2 and 2.3e-2; fp32 2e-6, 3e-6).
+// tolerances as the reference (1e-4 output, 1e-3 gradients). bf16: bf16 keeps 8 bits of mantissa, so
+// through some 20 layers the output is held to 3e-2 and the gradients to 5e-2 relative to their
+// largest entry (measured: 1.2e-2 and 2.3e-2; fp32 2e-6, 3e-6).
+//
+// The check runs once for every kernel family oneDNN can dispatch to on this CPU: in this process at
+// the CPU's best ISA, and in child processes limited by DNNL_MAX_CPU_ISA to AVX2 (fp32) and to the
+// plain AVX-512 core, where bf16 is emulated (fp32 and bf16), so an AVX2-only or a pre-BF16 AVX-512
+// machine runs code that was tested here.
 func TestUNetSMatchesPyTorchDNNL(t *testing.T) {
 	if !dnnl.Available() {
 		t.Skip("built without oneDNN")
 	}
+	limit := os.Getenv("DNNL_MAX_CPU_ISA")
+	t.Logf("oneDNN ISA %s (DNNL_MAX_CPU_ISA=%q); auto precision %s", dnnl.ISA(), limit, dnnl.AutoReason())
 	for _, c := range []struct {
 		prec             string
 		tolOut, tolGrads float64
 	}{{"fp32", 1e-4, 1e-3}, {"bf16", 3e-2, 5e-2}} {
 		t.Run(c.prec, func(t *testing.T) {
-			if c.prec == "bf16" && dnnl.AutoPrecision().String() != "bf16" {
-				t.Skip("no AMX-BF16 on this CPU")
+			if c.prec == "bf16" && limit == "" && !dnnl.ThisCPU().NativeBF16() {
+				t.Skipf("%s has neither AMX-BF16 nor AVX512-BF16: bf16 is tested emulated, in the avx512_core child", dnnl.ThisCPU().Model)
+			}
+			if c.prec == "bf16" && strings.EqualFold(limit, "avx2") {
+				t.Skip("oneDNN has no bf16 convolutions below AVX-512")
 			}
 			be, err := dnnl.New(dnnl.Options{Precision: c.prec, Threads: 2})
 			if err != nil {
@@ -37,6 +50,48 @@ func TestUNetSMatchesPyTorchDNNL(t *testing.T) {
 			checkFixture(t, be, c.tolOut, c.tolGrads)
 		})
 	}
+	if limit != "" {
+		return
+	}
+	cpu := dnnl.ThisCPU()
+	for _, c := range []struct {
+		isa, want string
+		on        bool
+	}{{"AVX512_CORE", "avx512_core", cpu.AVX512}, {"AVX2", "avx2", cpu.AVX2}} {
+		t.Run("isa="+c.want, func(t *testing.T) {
+			if !c.on {
+				t.Skipf("this CPU has no %s", c.want)
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(exe, "-test.run", "^TestUNetSMatchesPyTorchDNNL$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), "DNNL_MAX_CPU_ISA="+c.isa)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("limited to %s: %v\n%s", c.isa, err, out)
+			}
+			if !strings.Contains(string(out), "oneDNN ISA "+c.want+" ") {
+				t.Fatalf("the child did not run %s kernels:\n%s", c.want, out)
+			}
+			t.Logf("%s", firstLines(string(out), "worst", "ISA"))
+		})
+	}
+}
+
+// firstLines keeps the lines of a child test's log that mention one of the words.
+func firstLines(s string, words ...string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				keep = append(keep, strings.TrimSpace(l))
+				break
+			}
+		}
+	}
+	return strings.Join(keep, "; ")
 }
 
 // TestTinyDNNLMatchesReference runs a training step of the tiny config (attention, dropout, two

@@ -12,6 +12,7 @@ enum { DD_F32 = 0, DD_BF16 = 1 };
 // dd_init creates the engine once per process and a stream for the calling thread.
 int dd_init(int threads);
 int dd_max_threads(void);
+const char *dd_isa(void);
 
 void *dd_alloc(size_t bytes);
 void dd_free(void *p, size_t bytes);

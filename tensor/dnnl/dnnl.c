@@ -38,6 +38,24 @@ int dd_init(int threads) {
 
 int dd_max_threads(void) { return omp_get_max_threads(); }
 
+// dd_isa names the widest instruction set oneDNN dispatches its kernels to on this CPU (after any
+// DNNL_MAX_CPU_ISA limit), so test logs and run headers can say which kernels ran.
+const char *dd_isa(void) {
+	switch (dnnl_get_effective_cpu_isa()) {
+	case dnnl_cpu_isa_sse41: return "sse41";
+	case dnnl_cpu_isa_avx: return "avx";
+	case dnnl_cpu_isa_avx2: return "avx2";
+	case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+	case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+	case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+	case dnnl_cpu_isa_avx512_core: return "avx512_core";
+	case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+	case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+	case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+	default: return "unknown";
+	}
+}
+
 // Large buffers come straight from mmap so that freeing them returns the memory to the OS (malloc
 // would keep them in its heap, and the process's peak RSS would only grow).
 #define MMAP_MIN ((size_t)1 << 18)

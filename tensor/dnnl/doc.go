@@ -22,28 +22,18 @@ package dnnl
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"strings"
 
 	"ddpm/tensor"
 )
 
 // Options configure New.
 type Options struct {
-	// Precision is "fp32", "bf16", or "" / "auto": bf16 where the CPU has AMX-BF16 (where oneDNN's
-	// bf16 convolutions are several times faster than fp32), fp32 otherwise.
+	// Precision is "fp32", "bf16", or "" / "auto": the fastest precision the CPU runs natively
+	// (AutoPrecision).
 	Precision string
 	// Threads is the OpenMP thread count; < 1 means all cores (runtime.NumCPU).
 	Threads int
-}
-
-// AutoPrecision is the precision "auto" selects on this machine.
-func AutoPrecision() tensor.Precision {
-	if cpuHasFlag("amx_bf16") && cpuHasFlag("avx512_bf16") {
-		return tensor.BF16
-	}
-	return tensor.FP32
 }
 
 func (o Options) resolve() (tensor.Precision, int, error) {
@@ -60,24 +50,4 @@ func (o Options) resolve() (tensor.Precision, int, error) {
 		return 0, 0, fmt.Errorf("dnnl: %w", err)
 	}
 	return p, threads, nil
-}
-
-// cpuHasFlag reports whether /proc/cpuinfo lists flag (false when it cannot be read: not Linux).
-func cpuHasFlag(flag string) bool {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, "flags") {
-			continue
-		}
-		for _, f := range strings.Fields(line) {
-			if f == flag {
-				return true
-			}
-		}
-		return false
-	}
-	return false
 }
