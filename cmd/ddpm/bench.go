@@ -30,6 +30,16 @@ type benchResult struct {
 	TrainImgS  float64 `json:"train_img_s"`
 	SampleImgS float64 `json:"sample_img_s"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// What the CPU can do, measured in the same run: its FMA peak for this precision (fp32 FMAs, or
+	// AVX512-BF16 dot products), and the share of it the convolutions, linear layers and attention
+	// products of a step reach (a training step counted as three forwards).
+	CPU            string  `json:"cpu"`
+	ISA            string  `json:"isa,omitempty"`
+	PeakGFLOPS     float64 `json:"peak_gflops,omitempty"`
+	TrainGFLOPS    float64 `json:"train_gflops"`
+	SampleGFLOPS   float64 `json:"sample_gflops"`
+	TrainPeakFrac  float64 `json:"train_peak_frac,omitempty"`
+	SamplePeakFrac float64 `json:"sample_peak_frac,omitempty"`
 }
 
 // newBackend picks the engine: "dnnl" (oneDNN; an error without cgo), "ref" (plain Go), or "auto"
@@ -59,7 +69,7 @@ func newBackend(engine, precision string, threads int) (tensor.Backend, error) {
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
 	engine := fs.String("engine", "auto", "auto, dnnl or ref")
-	precision := fs.String("precision", "auto", "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX)")
+	precision := fs.String("precision", "auto", "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX or AVX512-BF16)")
 	model := fs.String("model", "unet-s", "UNet config: a built-in name or a JSON file")
 	batch := fs.Int("batch", 128, "training batch size")
 	sampleBatch := fs.Int("sample-batch", 256, "batch of the sampling forward pass")
@@ -90,7 +100,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res := benchResult{Engine: be.Name(), Precision: be.Precision().String(), Threads: *threads, Params: u.NumParams()}
+	res := benchResult{Engine: be.Name(), Precision: be.Precision().String(), Threads: *threads, Params: u.NumParams(),
+		CPU: dnnl.ThisCPU().Model + " (" + dnnl.ThisCPU().ISAs() + ")"}
+	if be.Name() == "dnnl" {
+		res.ISA = dnnl.ISA()
+	}
+	fwd, err := nn.ForwardFLOPs(cfg)
+	if err != nil {
+		return err
+	}
 
 	sched, err := schedule.New("linear", 1000, false)
 	if err != nil {
@@ -133,6 +151,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	be.Release(x)
 	res.SampleImgS = round1(float64(n) / sampleS)
+
+	res.TrainGFLOPS = round1(res.TrainImgS * 3 * fwd / 1e9)
+	res.SampleGFLOPS = round1(res.SampleImgS * fwd / 1e9)
+	if be.Name() == "dnnl" {
+		if peak, err := dnnl.PeakGFLOPS(be.Precision(), *threads); err == nil {
+			res.PeakGFLOPS = round1(peak)
+			res.TrainPeakFrac = math.Round(res.TrainGFLOPS/peak*1000) / 1000
+			res.SamplePeakFrac = math.Round(res.SampleGFLOPS/peak*1000) / 1000
+		}
+	}
 
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {

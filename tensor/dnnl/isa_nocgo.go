@@ -2,5 +2,12 @@
 
 package dnnl
 
+import "ddpm/tensor"
+
 // ISA is "" without cgo: no oneDNN kernels run.
 func ISA() string { return "" }
+
+// PeakGFLOPS needs the C loop: without cgo it is an error.
+func PeakGFLOPS(p tensor.Precision, threads int) (float64, error) {
+	return 0, ErrUnavailable
+}
