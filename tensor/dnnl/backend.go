@@ -10,6 +10,7 @@ import "C"
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"ddpm/tensor"
@@ -27,7 +28,10 @@ type Backend struct {
 	mu      sync.Mutex     // guards buf.refs and buf.lazy (cleanups run on another goroutine)
 	convs   map[convKey]*C.dd_conv
 	weights map[weightKey]*weightCopy
-	closed  bool
+	// nconv and wbytes mirror len(convs) and the bytes of weights for CacheStats, which may be
+	// called from any goroutine while the maps belong to the worker thread.
+	nconv, wbytes atomic.Int64
+	closed        bool
 }
 
 type convKey struct {
@@ -94,6 +98,8 @@ func (b *Backend) Close() error {
 		}
 	})
 	b.weights, b.convs = nil, nil
+	b.nconv.Store(0)
+	b.wbytes.Store(0)
 	b.pool.drain()
 	b.w.close()
 	return nil
@@ -123,6 +129,18 @@ func (b *Backend) MemStats() (live, peakLive, pooled int) {
 	b.pool.mu.Lock()
 	defer b.pool.mu.Unlock()
 	return b.pool.live, b.pool.peakLive, b.pool.held
+}
+
+// CacheStats reports what the backend keeps between calls, none of which Release frees: the
+// convolution primitives (one per layer and input shape, batch size included), the bytes of
+// weights reordered for them, and the bytes of activation buffers pooled for reuse. A caller that
+// feeds many distinct shapes watches these grow (a server pads its batches to a few sizes to
+// bound them). Safe to call from any goroutine.
+func (b *Backend) CacheStats() (convs, weightBytes, pooledBytes int) {
+	b.pool.mu.Lock()
+	pooled := b.pool.held
+	b.pool.mu.Unlock()
+	return int(b.nconv.Load()), int(b.wbytes.Load()), pooled
 }
 
 // ---- tensors ----

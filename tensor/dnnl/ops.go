@@ -41,6 +41,7 @@ func (b *Backend) conv(op string, k convKey) *C.dd_conv {
 		shapePanic(op, "cannot create a convolution for %+v: oneDNN status %d", k, int(st))
 	}
 	b.convs[k] = c
+	b.nconv.Add(1)
 	return c
 }
 
@@ -53,6 +54,7 @@ func (b *Backend) weightsFor(op string, c *C.dd_conv, w *tensor.Param, role int)
 		n := C.dd_conv_wbytes(c, C.int(role))
 		wc = &weightCopy{p: C.dd_alloc(n), bytes: int(n)}
 		b.weights[key] = wc
+		b.wbytes.Add(int64(n))
 	} else if wc.version == w.Version {
 		return wc.p
 	}
