@@ -9,6 +9,16 @@
 // rather than letting waiting requests pile up; every job runs under the request's context, so a
 // client that goes away or a request that times out stops the sampler at its next step.
 //
+// Memory stays bounded whatever the requests: on oneDNN, which keeps primitives, weight copies and
+// buffers per batch shape, every network call runs at one of a fixed set of row counts (powers of
+// two up to the network's MaxBatch, or Options.Chunk), and /metrics reports what each worker's
+// engine holds.
+//
+// There is no authentication, so the server keeps web pages from other origins out: a request's
+// Host must name the server (against DNS rebinding), bodies must be application/json (which a
+// browser sends cross-origin only after a CORS preflight, never granted), and jobs are refused to
+// browsers that say the request comes from another origin (guard.go).
+//
 // Same request, same bytes: image i of a request depends only on its seed and i (see
 // diffusion.Options.Start), and the PNG and NPZ encoders write nothing time- or order-dependent.
 package serve

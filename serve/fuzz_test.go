@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -9,11 +10,14 @@ import (
 )
 
 // FuzzRequest feeds arbitrary bodies and query strings through decoding and validation: whatever
-// comes in, the answer is a valid plan or a *FieldError (or the body-size error), never a panic.
+// comes in, the answer is a valid plan or a *FieldError (or the body-size error), never a panic. A
+// body is accepted only if it is a JSON object without null values whose keys all count as given,
+// and a plan never turns an explicit n, steps or every of 0 into a default.
 func FuzzRequest(f *testing.F) {
 	s, _ := newTestServer(f, Options{MaxN: 8, MaxSteps: 100}, 1)
 	for _, seed := range []string{`{}`, `{"sampler":"ddpm","steps":10,"variance":"posterior"}`, `{"n":3,"seed":18446744073709551615}`,
-		`{"eta":1e308}`, `{"sampler":"ddim","sigma_hat":true}`, `{"format":"npz","every":3}`, `[]`, `{"n":1}{`, "steps=5&n=2", "eta=NaN", "every=-1"} {
+		`{"eta":1e308}`, `{"sampler":"ddim","sigma_hat":true}`, `{"format":"npz","every":3}`, `[]`, `{"n":1}{`, "steps=5&n=2", "eta=NaN", "every=-1",
+		`null`, `{"n":0}`, `{"steps":0}`, `{"n":1,"N":2}`, `{"n":null}`, `{"steps":5,"ſteps":6}`, `{"every":0}`, "n=0", "model=&n=1"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -36,9 +40,32 @@ func FuzzRequest(f *testing.F) {
 			if p.req.N < 1 || p.req.N > 8 || p.steps < 1 || p.steps > 100 || p.every < 1 || p.every > p.steps {
 				t.Fatalf("%q: accepted out-of-range plan %+v", in, p)
 			}
+			if (req.given.given("n") && req.N != p.req.N) || (req.given.given("steps") && req.Steps != p.steps) || (req.given.given("every") && req.Every != p.every) {
+				t.Fatalf("%q: a given n, steps or every was replaced: %+v -> %+v", in, req, p)
+			}
 		}
 		req, err := decodeJSON(strings.NewReader(in))
 		check(req, err, false)
+		if err == nil {
+			var m map[string]any
+			if json.Unmarshal([]byte(in), &m) != nil || m == nil {
+				t.Fatalf("%q: accepted a body that is not a JSON object", in)
+			}
+			n := 0
+			for k, v := range m {
+				if v == nil || !req.given.given(requestFields[max(0, fieldIndex(k))]) || fieldIndex(k) < 0 {
+					t.Fatalf("%q: accepted key %q (value %v) not recorded as given", in, k, v)
+				}
+			}
+			for i := range requestFields {
+				if req.given.has(i) {
+					n++
+				}
+			}
+			if n != len(m) {
+				t.Fatalf("%q: %d fields recorded as given, the object has %d keys", in, n, len(m))
+			}
+		}
 		if q, err := url.ParseQuery(in); err == nil {
 			req, err := parseQuery(q)
 			check(req, err, true)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -21,11 +22,20 @@ const writeTimeout = 30 * time.Second
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	var fe *FieldError
 	var mbe *http.MaxBytesError
+	var re *readError
 	switch {
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, fe.Field, fe.Error())
 	case errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+	case errors.As(err, &re):
+		// The connection is in an unknown state after a failed read: do not reuse it.
+		w.Header().Set("Connection", "close")
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			writeError(w, http.StatusRequestTimeout, "body", "the request body did not arrive within the server's read timeout")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "body", err.Error())
 	case errors.Is(err, errQueueFull), errors.Is(err, errDraining):
 		s.refuse(w, err)
 	case errors.Is(err, errShutdown):
@@ -43,6 +53,9 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 
 // POST /v1/samples: JSON in, a PNG grid or an NPZ of the images out.
 func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
+	if !jobRequestOK(w, r, true) {
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
 	req, err := decodeJSON(r.Body)
 	if err != nil {
@@ -135,6 +148,9 @@ type DoneEvent struct {
 // or "error" {"error"} once streaming has begun (errors before that are plain JSON answers with
 // their status codes). The job is canceled as soon as the client goes away.
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
+	if !jobRequestOK(w, r, false) {
+		return
+	}
 	req, err := parseQuery(r.URL.Query())
 	if err != nil {
 		s.fail(w, err)

@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"time"
 
+	"ddpm/generate"
+	"ddpm/tensor"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -59,6 +62,48 @@ func newMetrics(queueDepth func() float64) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ddpm_queue_depth", Help: "Jobs waiting for a worker."}, queueDepth), m.rejected, m.jobs, m.jobSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// cacheStater is a backend that reports what it keeps between calls (tensor/dnnl's Backend).
+type cacheStater interface {
+	CacheStats() (convs, weightBytes, pooledBytes int)
+}
+
+// backendStats registers, for worker w, the gauges of what its engines keep between jobs: the
+// convolution primitives and the bytes of reordered weights and pooled buffers, summed over the
+// distinct backends of its models (0 on the reference engine, which keeps no per-shape state).
+// They are read at scrape time; a fixed set of batch shapes keeps them bounded.
+func (m *metrics) backendStats(w int, models []*generate.Model) {
+	var bes []cacheStater
+	seen := map[tensor.Backend]bool{}
+	for _, md := range models {
+		be := md.Net.Backend()
+		if cs, ok := be.(cacheStater); ok && !seen[be] {
+			seen[be] = true
+			bes = append(bes, cs)
+		}
+	}
+	stat := func(pick func(convs, weights, pooled int) int) func() float64 {
+		return func() float64 {
+			sum := 0
+			for _, be := range bes {
+				sum += pick(be.CacheStats())
+			}
+			return float64(sum)
+		}
+	}
+	worker := strconv.Itoa(w)
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ddpm_backend_conv_primitives",
+			Help:        "Convolution primitives the worker's engine keeps (one per layer and batch shape).",
+			ConstLabels: prometheus.Labels{"worker": worker}}, stat(func(c, _, _ int) int { return c })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ddpm_backend_cache_bytes",
+			Help:        "Bytes the worker's engine keeps between jobs: weights reordered per primitive, and activation buffers pooled for reuse.",
+			ConstLabels: prometheus.Labels{"worker": worker, "kind": "weights"}}, stat(func(_, w, _ int) int { return w })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ddpm_backend_cache_bytes",
+			Help:        "Bytes the worker's engine keeps between jobs: weights reordered per primitive, and activation buffers pooled for reuse.",
+			ConstLabels: prometheus.Labels{"worker": worker, "kind": "pool"}}, stat(func(_, _, p int) int { return p })),
+	)
 }
 
 func (m *metrics) handler() http.Handler {

@@ -104,7 +104,8 @@ func outcome(ctx context.Context, err error) string {
 }
 
 // run samples all N images in one sampler call (the network's MaxBatch bounds the memory of each
-// network call), so a stream's frames show every image at every step.
+// network call), so a stream's frames show every image at every step. Network calls take a fixed
+// set of row counts (Options.Chunk), which is what bounds the engine's per-shape caches.
 //
 // A panic in the sampler or the network becomes the job's error (a 500) instead of ending the
 // process and every other client's work with it.
@@ -119,7 +120,7 @@ func (s *Server) run(j *job, m *generate.Model) (x []float64, err error) {
 	if err != nil {
 		return nil, err
 	}
-	job := generate.Job{N: j.plan.req.N, Seed: j.plan.req.Seed, Chunk: s.opt.Chunk,
+	job := generate.Job{N: j.plan.req.N, Seed: j.plan.req.Seed, Chunk: s.opt.Chunk, Pow2: s.models[j.plan.model].pow2,
 		Step: func(_ generate.Batch, st diffusion.Step) error {
 			s.met.steps.Inc()
 			if s.opt.stepHook != nil {

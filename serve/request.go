@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +18,8 @@ import (
 )
 
 // Request is what POST /v1/samples takes as JSON and GET /v1/samples/stream as query parameters
-// (same names). Zero values mean defaults.
+// (same names). Absent fields take defaults; a field given with its zero value where that is not a
+// valid setting (n, steps, every, eps_scale, or an empty name) is an error, not a default.
 type Request struct {
 	Model    string  `json:"model"`     // a name from /v1/models; default: the first model
 	Sampler  string  `json:"sampler"`   // one of diffusion.SamplerNames(); default "ddim"
@@ -34,6 +36,10 @@ type Request struct {
 	// Every is the stream's frame stride: a frame every Every steps (and always the last);
 	// default: about 100 frames in all. Ignored by POST.
 	Every int `json:"every"`
+
+	// given records the fields the client set, so that an explicit 0 or "" is an error rather than
+	// a silent default; decodeJSON and parseQuery fill it in.
+	given fieldSet
 }
 
 // FieldError is an invalid request parameter; the API answers it with 400 and
@@ -49,16 +55,29 @@ func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// decodeJSON reads a Request from a JSON body. Unknown fields, wrong types, trailing data and an
-// empty body are errors naming the field where there is one.
+// decodeJSON reads a Request from a JSON body. Unknown fields, wrong types, trailing data, an empty
+// body, a body that is not an object (null included), fields given twice (encoding/json would keep
+// the last) and null values (which would leave the default in place) are errors naming the field
+// where there is one. The fields present are recorded in the Request, so that validate can tell an
+// explicit 0 from an absent field.
 func decodeJSON(r io.Reader) (Request, error) {
 	var req Request
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return req, err
+		}
+		return req, &readError{err}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
+		case errors.As(err, &te) && te.Field == "":
+			return req, fieldErr("body", "want a JSON object such as {\"sampler\":\"ddim\",\"steps\":50,\"n\":4,\"seed\":1}, got %s", te.Value)
 		case errors.As(err, &te):
 			return req, fieldErr(te.Field, "want a JSON %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
 		case errors.As(err, &se):
@@ -71,16 +90,107 @@ func decodeJSON(r io.Reader) (Request, error) {
 			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return req, fieldErr(name, "unknown field (known: %s)", strings.Join(requestFields, ", "))
 		}
-		return req, err // e.g. *http.MaxBytesError; the caller maps it
+		return req, fieldErr("body", "%v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return req, err
-		}
 		return req, fieldErr("body", "trailing data after the JSON object")
 	}
-	return req, nil
+	req.given, err = objectKeys(body)
+	return req, err
+}
+
+// readError is a failure to read the request body (the client stalled past the server's read
+// timeout, or went away); fail answers 408 or 400.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// objectKeys checks the top-level shape of a body that decoded without error: a JSON object whose
+// keys (matched to the fields as encoding/json matches them, ignoring case) appear once each and
+// are not null. It returns the fields present.
+func objectKeys(body []byte) (fieldSet, error) {
+	var set fieldSet
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return set, fieldErr("body", "%v", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return set, fieldErr("body", "want a JSON object such as {\"sampler\":\"ddim\",\"steps\":50,\"n\":4,\"seed\":1}, got %s", jsonValueKind(tok))
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return set, fieldErr("body", "invalid JSON object key")
+		}
+		i := fieldIndex(key)
+		if i < 0 { // decoding rejects unknown fields first; kept for safety
+			return set, fieldErr(key, "unknown field (known: %s)", strings.Join(requestFields, ", "))
+		}
+		name := requestFields[i]
+		if set.has(i) {
+			return set, fieldErr(name, "given more than once")
+		}
+		set |= 1 << i
+		if tok, err = dec.Token(); err != nil {
+			return set, fieldErr(name, "%v", err)
+		}
+		if tok == nil {
+			return set, fieldErr(name, "null; leave the field out to get its default")
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') { // decoding rejects these first
+			return set, fieldErr(name, "want a %s, got an object or array", name)
+		}
+	}
+	return set, nil
+}
+
+// jsonValueKind names the JSON type of a top-level token for error messages.
+func jsonValueKind(tok json.Token) string {
+	switch v := tok.(type) {
+	case nil:
+		return "null"
+	case json.Delim:
+		if v == '[' {
+			return "an array"
+		}
+	case bool:
+		return "a boolean"
+	case float64, json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	}
+	return fmt.Sprint(tok)
+}
+
+// fieldSet records which request fields a client gave, one bit per index in requestFields.
+type fieldSet uint32
+
+func (s fieldSet) has(i int) bool { return s&(1<<i) != 0 }
+
+// given reports whether the client gave the named field.
+func (s fieldSet) given(name string) bool {
+	i := fieldIndex(name)
+	return i >= 0 && s.has(i)
+}
+
+// fieldIndex is the index in requestFields of the field encoding/json would decode key into
+// (names match ignoring case, with Unicode folding), or -1.
+func fieldIndex(key string) int {
+	for i, f := range requestFields {
+		if f == key {
+			return i
+		}
+	}
+	for i, f := range requestFields {
+		if strings.EqualFold(f, key) {
+			return i
+		}
+	}
+	return -1
 }
 
 func jsonKind(k string) string {
@@ -138,6 +248,7 @@ func parseQuery(q url.Values) (Request, error) {
 		if err != nil {
 			return req, fieldErr(k, "cannot parse %q: %v", v, errors.Unwrap(err))
 		}
+		req.given |= 1 << fieldIndex(k)
 	}
 	return req, nil
 }
@@ -155,6 +266,15 @@ type plan struct {
 // *FieldError naming the parameter.
 func (s *Server) validate(req Request, stream bool) (plan, error) {
 	p := plan{req: req}
+	for _, f := range []struct {
+		name  string
+		empty bool
+	}{{"model", req.Model == ""}, {"sampler", req.Sampler == ""}, {"variance", req.Variance == ""},
+		{"spacing", req.Spacing == ""}, {"format", req.Format == ""}} {
+		if f.empty && req.given.given(f.name) {
+			return p, fieldErr(f.name, "empty; leave the field out to get its default")
+		}
+	}
 	if req.Model == "" {
 		req.Model = s.models[0].Name
 	}
@@ -175,20 +295,20 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if !slices.Contains(diffusion.SamplerNames(), req.Sampler) {
 		return p, fieldErr("sampler", "unknown sampler %q (want %s)", req.Sampler, strings.Join(diffusion.SamplerNames(), ", "))
 	}
-	if req.N == 0 {
+	if req.N == 0 && !req.given.given("n") {
 		req.N = min(16, s.opt.MaxN)
 	}
 	if req.N < 1 || req.N > s.opt.MaxN {
 		return p, fieldErr("n", "%d outside [1, %d] (the server's --max-n)", req.N, s.opt.MaxN)
 	}
 	maxSteps := min(T, s.opt.MaxSteps)
-	if req.Steps < 0 || req.Steps > maxSteps {
+	if req.Steps < 0 || req.Steps > maxSteps || (req.Steps == 0 && req.given.given("steps")) {
 		return p, fieldErr("steps", "%d outside [1, %d] (model T=%d, server --max-steps %d)", req.Steps, maxSteps, T, s.opt.MaxSteps)
 	}
 	if math.IsNaN(req.Eta) || math.IsInf(req.Eta, 0) || req.Eta < 0 || req.Eta > 10 {
 		return p, fieldErr("eta", "%v must be a number in [0, 10]", req.Eta)
 	}
-	if math.IsNaN(req.EpsScale) || req.EpsScale < 0 || req.EpsScale > 2 {
+	if math.IsNaN(req.EpsScale) || req.EpsScale < 0 || req.EpsScale > 2 || (req.EpsScale == 0 && req.given.given("eps_scale")) {
 		return p, fieldErr("eps_scale", "%v must be a number in (0, 2] (default 1)", req.EpsScale)
 	}
 	if req.Sampler != "ddim" {
@@ -233,7 +353,7 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if full.Steps > s.opt.MaxSteps {
 		return p, fieldErr("steps", "the %s default of %d steps is above the server's --max-steps %d; pass steps", req.Sampler, full.Steps, s.opt.MaxSteps)
 	}
-	if req.Every < 0 || req.Every > full.Steps {
+	if req.Every < 0 || req.Every > full.Steps || (req.Every == 0 && req.given.given("every")) {
 		return p, fieldErr("every", "%d outside [1, %d] (the run's steps)", req.Every, full.Steps)
 	}
 	p.every = req.Every

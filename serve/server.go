@@ -30,8 +30,16 @@ type Options struct {
 	Log      *slog.Logger  // nil: no logging
 	// Chunk is passed to generate.Job.Chunk: if > 0, every network call takes exactly Chunk rows
 	// aligned to image indices, so on engines whose kernels depend on the row count (oneDNN) image
-	// i of a seed is the same whatever n. 0 runs all n rows at once.
+	// i of a seed is the same whatever n. 0 runs each call as calls of power-of-two row counts up
+	// to the network's MaxBatch (else MaxN) on such engines (generate.Job.Pow2), and all n rows at
+	// once on the reference engine: oneDNN keeps primitives, weight copies and buffers for every
+	// row count it sees, so without a fixed set of row counts a server's memory grows with each new
+	// n (to gigabytes for the shipped model over n = 1..64).
 	Chunk int
+	// AllowedHosts are Host header values accepted besides the address a connection came in on
+	// (and loopback names for a loopback address): "name" for any port, "name:port" for one.
+	// Other hosts get 403, so a DNS-rebinding name cannot reach the server (guard.go).
+	AllowedHosts []string
 
 	stepHook func(diffusion.Step) // tests: observe every step a worker runs
 }
@@ -68,6 +76,7 @@ type Server struct {
 type modelInfo struct {
 	Name string
 	*generate.Model
+	pow2 int // generate.Job.Pow2 for this model's jobs
 }
 
 // New starts one worker per model copy (every model must have the same number of copies, at least
@@ -95,6 +104,14 @@ func New(models []Model, opt Options) (*Server, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
+	if opt.Chunk < 0 {
+		return nil, fmt.Errorf("serve: chunk %d must be >= 0", opt.Chunk)
+	}
+	for _, h := range opt.AllowedHosts {
+		if err := checkHostEntry(h); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
 	if len(models) == 0 {
 		return nil, errors.New("serve: no models")
 	}
@@ -119,7 +136,15 @@ func New(models []Model, opt Options) (*Server, error) {
 				return nil, fmt.Errorf("serve: copies of model %q differ in shape, T or objective", m.Name)
 			}
 		}
-		s.models = append(s.models, modelInfo{Name: m.Name, Model: c0})
+		pow2 := 0
+		if opt.Chunk == 0 {
+			rows := c0.Net.MaxBatch
+			if rows < 1 {
+				rows = opt.MaxN
+			}
+			pow2 = generate.DefaultPow2(c0.Net.Backend(), rows)
+		}
+		s.models = append(s.models, modelInfo{Name: m.Name, Model: c0, pow2: pow2})
 	}
 	s.base, s.stop = context.WithCancelCause(context.Background())
 	s.q.jobs = make(chan *job, opt.Queue)
@@ -128,6 +153,7 @@ func New(models []Model, opt Options) (*Server, error) {
 		for i, m := range models {
 			own[i] = m.Copies[w]
 		}
+		s.met.backendStats(w, own)
 		s.workers.Add(1)
 		go s.work(own)
 	}
@@ -141,20 +167,22 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) routes() {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(webFiles, "web")
-	h := func(pattern, name string, f http.HandlerFunc) {
-		mux.Handle(pattern, s.met.instrument(name, f))
+	// Every route checks the Host header first (guard.go) and counts its answers, refusals included.
+	handle := func(pattern, name string, h http.Handler) {
+		mux.Handle(pattern, s.met.instrument(name, s.guard(h)))
 	}
+	h := func(pattern, name string, f http.HandlerFunc) { handle(pattern, name, f) }
 	h("POST /v1/samples", "samples", s.handleSamples)
 	h("GET /v1/samples/stream", "stream", s.handleStream)
 	h("GET /v1/models", "models", s.handleModels)
 	h("GET /healthz", "healthz", s.handleHealth)
-	mux.Handle("GET /metrics", s.met.instrument("metrics", s.met.handler()))
-	mux.Handle("GET /static/", s.met.instrument("static", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(static)))))
-	mux.Handle("GET /{$}", s.met.instrument("page", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /metrics", "metrics", s.met.handler())
+	handle("GET /static/", "static", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(static))))
+	handle("GET /{$}", "page", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		b, _ := fs.ReadFile(static, "index.html")
 		w.Write(b)
-	}))))
+	})))
 	for path, allow := range map[string]string{"/v1/samples": "POST", "/v1/samples/stream": "GET, HEAD", "/v1/models": "GET, HEAD", "/healthz": "GET, HEAD", "/metrics": "GET, HEAD"} {
 		h(path, "badmethod", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)

@@ -249,7 +249,7 @@ func TestInvalidRequests(t *testing.T) {
 	}{
 		{``, 400, "body"},
 		{`{`, 400, "body"},
-		{`[1,2]`, 400, ""},
+		{`[1,2]`, 400, "body"},
 		{`{"n":2} {"n":3}`, 400, "body"},
 		{`{"n":2}x`, 400, "body"},
 		{`{"bogus":1}`, 400, "bogus"},
@@ -460,6 +460,7 @@ func TestPOSTCanceledByClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/samples", strings.NewReader(`{"steps":100}`))
+	req.Header.Set("Content-Type", "application/json")
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Fatal("want a client timeout")
 	}
