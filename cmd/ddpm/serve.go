@@ -58,8 +58,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	precision := fs.String("precision", "auto", "auto, fp32 or bf16")
 	threads := fs.Int("threads", 0, "engine threads per worker (0: all cores divided among the workers)")
 	maxBatch := fs.Int("max-batch", 64, "most images per network call (bounds memory; results do not depend on it on the ref engine)")
-	chunk := fs.Int("chunk", 0, "if > 0, network calls of exactly this many rows aligned to image indices, so image i of a seed does not depend on n on dnnl (costs up to chunk/n more work)")
+	chunk := fs.Int("chunk", 0, "if > 0, network calls of exactly this many rows aligned to image indices, so image i of a seed does not depend on n on dnnl (costs up to chunk/n more work); 0: calls of power-of-two row counts up to --max-batch, which bounds dnnl's per-shape memory")
 	quiet := fs.Bool("quiet", false, "do not log every job")
+	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host names (or host:port) the server also answers to besides its listen address and, on loopback, localhost; other Host headers get 403 (DNS rebinding)")
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return err
 	}
@@ -82,6 +83,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if *chunk < 0 || *threads < 0 {
 		return fmt.Errorf("--chunk %d and --threads %d must be >= 0", *chunk, *threads)
+	}
+	hosts, err := serve.ParseHosts(*allowedHosts)
+	if err != nil {
+		return fmt.Errorf("--allowed-hosts: %w", err)
 	}
 	named, err := modelNames(ckpts)
 	if err != nil {
@@ -118,7 +123,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	opt := serve.Options{MaxN: *maxN, MaxSteps: *maxSteps, Queue: *queue, Timeout: *timeout, MaxBody: *maxBody, Chunk: *chunk, Log: logger}
+	opt := serve.Options{MaxN: *maxN, MaxSteps: *maxSteps, Queue: *queue, Timeout: *timeout, MaxBody: *maxBody, Chunk: *chunk,
+		AllowedHosts: hosts, Log: logger}
 	if *quiet {
 		opt.Log = nil
 	}
@@ -133,7 +139,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			fmt.Fprintf(stderr, "warning: listening on %s, not loopback: anyone who can reach it can use it (no authentication)\n", ln.Addr())
+			fmt.Fprintf(stderr, "warning: listening on %s, not loopback: anyone who can reach it can use it (no authentication); clients must use the address or a name from --allowed-hosts\n", ln.Addr())
 		}
 	}
 	for _, m := range models {

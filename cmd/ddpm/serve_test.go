@@ -27,6 +27,10 @@ func TestServeFlagErrors(t *testing.T) {
 		{"--max-body", "10"},
 		{"--max-batch", "0"},
 		{"--chunk", "-1"},
+		{"--allowed-hosts", "http://ddpm.example"},
+		{"--allowed-hosts", "ddpm.example,a b"},
+		{"--allowed-hosts", "ddpm.example:99999"},
+		{"--allowed-hosts", "*"},
 		{"--ckpt", model, "--ckpt", model},
 		{"--ckpt", "=x"},
 		{"--ckpt", "a b=" + model},
@@ -74,7 +78,7 @@ func TestServeCommand(t *testing.T) {
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run([]string{"serve", "--ckpt", model, "--ckpt", "second=" + model, "--addr", "127.0.0.1:0",
-			"--engine", "ref", "--threads", "1", "--workers", "2", "--max-n", "4"}, io.Discard, &stderr)
+			"--engine", "ref", "--threads", "1", "--workers", "2", "--max-n", "4", "--allowed-hosts", "ddpm.example, other.example:81"}, io.Discard, &stderr)
 	}()
 	re := regexp.MustCompile(`serving on (http://[0-9.:]+)`)
 	var url string
@@ -101,6 +105,30 @@ func TestServeCommand(t *testing.T) {
 	resp.Body.Close()
 	if len(mr.Models) != 2 || mr.Models[0].Name != "tiny1" || mr.Models[1].Name != "second" || mr.Limits.MaxN != 4 || mr.Limits.Workers != 2 {
 		t.Errorf("models %+v", mr)
+	}
+	// The Host must name the server: its address, localhost on its port, or --allowed-hosts.
+	port := url[strings.LastIndex(url, ":")+1:]
+	for host, code := range map[string]int{"localhost:" + port: 200, "ddpm.example": 200, "other.example:81": 200,
+		"other.example:82": 403, "evil.example:" + port: 403} {
+		req, _ := http.NewRequest("GET", url+"/healthz", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != code {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, code)
+		}
+	}
+	// curl -d without -H sends a form type: refused with 415.
+	resp, err = http.Post(url+"/v1/samples", "application/x-www-form-urlencoded", strings.NewReader(`{"n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("form-typed POST: %d, want 415", resp.StatusCode)
 	}
 
 	// Requests in flight when the signal comes (running or queued) still complete.
