@@ -105,7 +105,7 @@ try {
   // The download is the same PNG the API returns for the same request.
   const same = await page.evaluate(async (steps) => {
     const src = document.querySelector("#panel-b .dl-png").href;
-    const r = await fetch("/v1/samples", { method: "POST", body: JSON.stringify({ sampler: "ddim", steps, eta: 0, n: 16, seed: 7, clip: true, model: document.querySelector("#model").value, spacing: "linspace" }) });
+    const r = await fetch("/v1/samples", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sampler: "ddim", steps, eta: 0, n: 16, seed: 7, clip: true, model: document.querySelector("#model").value, spacing: "linspace" }) });
     const buf = new Uint8Array(await r.arrayBuffer());
     let s = "";
     for (const x of buf) s += String.fromCharCode(x);

@@ -10,6 +10,12 @@
 // Most clients POST /v1/samples in a loop (a new seed each time; after a 429 they wait -backoff
 // and try again, so the queue stays full); -streamers clients read GET /v1/samples/stream, and
 // every other stream is abandoned after a few frames to exercise cancellation under load.
+//
+// First, with -sweep (the default), it asks for one one-step sample of every n from 1 to the
+// server's max-n: each new batch size used to leave oneDNN primitives and buffers behind, so this is
+// what grew the server's memory without bound. The server's resident memory (from /proc with -pid,
+// else its /metrics) is reported after the sweep and at its peak, with the engine caches /metrics
+// reports; -max-rss-mib makes a peak above it a failure.
 package main
 
 import (
@@ -55,6 +61,8 @@ type config struct {
 	backoff   time.Duration
 	pid       int
 	jsonOut   string
+	sweep     bool
+	maxRSS    float64 // MiB; 0: no bound
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -68,6 +76,8 @@ func run(args []string, stdout io.Writer) error {
 	fs.DurationVar(&c.backoff, "backoff", 50*time.Millisecond, "wait after a 429 before retrying (the server's Retry-After is reported, not obeyed, to keep the queue full)")
 	fs.IntVar(&c.pid, "pid", 0, "server process id, to sample its resident memory from /proc")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the summary as JSON here")
+	fs.BoolVar(&c.sweep, "sweep", true, "before the load, one one-step request for every n from 1 to the server's max-n (every batch size)")
+	fs.Float64Var(&c.maxRSS, "max-rss-mib", 0, "fail if the server's resident memory exceeds this many MiB (0: report only)")
 	writeModel := fs.String("write-model", "", "write a random UNet (28x28x1, T=1000) to this path and exit")
 	modelConfig := fs.String("model-config", "tiny", "the UNet of -write-model: tiny (26K parameters) or a built-in config such as unet-s")
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +91,9 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if c.duration <= 0 || c.duration > 10*time.Minute {
 		return fmt.Errorf("-duration %v must be in (0, 10m]", c.duration)
+	}
+	if c.maxRSS < 0 {
+		return fmt.Errorf("-max-rss-mib %v must be >= 0", c.maxRSS)
 	}
 	if err := checkLoopback(c.url); err != nil {
 		return err
@@ -102,6 +115,9 @@ func run(args []string, stdout io.Writer) error {
 	}
 	if sum.Status5xx > 0 || sum.Errors > 0 {
 		return fmt.Errorf("%d 5xx answers and %d transport errors", sum.Status5xx, sum.Errors)
+	}
+	if c.maxRSS > 0 && sum.RSSMaxMiB > c.maxRSS {
+		return fmt.Errorf("server resident memory peaked at %.1f MiB, above -max-rss-mib %.1f", sum.RSSMaxMiB, c.maxRSS)
 	}
 	if sum.OK == 0 {
 		return errors.New("no request succeeded")
@@ -143,9 +159,13 @@ type Summary struct {
 	P50ms, P90ms       float64 // latency of 200 POSTs, queue wait included
 	P99ms, Maxms       float64
 	RetryAfterSeconds  []int   // distinct Retry-After values seen
-	RSSStartMiB        float64 // server resident memory (with -pid)
+	RSSStartMiB        float64 // server resident memory (from /proc with -pid, else /metrics)
 	RSSMaxMiB          float64
 	RSSEndMiB          float64
+	SweepMaxN          int      // the sweep asked for every n in 1..SweepMaxN (0: no sweep)
+	RSSAfterSweepMiB   float64  // server resident memory right after the sweep
+	CacheMiB           float64  // the engines' caches at the end (/metrics ddpm_backend_cache_bytes, all workers)
+	ConvPrimitives     int      // at the end (/metrics ddpm_backend_conv_primitives, all workers)
 	FirstErrors        []string `json:",omitempty"`
 }
 
@@ -164,12 +184,104 @@ func (s *Summary) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "status codes: %s; 429s %d (Retry-After values %v); 5xx %d; transport errors %d\n", strings.Join(parts, ", "), s.Status429, s.RetryAfterSeconds, s.Status5xx, s.Errors)
 	fmt.Fprintf(w, "streams: %d read to the end, %d abandoned on purpose\n", s.StreamsDone, s.StreamsAbandoned)
+	if s.SweepMaxN > 0 {
+		fmt.Fprintf(w, "sweep: one one-step request for every n in 1..%d first; server RSS %.1f MiB after it\n", s.SweepMaxN, s.RSSAfterSweepMiB)
+	}
 	if s.RSSMaxMiB > 0 {
-		fmt.Fprintf(w, "server RSS: %.1f MiB at start, max %.1f MiB, %.1f MiB at end\n", s.RSSStartMiB, s.RSSMaxMiB, s.RSSEndMiB)
+		fmt.Fprintf(w, "server RSS: %.1f MiB at start, max %.1f MiB, %.1f MiB at end; engine caches %.1f MiB in %d conv primitives\n",
+			s.RSSStartMiB, s.RSSMaxMiB, s.RSSEndMiB, s.CacheMiB, s.ConvPrimitives)
 	}
 	for _, e := range s.FirstErrors {
 		fmt.Fprintln(w, "error:", e)
 	}
+}
+
+// serverStats is what the server's /metrics says about its memory.
+type serverStats struct {
+	rssMiB, cacheMiB float64
+	convs            int
+}
+
+// scrape reads the server's resident memory and engine caches from its /metrics (summed over
+// workers); zero values where a series is missing.
+func scrape(client *http.Client, base string) serverStats {
+	var st serverStats
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		return st
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		name, _, _ = strings.Cut(name, "{")
+		switch name {
+		case "process_resident_memory_bytes":
+			st.rssMiB = v / (1 << 20)
+		case "ddpm_backend_cache_bytes":
+			st.cacheMiB += v / (1 << 20)
+		case "ddpm_backend_conv_primitives":
+			st.convs += int(v)
+		}
+	}
+	return st
+}
+
+// rss is the server's resident memory in MiB: from /proc with a pid, else from its /metrics.
+func rss(client *http.Client, base string, pid int) float64 {
+	if pid > 0 {
+		return rssMiB(pid)
+	}
+	return scrape(client, base).rssMiB
+}
+
+// sweep asks for one one-step sample of every n in 1..maxN (the request body otherwise as given),
+// so the server meets every batch size before the load.
+func sweep(ctx context.Context, client *http.Client, base, body string, maxN int) error {
+	var m map[string]any
+	json.Unmarshal([]byte(body), &m)
+	for n := 1; n <= maxN; n++ {
+		m["n"], m["steps"], m["seed"] = n, 1, n
+		b, _ := json.Marshal(m)
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/samples", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("sweep n=%d: %w", n, err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("sweep n=%d: status %d: %s", n, resp.StatusCode, bytes.TrimSpace(msg))
+		}
+	}
+	return nil
+}
+
+// maxN is the server's max-n from /v1/models.
+func maxN(client *http.Client, base string) (int, error) {
+	resp, err := client.Get(base + "/v1/models")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var mr struct {
+		Limits struct {
+			MaxN int `json:"max_n"`
+		} `json:"limits"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&mr); err != nil || mr.Limits.MaxN < 1 {
+		return 0, fmt.Errorf("GET /v1/models: no max_n (%v)", err)
+	}
+	return mr.Limits.MaxN, nil
 }
 
 // rssMiB reads a process's resident set size from /proc.
@@ -242,13 +354,24 @@ func load(c config) (*Summary, error) {
 	t := &tally{retry: map[int]bool{}}
 	t.s.Status = map[string]int{}
 	t.s.Clients, t.s.Streamers = c.clients, c.streamers
-	if c.pid > 0 {
-		t.s.RSSStartMiB = rssMiB(c.pid)
+	tr := &http.Transport{MaxIdleConnsPerHost: c.clients, MaxConnsPerHost: c.clients + 4}
+	client := &http.Client{Transport: tr}
+	t.s.RSSStartMiB = rss(client, base, c.pid)
+	if c.sweep {
+		mn, err := maxN(client, base)
+		if err != nil {
+			return nil, err
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		err = sweep(sctx, client, base, c.body, mn)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		t.s.SweepMaxN, t.s.RSSAfterSweepMiB = mn, rss(client, base, c.pid)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
 	defer cancel()
-	tr := &http.Transport{MaxIdleConnsPerHost: c.clients, MaxConnsPerHost: c.clients + 4}
-	client := &http.Client{Transport: tr}
 	var wg sync.WaitGroup
 	var seed sync.Mutex
 	next := uint64(1)
@@ -270,31 +393,29 @@ func load(c config) (*Summary, error) {
 			poster(ctx, client, base, c.body, n, nextSeed, t, c.backoff)
 		}()
 	}
-	if c.pid > 0 {
-		go func() {
-			tick := time.NewTicker(200 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-					r := rssMiB(c.pid)
-					t.mu.Lock()
-					t.s.RSSMaxMiB = max(t.s.RSSMaxMiB, r)
-					t.mu.Unlock()
-				}
+	go func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				r := rss(client, base, c.pid)
+				t.mu.Lock()
+				t.s.RSSMaxMiB = max(t.s.RSSMaxMiB, r)
+				t.mu.Unlock()
 			}
-		}()
-	}
+		}
+	}()
 	wg.Wait()
 	s := t.s
 	s.Seconds = time.Since(start).Seconds()
-	if c.pid > 0 {
-		time.Sleep(500 * time.Millisecond)
-		s.RSSEndMiB = rssMiB(c.pid)
-		s.RSSMaxMiB = max(s.RSSMaxMiB, s.RSSEndMiB, s.RSSStartMiB)
-	}
+	time.Sleep(500 * time.Millisecond)
+	end := scrape(client, base)
+	s.RSSEndMiB = rss(client, base, c.pid)
+	s.RSSMaxMiB = max(s.RSSMaxMiB, s.RSSEndMiB, s.RSSStartMiB, s.RSSAfterSweepMiB)
+	s.CacheMiB, s.ConvPrimitives = end.cacheMiB, end.convs
 	s.ThroughputRPS = float64(s.OK) / s.Seconds
 	s.ImagesPerSecond = float64(s.Images) / s.Seconds
 	slices.Sort(t.latencies)

@@ -5,12 +5,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"ddpm/engine"
 	"ddpm/generate"
 	"ddpm/serve"
-	"ddpm/tensor"
 	"ddpm/train"
 )
 
@@ -25,28 +26,48 @@ func TestCheckLoopback(t *testing.T) {
 	}
 }
 
-// TestLoad runs the load test for a second against a real server with the tiny model and a
-// one-slot queue: requests succeed, the overflow is 429, nothing is a 5xx or a transport error.
-func TestLoad(t *testing.T) {
+// tinyServer serves the loadtest's tiny model as `ddpm serve` does (default engine, --max-batch 64,
+// --max-n 64) with a one-slot queue.
+func tinyServer(t *testing.T) *httptest.Server {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "tiny.safetensors")
 	if err := writeModelFile(path, "tiny"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := train.LoadForSampling(path, tensor.NewReference(1), true)
+	be, err := engine.New("auto", "auto", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s, err := train.LoadForSampling(path, be, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Model.MaxBatch = 64
 	m := &generate.Model{Net: s.Model, Schedule: s.Schedule, Prediction: s.Objective, Source: path}
-	srv, err := serve.New([]serve.Model{{Name: "tiny", Copies: []*generate.Model{m}}}, serve.Options{Queue: 1})
+	srv, err := serve.New([]serve.Model{{Name: "tiny", Copies: []*generate.Model{m}}}, serve.Options{Queue: 1, MaxN: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
-	defer func() {
+	t.Cleanup(func() {
 		ts.Close()
 		srv.Shutdown(context.Background())
-	}()
-	sum, err := load(config{url: ts.URL, clients: 6, streamers: 2, duration: time.Second, body: `{"steps":2,"n":2}`, backoff: 10 * time.Millisecond})
+		engine.Close(be)
+	})
+	return ts
+}
+
+// maxRSSMiB bounds this test process (the server runs in it) after a sweep of n = 1..64 and a
+// second of load with the tiny model: 65 MiB on oneDNN here, the test binary included; a worker
+// that kept every batch size's primitives and buffers reached 405 MiB.
+const maxRSSMiB = 160
+
+// TestLoad runs the load test for a second against a real server with the tiny model and a
+// one-slot queue, after the sweep over every n: requests succeed, the overflow is 429, nothing is
+// a 5xx or a transport error, and the server's memory stays under maxRSSMiB.
+func TestLoad(t *testing.T) {
+	ts := tinyServer(t)
+	sum, err := load(config{url: ts.URL, clients: 6, streamers: 2, duration: time.Second, body: `{"steps":2,"n":2}`, backoff: 10 * time.Millisecond, sweep: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +76,30 @@ func TestLoad(t *testing.T) {
 	}
 	if sum.P50ms <= 0 || sum.P99ms < sum.P50ms || sum.Maxms < sum.P99ms {
 		t.Errorf("latency percentiles p50 %v p99 %v max %v", sum.P50ms, sum.P99ms, sum.Maxms)
+	}
+	t.Logf("RSS %.1f MiB at start, %.1f after the sweep of n = 1..%d, max %.1f; engine caches %.1f MiB, %d conv primitives",
+		sum.RSSStartMiB, sum.RSSAfterSweepMiB, sum.SweepMaxN, sum.RSSMaxMiB, sum.CacheMiB, sum.ConvPrimitives)
+	if sum.SweepMaxN != 64 || sum.RSSAfterSweepMiB <= 0 || sum.RSSMaxMiB < sum.RSSAfterSweepMiB {
+		t.Errorf("sweep to %d, RSS after it %.1f MiB, max %.1f", sum.SweepMaxN, sum.RSSAfterSweepMiB, sum.RSSMaxMiB)
+	}
+	if sum.RSSMaxMiB > maxRSSMiB {
+		t.Errorf("RSS peaked at %.1f MiB, want <= %d", sum.RSSMaxMiB, maxRSSMiB)
+	}
+}
+
+// TestRunMaxRSS: with -max-rss-mib below the server's memory the run fails, saying so.
+func TestRunMaxRSS(t *testing.T) {
+	ts := tinyServer(t)
+	args := []string{"-url", ts.URL, "-clients", "2", "-streamers", "0", "-duration", "300ms", "-body", `{"steps":1,"n":1}`, "-sweep=false"}
+	var out strings.Builder
+	if err := run(append(args, "-max-rss-mib", "1"), &out); err == nil || !strings.Contains(err.Error(), "-max-rss-mib 1") {
+		t.Errorf("bound of 1 MiB: %v, want a failure naming it", err)
+	}
+	if err := run(append(args, "-max-rss-mib", "100000"), &out); err != nil {
+		t.Errorf("bound of 100000 MiB: %v", err)
+	}
+	if !strings.Contains(out.String(), "server RSS:") {
+		t.Errorf("report lacks the server's RSS:\n%s", out.String())
 	}
 }
 

@@ -2,8 +2,9 @@
 # e2e.sh: the checks that need a real server process, kept out of `go test ./...`:
 #   1. the browser test: headless Chromium loads the page, runs DDPM beside DDIM from one seed,
 #      sees every DDIM step arrive, and saves docs/serve.png (e2e/browser.mjs);
-#   2. the load test: CLIENTS concurrent clients for DURATION against a small random model
-#      (loadtest/), which fails on any 5xx or dropped connection;
+#   2. the load test: a request for every n up to max-n, then CLIENTS concurrent clients for
+#      DURATION against a small random model (loadtest/), which fails on any 5xx or dropped
+#      connection, or if the server's RSS passes MAX_RSS_MIB (default 200; about 85 here);
 #   3. a graceful stop: SIGTERM must end `ddpm serve` with exit status 0.
 # Loopback only. Needs scripts/setup-browser.sh once (chromium + e2e/node_modules); set
 # SKIP_BROWSER=1 or SKIP_LOAD=1 to run one part. MODEL=path serves that model in the browser test
@@ -91,7 +92,7 @@ if [ "${SKIP_LOAD:-0}" != 1 ]; then
 	# shellcheck disable=SC2086
 	start_server --ckpt "$work/tiny.safetensors" --queue "${QUEUE:-16}" --quiet ${SERVE_ARGS:---threads 1}
 	echo "== load test: $CLIENTS clients for $DURATION"
-	"$work/loadtest" -url "http://127.0.0.1:$PORT" -clients "$CLIENTS" -duration "$DURATION" -pid "$server" -json "$work/load.json"
+	"$work/loadtest" -url "http://127.0.0.1:$PORT" -clients "$CLIENTS" -duration "$DURATION" -pid "$server" -json "$work/load.json" -max-rss-mib "${MAX_RSS_MIB:-200}"
 	stop_server
 fi
 echo "e2e: all passed"
