@@ -192,10 +192,11 @@ func (p *padded) Predict(ctx context.Context, x []float64, n, dim, t int, out []
 	return nil
 }
 
-// callRows is what a network call costs beyond its rows, in rows: UNet-S on oneDNN (bf16, one
-// thread, 28x28) took about 5 ms for one row and 1.6 ms per further row, so a call is worth ~3
-// rows of padding. Pow2Pieces weighs padding against extra calls with it.
-const callRows = 3
+// callRows is what a network call costs beyond its rows, in rows: served UNet-S on oneDNN (bf16,
+// one thread, 28x28) spent about 1.3 ms per row and step, and a request split into two calls
+// (16 + 8 rows) about 7 ms per step more than one call of 24 rows. Pow2Pieces weighs padding
+// against extra calls with it.
+const callRows = 4
 
 // Pow2Pieces plans n rows as network calls of power-of-two sizes up to max (a power of two) whose
 // sizes add up to n or, with the last one padded, a little more: the plan of least rows plus
