@@ -1,4 +1,4 @@
-module ddpm
+module github.com/ddpm-go/ddpm
 
 go 1.26.8
 

@@ -5,9 +5,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"ddpm/checkpoint"
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Example saves a unet-s with its config and rebuilds it from the file alone, as a sampler or the

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Metadata keys this package writes.

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 var tiny = nn.Config{

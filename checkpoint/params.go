@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Group is a list of parameters stored under a name prefix: the model's weights under "" (so a file

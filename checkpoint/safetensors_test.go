@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // rawFile builds a safetensors file from a literal header and data, for the malformed-input cases.

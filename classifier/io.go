@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"ddpm/checkpoint"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Save writes the weights as safetensors with the configuration under metadata key "classifier" and

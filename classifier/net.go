@@ -24,7 +24,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Config is the classifier's shape; it is stored as JSON in the weights file's metadata.

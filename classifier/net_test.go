@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ddpm/data"
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 func tinyConfig() Config {

@@ -8,8 +8,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"ddpm/data"
-	"ddpm/nn"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/nn"
 )
 
 // CrossEntropy returns the mean softmax cross-entropy of n rows of k logits against labels (in

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"ddpm/data"
+	"github.com/ddpm-go/ddpm/data"
 )
 
 // A training loop saves the Batcher's state with each checkpoint; a resumed run restores it and

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // DPMSolver is DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2): a multistep solver of

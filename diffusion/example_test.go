@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math"
 
-	"ddpm/diffusion"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // The exact oracle stands in for a trained network: DDPM driven by it turns pure noise into samples of

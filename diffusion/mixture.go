@@ -10,7 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // Mixture is a mixture of isotropic Gaussians in D dimensions: component k has weight Weights[k],

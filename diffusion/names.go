@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // SamplerConfig holds the settings a command collects from its flags for any sampler, so every

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // PLMS is the pseudo linear multi-step sampler of PNDM (Liu et al. 2022, "Pseudo Numerical Methods for

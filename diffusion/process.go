@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // QSample draws from q(x_t | x_0) in closed form (DDPM eq. 4): xt = sqrt(abar_t) x0 + sqrt(1-abar_t) noise.

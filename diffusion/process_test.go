@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 func mustSchedule(t testing.TB, name string, T int, zero bool) *schedule.Schedule {

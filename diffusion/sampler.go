@@ -6,7 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // Predictor is the only meeting point between the samplers and a model (a network, or the exact

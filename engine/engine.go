@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 // Names are the values New accepts for the engine.

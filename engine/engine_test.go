@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 func TestNew(t *testing.T) {

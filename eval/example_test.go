@@ -3,7 +3,7 @@ package eval_test
 import (
 	"fmt"
 
-	"ddpm/eval"
+	"github.com/ddpm-go/ddpm/eval"
 )
 
 // Two 1-D feature sets with equal spread whose means differ by 2: the Frechet distance is the squared

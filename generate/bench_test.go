@@ -6,8 +6,8 @@ import (
 	"math"
 	"testing"
 
-	"ddpm/engine"
-	"ddpm/nn"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/nn"
 )
 
 // BenchmarkChunk measures UNet-S inference throughput per network-call size on the default engine,

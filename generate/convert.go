@@ -1,6 +1,6 @@
 package generate
 
-import "ddpm/data"
+import "github.com/ddpm-go/ddpm/data"
 
 // Float32 converts samples to float32, the type of the data package's image helpers (data.WriteGrid).
 func Float32(x []float64) []float32 {

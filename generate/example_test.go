@@ -3,11 +3,15 @@ package generate_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 
-	"ddpm/diffusion"
-	"ddpm/generate"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // A job of 6 samples split in two, as two processes would run it with --start, gives the same
@@ -44,4 +48,35 @@ func ExampleJob_Batches() {
 	// batch 1/3: images 100..101
 	// batch 2/3: images 102..103
 	// batch 3/3: images 104..104
+}
+
+// The shipped MNIST model, 16 digits with DDIM in 20 steps, as a PNG grid: the whole of using ddpm
+// from Go (examples/sample is the same as a module of its own).
+func ExampleLoadShipped() {
+	be, err := engine.New("auto", "auto", 0)
+	if err != nil {
+		panic(err)
+	}
+	defer engine.Close(be)
+	m, err := generate.LoadShipped(be)
+	if err != nil {
+		panic(err)
+	}
+	ddim, spec, err := generate.SamplerSpec{Name: "ddim", Steps: 20}.New(m.Schedule)
+	if err != nil {
+		panic(err)
+	}
+	x, err := m.Sample(context.Background(), ddim, generate.Job{N: 16, Seed: 1})
+	if err != nil {
+		panic(err)
+	}
+	c, h, w := m.Shape()
+	grid := filepath.Join(os.TempDir(), "ddpm-example-digits.png")
+	if err := data.WriteGrid(grid, generate.Float32(x), 16, c, h, w, 4); err != nil {
+		panic(err)
+	}
+	defer os.Remove(grid)
+	fmt.Printf("%s: %d images of %dx%dx%d\n", spec, len(x)/m.Dim(), c, h, w)
+	// Output:
+	// ddim-20 eta=0 linspace: 16 images of 1x28x28
 }

@@ -10,14 +10,14 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/diffusion"
-	"ddpm/models"
-	"ddpm/nn"
-	"ddpm/schedule"
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/models"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 // tinyConfig is a UNet small enough to sample in milliseconds, with attention at 4x4 so every kind

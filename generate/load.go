@@ -7,13 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"ddpm/checkpoint"
-	"ddpm/diffusion"
-	"ddpm/models"
-	"ddpm/nn"
-	"ddpm/schedule"
-	"ddpm/tensor"
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/models"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 // Model is a network together with the diffusion setup it was trained with.

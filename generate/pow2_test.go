@@ -6,8 +6,8 @@ import (
 	"reflect"
 	"testing"
 
-	"ddpm/diffusion"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 func TestPow2Pieces(t *testing.T) {

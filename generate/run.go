@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"ddpm/diffusion"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Job is N images to draw: global indices Start .. Start+N-1 under Seed, Batch rows per sampler call.

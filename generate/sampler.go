@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"ddpm/diffusion"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // SamplerSpec is a sampler as a user names it (the flags of `ddpm sample`). Zero values mean

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"ddpm/imageio"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 // A starting x_T for `ddpm sample --init` is a float32 or float64 .npy of shape (N,C,H,W) or (N,D),

@@ -39,10 +39,10 @@ import (
 	"sync"
 	"time"
 
-	"ddpm/checkpoint"
-	"ddpm/nn"
-	"ddpm/tensor"
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 func main() {

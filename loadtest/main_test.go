@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"ddpm/engine"
-	"ddpm/generate"
-	"ddpm/serve"
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/serve"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 func TestCheckLoopback(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/checkpoint"
 )
 
 // The shipped weights, when present, must decode and carry their model config, since nothing else

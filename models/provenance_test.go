@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/checkpoint"
 )
 
 // sha256Line is how a PROVENANCE.md names the weights it describes: a table row or a list item.

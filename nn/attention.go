@@ -1,6 +1,6 @@
 package nn
 
-import "ddpm/tensor"
+import "github.com/ddpm-go/ddpm/tensor"
 
 // AttnBlock is the DDPM self-attention block used at low resolutions in bigger configs:
 //

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/nn"
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 // TestUNetSMatchesPyTorchDNNL is the PyTorch fixture check on the oneDNN backend. fp32: the same

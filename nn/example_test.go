@@ -3,8 +3,8 @@ package nn_test
 import (
 	"fmt"
 
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Example trains a small UNet, configured by JSON, to predict a fixed noise image: the loop a

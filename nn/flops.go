@@ -1,6 +1,6 @@
 package nn
 
-import "ddpm/tensor"
+import "github.com/ddpm-go/ddpm/tensor"
 
 // ForwardFLOPs is the arithmetic of one network forward per image: 2 FLOPs per multiply-add of every
 // convolution, linear layer and attention product (q k^T and p v), the work that runs at the FMA

@@ -3,7 +3,7 @@ package nn_test
 import (
 	"testing"
 
-	"ddpm/nn"
+	"github.com/ddpm-go/ddpm/nn"
 )
 
 // TestForwardFLOPs checks UNet-S's count against the sum written out layer by layer from the

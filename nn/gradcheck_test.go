@@ -5,8 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // tiny is a small UNet with every feature on: two levels, two blocks per level, attention at 4x4

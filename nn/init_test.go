@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // TestInit checks PyTorch's default initialisation: conv and linear weights and biases uniform in

@@ -17,7 +17,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // GroupNormEps is PyTorch's nn.GroupNorm default.

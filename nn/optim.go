@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"sync"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // chunk is a slice [lo, hi) of parameter k's entries: the unit of work the optimizer and the EMA

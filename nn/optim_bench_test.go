@@ -3,8 +3,8 @@ package nn_test
 import (
 	"testing"
 
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // BenchmarkAdamWUNetS is one optimizer step over unet-s's 1,741,025 parameters.

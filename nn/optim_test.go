@@ -4,9 +4,9 @@ import (
 	"math"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // TestAdamWHand checks two steps against the update rule worked by hand.

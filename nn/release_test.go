@@ -5,8 +5,8 @@ import (
 	"math"
 	"testing"
 
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // counting wraps a backend and tracks the tensors it hands out that are not yet released, so the

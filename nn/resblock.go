@@ -1,6 +1,6 @@
 package nn
 
-import "ddpm/tensor"
+import "github.com/ddpm-go/ddpm/tensor"
 
 // ResBlock is the peer's residual block with a time embedding:
 //

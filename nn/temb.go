@@ -1,6 +1,6 @@
 package nn
 
-import "ddpm/tensor"
+import "github.com/ddpm-go/ddpm/tensor"
 
 // TimeEmbed is the peer's time embedding temb = Linear(SiLU(Linear(sinusoidal(t)))) (modules temb.0,
 // temb.1 = SiLU, temb.2), followed by the SiLU every ResBlock applies to it before its own Linear.

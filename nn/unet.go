@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // UNet predicts the noise eps_theta(x_t, t) of a DDPM. Parameter names are the PyTorch state_dict

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/nn"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // TestUNetSParams compares unet-s with the peer's state_dict, written by scripts/torch/params_list.py:

@@ -3,7 +3,7 @@ package schedule_test
 import (
 	"fmt"
 
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // The linear schedule of DDPM leaves about 0.6% of the signal's amplitude at the last step; the

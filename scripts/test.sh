@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# What this run tested on: the CPU, the ISA oneDNN dispatches to and the precision auto picks.
+go run ./cmd/ddpm version
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
 go vet ./...
@@ -13,3 +15,8 @@ go run ./cmd/ddpm data fetch mnist fashion
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -count=1 -timeout 15m ./...
 CGO_ENABLED=0 go test -count=1 -timeout 10m ./...
+# The example module: ddpm imported by another module, sampling the shipped model into a PNG.
+ex=$(mktemp -d)
+(cd examples/sample && go vet . && go build -o "$ex/sample" .)
+(cd "$ex" && ./sample && test -s digits.png)
+rm -rf "$ex"

@@ -8,12 +8,12 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"ddpm/diffusion"
-	"ddpm/generate"
-	"ddpm/nn"
-	"ddpm/schedule"
-	"ddpm/serve"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
+	"github.com/ddpm-go/ddpm/serve"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // A server over one model with one worker: POST a request, get a PNG grid; an invalid parameter

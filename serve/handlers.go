@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/diffusion"
 )
 
 // writeTimeout bounds each write of an answer or event, so a client that stops reading cannot hold

@@ -12,12 +12,12 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/diffusion"
-	"ddpm/generate"
-	"ddpm/nn"
-	"ddpm/schedule"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // tinyConfig is a UNet small enough that a 20-step run of a few 8x8 images takes milliseconds on

@@ -6,7 +6,7 @@ import (
 	"image/png"
 	"math"
 
-	"ddpm/imageio"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 // toUint8 maps [-1, 1] to 0..255 (rounding, clamped outside), as the training data was scaled.

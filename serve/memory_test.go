@@ -9,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/diffusion"
-	"ddpm/engine"
-	"ddpm/generate"
-	"ddpm/nn"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // rssBytes is this process's resident set size (VmRSS), or 0 where /proc is missing.

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"time"
 
-	"ddpm/generate"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/tensor"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"

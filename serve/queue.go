@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"ddpm/diffusion"
-	"ddpm/generate"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/generate"
 )
 
 // job is one sampling request on its way through the queue. The worker always sends exactly one

@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 
-	"ddpm/diffusion"
-	"ddpm/generate"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/generate"
 )
 
 // Request is what POST /v1/samples takes as JSON and GET /v1/samples/stream as query parameters

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"ddpm/diffusion"
-	"ddpm/generate"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/generate"
 )
 
 //go:embed web

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"ddpm/diffusion"
-	"ddpm/generate"
-	"ddpm/imageio"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 // direct draws what a request should return, without the server: the oracle for the API's bytes.

@@ -3,7 +3,7 @@ package tensor_test
 import (
 	"fmt"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // A layer's forward and backward pass with the reference backend: the forward returns a new

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"ddpm/checkpoint"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // modelFileKeys are the metadata a model file carries from its run so that it can be sampled alone.

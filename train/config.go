@@ -10,10 +10,10 @@ import (
 	"sort"
 	"strings"
 
-	"ddpm/diffusion"
-	"ddpm/engine"
-	"ddpm/nn"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // Config is everything that defines a training run. Its JSON keys are the flag names of

@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ddpm/data"
-	"ddpm/engine"
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 // TestResumeBitIdenticalDNNL repeats the resume check on the oneDNN backend, in both precisions,

@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"ddpm/plot"
+	"github.com/ddpm-go/ddpm/plot"
 )
 
 // Row is one line of metrics.csv.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"ddpm/data"
-	"ddpm/engine"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/engine"
 	"os"
 )
 

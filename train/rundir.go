@@ -12,11 +12,11 @@ import (
 	"strconv"
 	"strings"
 
-	"ddpm/checkpoint"
-	"ddpm/diffusion"
-	"ddpm/nn"
-	"ddpm/schedule"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Names of the files and directories in a run directory (see the package documentation).

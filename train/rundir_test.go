@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // writeFiles writes each of files (path -> contents), failing the test on error.

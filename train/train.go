@@ -13,13 +13,13 @@ import (
 	"strconv"
 	"time"
 
-	"ddpm/checkpoint"
-	"ddpm/data"
-	"ddpm/diffusion"
-	"ddpm/engine"
-	"ddpm/nn"
-	"ddpm/schedule"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Options are how a run is carried out, as opposed to what it computes (Config).

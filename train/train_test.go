@@ -13,10 +13,10 @@ import (
 	"sync"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/data"
-	"ddpm/diffusion"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // tinyModel has every kind of layer (attention at 4x4, dropout, two levels) at a size the reference

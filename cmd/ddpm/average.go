@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 func init() {

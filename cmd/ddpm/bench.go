@@ -11,10 +11,10 @@ import (
 	"syscall"
 	"time"
 
-	"ddpm/nn"
-	"ddpm/schedule"
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/schedule"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 func init() {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"ddpm/data"
+	"github.com/ddpm-go/ddpm/data"
 )
 
 func init() {

@@ -11,11 +11,11 @@ import (
 	"os/signal"
 	"time"
 
-	"ddpm/data"
-	"ddpm/diffusion"
-	"ddpm/engine"
-	"ddpm/generate"
-	"ddpm/imageio"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 func init() {

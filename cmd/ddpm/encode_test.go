@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/imageio"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 func TestEncodeRecon(t *testing.T) {

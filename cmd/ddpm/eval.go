@@ -12,12 +12,12 @@ import (
 	"syscall"
 	"time"
 
-	"ddpm/classifier"
-	"ddpm/data"
-	"ddpm/engine"
-	classifierfashion "ddpm/models/classifier-fashion"
-	classifiermnist "ddpm/models/classifier-mnist"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/classifier"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/engine"
+	classifierfashion "github.com/ddpm-go/ddpm/models/classifier-fashion"
+	classifiermnist "github.com/ddpm-go/ddpm/models/classifier-mnist"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 func init() {

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/classifier"
-	"ddpm/data"
-	"ddpm/nn"
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/classifier"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 // needMNIST skips a test when the MNIST files are not in the data cache (they are fetched by

@@ -14,13 +14,13 @@ import (
 	"os/signal"
 	"time"
 
-	"ddpm/data"
-	"ddpm/diffusion"
-	"ddpm/engine"
-	"ddpm/eval"
-	"ddpm/generate"
-	"ddpm/imageio"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/eval"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // fidResult is the JSON line `ddpm eval fid` prints.

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"ddpm/plot"
+	"github.com/ddpm-go/ddpm/plot"
 )
 
 // runEvalTable turns the JSON lines of several `ddpm eval fid` runs into the markdown table of the

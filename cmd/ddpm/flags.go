@@ -4,8 +4,8 @@ import (
 	"flag"
 	"strings"
 
-	"ddpm/diffusion"
-	"ddpm/generate"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/generate"
 )
 
 // addSamplerFlags registers the sampler flags that every command drawing from a model shares

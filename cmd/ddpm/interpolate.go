@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/signal"
 
-	"ddpm/data"
-	"ddpm/diffusion"
-	"ddpm/engine"
-	"ddpm/generate"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/generate"
 )
 
 func init() {

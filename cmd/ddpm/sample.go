@@ -13,12 +13,12 @@ import (
 	"strings"
 	"time"
 
-	"ddpm/data"
-	"ddpm/diffusion"
-	"ddpm/engine"
-	"ddpm/generate"
-	"ddpm/imageio"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 func init() {

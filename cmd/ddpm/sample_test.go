@@ -12,12 +12,12 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/checkpoint"
-	"ddpm/imageio"
-	"ddpm/nn"
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/imageio"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 // tinyModelFile saves a small random UNet (8x8, 1 or 3 channels, attention at 4x4) with the sampling

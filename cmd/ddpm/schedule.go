@@ -10,8 +10,8 @@ import (
 	"os"
 	"strconv"
 
-	"ddpm/plot"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/plot"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 func init() {

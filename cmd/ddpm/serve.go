@@ -16,10 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	"ddpm/engine"
-	"ddpm/generate"
-	"ddpm/serve"
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/serve"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 func init() {

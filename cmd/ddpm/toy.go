@@ -13,9 +13,9 @@ import (
 	"os/signal"
 	"strconv"
 
-	"ddpm/diffusion"
-	"ddpm/plot"
-	"ddpm/schedule"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/plot"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 func init() {

@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 func init() {

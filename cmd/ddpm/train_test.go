@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/data"
-	"ddpm/train"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/train"
 )
 
 const trainTinyModel = `{"name": "tiny", "image_size": 8, "in_channels": 1, "out_channels": 1,

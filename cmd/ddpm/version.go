@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 func init() {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 // TestVersion: every line a bug report needs is there, and the engine and precision lines agree

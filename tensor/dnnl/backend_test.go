@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Tolerances against the reference backend, as max|got-want| / max(1e-3, max|want|) per output:

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"sync"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // CPU is what the precision choice is based on: the processor's name and the instruction sets that

@@ -3,7 +3,7 @@ package dnnl
 import (
 	"testing"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // TestAutoPrecisionFromFlags: bf16 exactly where the CPU has native bf16 dot products (AMX or

@@ -24,7 +24,7 @@ import (
 	"fmt"
 	"runtime"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Options configure New.

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // worker owns the OS thread every C call runs on.

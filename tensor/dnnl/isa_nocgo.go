@@ -2,7 +2,7 @@
 
 package dnnl
 
-import "ddpm/tensor"
+import "github.com/ddpm-go/ddpm/tensor"
 
 // ISA is "" without cgo: no oneDNN kernels run.
 func ISA() string { return "" }

@@ -5,7 +5,7 @@ package dnnl
 import (
 	"errors"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // ErrUnavailable is returned by New in builds without cgo.

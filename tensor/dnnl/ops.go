@@ -10,7 +10,7 @@ import "C"
 import (
 	"unsafe"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // ---- convolution ----

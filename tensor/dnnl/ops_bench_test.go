@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // BenchmarkConv times forward and forward+backward of the UNet-S convolutions at batch 128 and

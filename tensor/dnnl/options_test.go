@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"testing"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 func TestOptionsResolve(t *testing.T) {

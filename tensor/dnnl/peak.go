@@ -12,7 +12,7 @@ import (
 	"runtime"
 	"slices"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // PeakGFLOPS measures the CPU's arithmetic peak for precision p on threads threads: fp32 FMAs at the

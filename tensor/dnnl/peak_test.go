@@ -5,7 +5,7 @@ package dnnl
 import (
 	"testing"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // TestPeakGFLOPS checks the loop runs and its rate is physically possible: above a GFLOP/s and

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // TestCacheStats: a convolution at a new batch size adds a primitive and a reordered weight copy

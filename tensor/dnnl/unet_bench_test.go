@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"ddpm/nn"
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 // trainBatch builds x_t = sqrt(abar_t) x0 + sqrt(1-abar_t) eps like the peer's train_step, with x0

@@ -6,9 +6,9 @@ import (
 	"math"
 	"testing"
 
-	"ddpm/nn"
-	"ddpm/tensor"
-	"ddpm/tensor/dnnl"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 // TestUNetSMatchesReference runs a UNet-S training forward and backward (batch 2) on the reference
