@@ -56,3 +56,24 @@ func Close(be tensor.Backend) error {
 func Describe(be tensor.Backend) string {
 	return be.Name() + " " + be.Precision().String()
 }
+
+// Explain says what a backend runs and why, for run headers and /v1/info: the precision that
+// "auto" (or the user) chose, the CPU features that choice rests on, and the ISA oneDNN's kernels
+// were built for, e.g. "dnnl bf16 (auto: AMD EPYC has avx512_bf16 avx512 avx2; oneDNN 2.6.3 kernels
+// for avx512_core_bf16)".
+func Explain(be tensor.Backend, precision string) string {
+	cpu := dnnl.ThisCPU()
+	model := cpu.Model
+	if model == "" {
+		model = "this CPU"
+	}
+	why := "auto"
+	if precision != "" && precision != "auto" {
+		why = "asked for"
+	}
+	s := fmt.Sprintf("%s (%s: %s has %s", Describe(be), why, model, cpu.ISAs())
+	if be.Name() == "dnnl" {
+		s += fmt.Sprintf("; %s kernels for %s", dnnl.LibraryVersion(), dnnl.ISA())
+	}
+	return s + ")"
+}

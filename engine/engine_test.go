@@ -39,3 +39,25 @@ func TestNew(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoRunsNativeBF16: with no precision asked for, the backend runs bf16 exactly where the CPU
+// has native bf16 dot products, and Explain says so with the features it rests on.
+func TestAutoRunsNativeBF16(t *testing.T) {
+	be, err := New("auto", "auto", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(be)
+	want := "fp32"
+	if dnnl.Available() && dnnl.ThisCPU().NativeBF16() {
+		want = "bf16"
+	}
+	if got := be.Precision().String(); got != want {
+		t.Fatalf("auto ran %s, want %s on %s (%s)", got, want, dnnl.ThisCPU().Model, dnnl.ThisCPU().ISAs())
+	}
+	e := Explain(be, "auto")
+	if !strings.Contains(e, Describe(be)+" (auto: ") || !strings.Contains(e, dnnl.ThisCPU().ISAs()) {
+		t.Fatalf("Explain: %q", e)
+	}
+	t.Log(e)
+}

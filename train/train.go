@@ -188,6 +188,7 @@ func (r *run) setup() error {
 		}
 	}
 	r.res.Backend = engine.Describe(r.be)
+	r.prog.note("engine %s", engine.Explain(r.be, c.Precision))
 	if r.model, err = nn.New(mcfg, r.be, c.Seed); err != nil {
 		return err
 	}
