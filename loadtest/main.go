@@ -393,7 +393,9 @@ func load(c config) (*Summary, error) {
 			poster(ctx, client, base, c.body, n, nextSeed, t, c.backoff)
 		}()
 	}
+	sampled := make(chan struct{})
 	go func() {
+		defer close(sampled)
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -409,8 +411,11 @@ func load(c config) (*Summary, error) {
 		}
 	}()
 	wg.Wait()
+	seconds := time.Since(start).Seconds()
+	cancel()
+	<-sampled
 	s := t.s
-	s.Seconds = time.Since(start).Seconds()
+	s.Seconds = seconds
 	time.Sleep(500 * time.Millisecond)
 	end := scrape(client, base)
 	s.RSSEndMiB = rss(client, base, c.pid)

@@ -27,7 +27,7 @@ func TestCheckLoopback(t *testing.T) {
 }
 
 // tinyServer serves the loadtest's tiny model as `ddpm serve` does (default engine, --max-batch 64,
-// --max-n 64) with a one-slot queue.
+// --max-n 64) with a two-slot queue.
 func tinyServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tiny.safetensors")
@@ -44,7 +44,7 @@ func tinyServer(t *testing.T) *httptest.Server {
 	}
 	s.Model.MaxBatch = 64
 	m := &generate.Model{Net: s.Model, Schedule: s.Schedule, Prediction: s.Objective, Source: path}
-	srv, err := serve.New([]serve.Model{{Name: "tiny", Copies: []*generate.Model{m}}}, serve.Options{Queue: 1, MaxN: 64})
+	srv, err := serve.New([]serve.Model{{Name: "tiny", Copies: []*generate.Model{m}}}, serve.Options{Queue: 2, MaxN: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +62,14 @@ func tinyServer(t *testing.T) *httptest.Server {
 // that kept every batch size's primitives and buffers reached 405 MiB.
 const maxRSSMiB = 160
 
-// TestLoad runs the load test for a second against a real server with the tiny model and a
-// one-slot queue, after the sweep over every n: requests succeed, the overflow is 429, nothing is
-// a 5xx or a transport error, and the server's memory stays under maxRSSMiB.
+// TestLoad runs the load test for two seconds against a real server with the tiny model and a
+// two-slot queue, after the sweep over every n: requests succeed, the overflow is 429, nothing is
+// a 5xx or a transport error, and the server's memory stays under maxRSSMiB. (With one second and
+// one slot, the two streams' 20-step jobs could hold the worker for all of it on the reference
+// engine of a busy machine, and no POST got through.)
 func TestLoad(t *testing.T) {
 	ts := tinyServer(t)
-	sum, err := load(config{url: ts.URL, clients: 6, streamers: 2, duration: time.Second, body: `{"steps":2,"n":2}`, backoff: 10 * time.Millisecond, sweep: true})
+	sum, err := load(config{url: ts.URL, clients: 6, streamers: 2, duration: 2 * time.Second, body: `{"steps":2,"n":2}`, backoff: 10 * time.Millisecond, sweep: true})
 	if err != nil {
 		t.Fatal(err)
 	}
