@@ -300,8 +300,9 @@ type Limits struct {
 	MaxBodyBytes   int64   `json:"max_body_bytes"`
 }
 
-// ModelsResponse is the body of GET /v1/models.
+// ModelsResponse is the body of GET /v1/models (also served as /v1/info).
 type ModelsResponse struct {
+	Engine    string      `json:"engine,omitempty"`
 	Models    []ModelInfo `json:"models"`
 	Limits    Limits      `json:"limits"`
 	Samplers  []string    `json:"samplers"`
@@ -310,7 +311,7 @@ type ModelsResponse struct {
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
-	resp := ModelsResponse{
+	resp := ModelsResponse{Engine: s.opt.Engine,
 		Limits: Limits{MaxN: s.opt.MaxN, MaxSteps: s.opt.MaxSteps, Queue: s.opt.Queue, Workers: s.nworkers,
 			TimeoutSeconds: s.opt.Timeout.Seconds(), MaxBodyBytes: s.opt.MaxBody},
 		Samplers: diffusion.SamplerNames(), Spacings: diffusion.Spacings(), Variances: []string{"beta", "posterior"},

@@ -36,6 +36,8 @@ type Options struct {
 	// row count it sees, so without a fixed set of row counts a server's memory grows with each new
 	// n (to gigabytes for the shipped model over n = 1..64).
 	Chunk int
+	// Engine describes what the workers compute on and why (engine.Explain), for GET /v1/models.
+	Engine string
 	// AllowedHosts are Host header values accepted besides the address a connection came in on
 	// (and loopback names for a loopback address): "name" for any port, "name:port" for one.
 	// Other hosts get 403, so a DNS-rebinding name cannot reach the server (guard.go).
@@ -175,6 +177,7 @@ func (s *Server) routes() {
 	h("POST /v1/samples", "samples", s.handleSamples)
 	h("GET /v1/samples/stream", "stream", s.handleStream)
 	h("GET /v1/models", "models", s.handleModels)
+	h("GET /v1/info", "info", s.handleModels)
 	h("GET /healthz", "healthz", s.handleHealth)
 	handle("GET /metrics", "metrics", s.met.handler())
 	handle("GET /static/", "static", pageHeaders(http.StripPrefix("/static/", http.FileServerFS(static))))

@@ -124,7 +124,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	opt := serve.Options{MaxN: *maxN, MaxSteps: *maxSteps, Queue: *queue, Timeout: *timeout, MaxBody: *maxBody, Chunk: *chunk,
-		AllowedHosts: hosts, Log: logger}
+		AllowedHosts: hosts, Log: logger, Engine: engine.Explain(backends[0], *precision)}
 	if *quiet {
 		opt.Log = nil
 	}

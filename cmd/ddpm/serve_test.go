@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ddpm-go/ddpm/tensor/dnnl"
 )
 
 func TestServeFlagErrors(t *testing.T) {
@@ -90,11 +92,12 @@ func TestServeCommand(t *testing.T) {
 			t.Fatalf("server did not start: %s", stderr.String())
 		}
 	}
-	resp, err := http.Get(url + "/v1/models")
+	resp, err := http.Get(url + "/v1/info")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mr struct {
+		Engine string
 		Models []struct{ Name string }
 		Limits struct {
 			MaxN    int `json:"max_n"`
@@ -105,6 +108,10 @@ func TestServeCommand(t *testing.T) {
 	resp.Body.Close()
 	if len(mr.Models) != 2 || mr.Models[0].Name != "tiny1" || mr.Models[1].Name != "second" || mr.Limits.MaxN != 4 || mr.Limits.Workers != 2 {
 		t.Errorf("models %+v", mr)
+	}
+	// The engine line names the precision and the CPU features it was chosen from.
+	if !strings.HasPrefix(mr.Engine, "ref fp32 (auto: ") || !strings.Contains(mr.Engine, dnnl.ThisCPU().ISAs()) {
+		t.Errorf("engine %q", mr.Engine)
 	}
 	// The Host must name the server: its address, localhost on its port, or --allowed-hosts.
 	port := url[strings.LastIndex(url, ":")+1:]
