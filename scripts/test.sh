@@ -20,3 +20,8 @@ ex=$(mktemp -d)
 (cd examples/sample && go vet . && go build -o "$ex/sample" .)
 (cd "$ex" && ./sample && test -s digits.png)
 rm -rf "$ex"
+# A real browser on the page and a real server under load (scripts/e2e.sh; about a minute).
+bash scripts/setup-browser.sh
+shot=$(mktemp -d)
+SHOT="$shot/serve.png" bash scripts/e2e.sh
+rm -rf "$shot"
