@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ddpm-go/ddpm/internal/safeio"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
 )
@@ -61,7 +62,7 @@ func configFor(path string, f *File) (nn.Config, error) {
 		return cfg, nil
 	}
 	for _, side := range []string{strings.TrimSuffix(path, filepath.Ext(path)) + ".json", filepath.Join(filepath.Dir(path), "config.json")} {
-		b, err := os.ReadFile(side)
+		b, err := safeio.ReadFile(side, 1<<20)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 )
 
 // Tensor is a named float32 array in row-major order.
@@ -269,7 +271,7 @@ func Encode(w io.Writer, tensors []Tensor, meta map[string]string) error {
 
 // ReadFile reads and decodes a safetensors file; errors name the file.
 func ReadFile(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+	b, err := readChecked(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -278,6 +280,70 @@ func ReadFile(path string) (*File, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// readChecked reads a safetensors file whole only after its 8-byte length and JSON header say the
+// rest is worth reading: the path must be a regular file (a FIFO would block, /dev/zero never ends),
+// its size must be what the header describes (so a 20 GB sparse file behind a valid header is
+// refused, not read), and what decoding needs must fit in the machine's memory.
+func readChecked(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%v)", st.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%v)", st.Mode().Type())
+	}
+	size := st.Size()
+	var lenBuf [8]byte
+	if _, err := io.ReadFull(f, lenBuf[:]); err != nil {
+		return nil, fmt.Errorf("truncated: %d bytes, need at least 8 for the header length", size)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > maxHeader {
+		return nil, fmt.Errorf("header length %d exceeds the %d limit (not a safetensors file?)", n, maxHeader)
+	}
+	if n > uint64(size-8) {
+		return nil, fmt.Errorf("truncated: header length %d but only %d bytes follow", n, size-8)
+	}
+	h := make([]byte, n)
+	if _, err := io.ReadFull(f, h); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	dataLen := size - 8 - int64(n)
+	entries, _, err := parseHeader(h, dataLen)
+	if err != nil {
+		return nil, err
+	}
+	var end, floats int64
+	for _, e := range entries {
+		end = max(end, e.end)
+		floats += (e.end - e.begin) / dtypeSize[e.dtype]
+	}
+	if end != dataLen {
+		return nil, fmt.Errorf("the header describes %d bytes of tensor data but %d follow it (%d-byte file)", end, dataLen, size)
+	}
+	if err := sysmem.Check("decoding it", float64(size+4*floats)); err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	copy(b, lenBuf[:])
+	copy(b[8:], h)
+	if _, err := io.ReadFull(f, b[8+n:]); err != nil {
+		return nil, fmt.Errorf("tensor data: %w", err)
+	}
+	return b, nil
 }
 
 // WriteFile writes a safetensors file atomically: the bytes go to a temporary file in the same

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+
+	"github.com/ddpm-go/ddpm/internal/safeio"
 )
 
 // maxImagePixels bounds what a single input image may decode to, checked from its header before
@@ -211,14 +213,16 @@ func LoadFolder(dir string, size, channels int) (*Set, error) {
 	var names []string
 	for _, e := range ents {
 		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
+		// Symlinks are followed (a folder of links into a photo library is a fair dataset); what a
+		// link points at is checked when it is read, and an error names the link.
+		if (e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0) && !strings.HasPrefix(e.Name(), ".") && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
 			names = append(names, filepath.Join(dir, e.Name()))
 		}
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%s: no .png, .jpg or .jpeg images", dir)
 	}
-	pix, err := decodeAll(names, func(i int) ([]byte, error) { return os.ReadFile(names[i]) }, size, channels)
+	pix, err := decodeAll(names, func(i int) ([]byte, error) { return safeio.ReadFile(names[i], 64<<20) }, size, channels)
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,8 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 
+	"github.com/ddpm-go/ddpm/internal/safeio"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
@@ -98,7 +98,7 @@ func ParseMixture(r io.Reader) (*Mixture, error) {
 
 // LoadMixture reads and validates a mixture JSON file.
 func LoadMixture(path string) (*Mixture, error) {
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, 16<<20)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ddpm-go/ddpm/internal/safeio"
 )
 
 // Named is one array of an .npz archive; Data is []uint8, []float32 or []float64.
@@ -97,7 +99,7 @@ func LoadNPZ(path string) (map[string]*Array, error) {
 
 // LoadNPY reads a .npy file.
 func LoadNPY(path string) (*Array, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}

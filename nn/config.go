@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/ddpm-go/ddpm/internal/safeio"
 )
 
 // Config describes a UNet. Levels run from full resolution down: level i has BaseChannels*ChannelMult[i]
@@ -87,7 +88,7 @@ func LoadConfig(nameOrPath string) (Config, error) {
 	if c, err := Named(nameOrPath); err == nil {
 		return c, nil
 	}
-	b, err := os.ReadFile(nameOrPath)
+	b, err := safeio.ReadFile(nameOrPath, 1<<20)
 	if err != nil {
 		return Config{}, fmt.Errorf("model config %q is neither built in (%s) nor a readable file: %w",
 			nameOrPath, strings.Join(Names(), ", "), err)

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/internal/safeio"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
 )
@@ -152,7 +153,7 @@ func Resolve(preset, configPath string, flags Config, set []string) (Config, err
 		c = p()
 	}
 	if configPath != "" {
-		b, err := os.ReadFile(configPath)
+		b, err := safeio.ReadFile(configPath, 1<<20)
 		if err != nil {
 			return Config{}, fmt.Errorf("read config: %w", err)
 		}
@@ -170,7 +171,7 @@ func Resolve(preset, configPath string, flags Config, set []string) (Config, err
 // all be in ResumeFlags.
 func ResumeConfig(dir string, flags Config, set []string) (Config, error) {
 	path := fileIn(dir, ConfigFile)
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, 1<<20)
 	if err != nil {
 		return Config{}, fmt.Errorf("resume: %w", err)
 	}
@@ -213,11 +214,19 @@ func overlay(dst *Config, src Config, set []string) error {
 	return json.Unmarshal(b, dst)
 }
 
-// decodeStrict decodes JSON into c, rejecting unknown keys so a typo is an error, not a default.
+// decodeStrict decodes JSON into c, rejecting unknown keys so a typo is an error, not a default,
+// and anything after the object (a second object pasted in, a stray brace), which a plain Decode
+// would silently leave unread.
 func decodeStrict(b []byte, c *Config) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	return dec.Decode(c)
+	if err := dec.Decode(c); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after the JSON object at byte %d", dec.InputOffset())
+	}
+	return nil
 }
 
 // Validate checks the values that do not need the data or the model file.

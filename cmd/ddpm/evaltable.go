@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ddpm-go/ddpm/internal/safeio"
 	"github.com/ddpm-go/ddpm/plot"
 )
 
@@ -35,7 +36,7 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 	}
 	var r io.Reader = os.Stdin
 	if *in != "-" {
-		b, err := os.ReadFile(*in)
+		b, err := safeio.ReadFile(*in, 256<<20)
 		if err != nil {
 			return err
 		}

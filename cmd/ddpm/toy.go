@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/internal/safeio"
 	"github.com/ddpm-go/ddpm/plot"
 	"github.com/ddpm-go/ddpm/schedule"
 )
@@ -176,7 +177,7 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 
 // readSamplesCSV reads rows of D values under the header d0,...,d{D-1}.
 func readSamplesCSV(path string, D int) ([]float64, int, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, 0, err
 	}
