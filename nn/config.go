@@ -111,6 +111,17 @@ func (c Config) Levels() int { return len(c.ChannelMult) }
 
 func (c Config) attnAt(res int) bool { return slices.Contains(c.AttnResolutions, res) }
 
+// paramBound is an upper bound on the network's parameter count, from the config alone: every
+// block taken at the widest level's channels C, with twice C coming in (up blocks take the skip),
+// two 3x3 convolutions, a 1x1 skip, attention's four projections and the time projection.
+func (c Config) paramBound() float64 {
+	C := float64(c.BaseChannels * slices.Max(c.ChannelMult))
+	blocks := float64(2*len(c.ChannelMult)*c.ResBlocks + 3 + len(c.ChannelMult))
+	perBlock := 9*2*C*C + 9*C*C + 2*C*C + 4*C*C + float64(c.TimeEmbedDim)*C + 8*C
+	td := float64(c.TimeEmbedDim)
+	return blocks*perBlock + td*(td+float64(c.SinusoidalDim)) + 9*C*float64(c.InChannels+c.OutChannels)
+}
+
 // Validate checks that the config describes a buildable network.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {

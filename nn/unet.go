@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/tensor"
 )
 
@@ -56,6 +57,11 @@ type forwardState struct {
 // skips, then a stride-2 conv), the middle, the up levels (blocks taking skips, then Up), the output.
 func New(cfg Config, be tensor.Backend, seed uint64) (*UNet, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// A config within every field's limits can still describe a network of 100 GB: refuse one whose
+	// weights (and the backend's copy of them) cannot fit before allocating the first of them.
+	if err := sysmem.Check("model "+cfg.Name+fmt.Sprintf(" (about %.3g parameters)", cfg.paramBound()), 8*cfg.paramBound()); err != nil {
 		return nil, err
 	}
 	b := &builder{be: be, seed: seed}

@@ -17,6 +17,7 @@ import (
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
 	"github.com/ddpm-go/ddpm/tensor"
@@ -136,6 +137,14 @@ func (r *run) setup() error {
 	}
 	mcfg, err := nn.LoadConfig(c.Model)
 	if err != nil {
+		return err
+	}
+	// A model or batch the machine cannot hold is refused here, before any of it is allocated.
+	need, err := nn.TrainingBytes(mcfg, c.Batch)
+	if err != nil {
+		return err
+	}
+	if err := sysmem.Check(fmt.Sprintf("training %s at --batch %d", mcfg.Name, c.Batch), need); err != nil {
 		return err
 	}
 	if r.set = r.opt.Set; r.set == nil {

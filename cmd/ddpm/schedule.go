@@ -36,7 +36,7 @@ func parseFlagsOneLine(fs *flag.FlagSet, args []string, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return nil
+	return checkFlags(fs)
 }
 
 func runSchedule(args []string, stdout, stderr io.Writer) error {

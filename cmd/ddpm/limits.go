@@ -1,0 +1,85 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// Limits every command shares, checked once for every flag set by checkFlags (called by
+// parseFlagsOneLine), so a value far outside what the machine can do is one line, not a crash deep
+// in an allocation or in oneDNN. Each sits well above any real use on a CPU.
+const (
+	// maxTimesteps bounds T of a schedule: tables of T float64s are cheap, but a T of 1e9 is 40 GB
+	// of them and no paper goes past 4,000.
+	maxTimesteps = 100_000
+	// maxFrames bounds interpolate's frames per row (each frame is a decoded image in the strip).
+	maxFrames = 1_000
+	// maxGridImages bounds a PNG grid, which is assembled in memory (the shipped model's 28x28 at
+	// this count is a 4,600 x 4,600 picture).
+	maxGridImages = 25_000
+	// maxImages bounds n of a sampling job: 2^31 keeps global indices in an int32 and file names
+	// in six to ten digits; large jobs stream to --out-dir or --npz batch by batch.
+	maxImages = 1 << 31
+)
+
+// maxThreads is the largest thread count worth asking for: OpenMP starts every thread it is given,
+// and 100,000 of them exhaust the process before any work is done.
+func maxThreads() int { return max(256, 4*runtime.NumCPU()) }
+
+// checkFlags applies the shared limits to the flags that were set on the command line: every
+// float flag must be finite (a NaN eta would otherwise surface as a JSON encoding error far away),
+// and the counts named below must be in range.
+func checkFlags(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		g, ok := f.Value.(flag.Getter)
+		if !ok {
+			return
+		}
+		switch v := g.Get().(type) {
+		case float64:
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				err = fmt.Errorf("--%s: must be a finite number, got %s", f.Name, f.Value.String())
+			}
+		case int:
+			err = checkCount(f.Name, v)
+		}
+	})
+	return err
+}
+
+func checkCount(name string, v int) error {
+	bound := func(hi int, why string) error {
+		if v > hi {
+			return fmt.Errorf("--%s %d: more than %d (%s)", name, v, hi, why)
+		}
+		return nil
+	}
+	switch name {
+	case "threads":
+		return bound(maxThreads(), "4 per core, or 256")
+	case "timesteps":
+		return bound(maxTimesteps, "a diffusion process of more steps has no use")
+	case "frames":
+		return bound(maxFrames, "frames per row of an interpolation strip")
+	case "n":
+		return bound(maxImages, "images in one job; split it with --start")
+	}
+	return nil
+}
+
+// checkExt refuses an output path whose extension says another format than the one written.
+func checkExt(flagName, path, ext string) error {
+	if path != "" && !strings.EqualFold(filepath.Ext(path), ext) {
+		return fmt.Errorf("--%s %s: the file is written as %s; name it *%s", flagName, strconv.Quote(path), strings.TrimPrefix(ext, "."), ext)
+	}
+	return nil
+}
