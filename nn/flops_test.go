@@ -2,11 +2,10 @@ package nn_test
 
 import (
 	"strings"
-
-	"github.com/ddpm-go/ddpm/tensor"
 	"testing"
 
 	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // TestForwardFLOPs checks UNet-S's count against the sum written out layer by layer from the
