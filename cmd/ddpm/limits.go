@@ -47,7 +47,7 @@ func checkFlags(fs *flag.FlagSet) error {
 		switch v := g.Get().(type) {
 		case float64:
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				err = fmt.Errorf("--%s: must be a finite number, got %s", f.Name, f.Value.String())
+				err = fmt.Errorf("--%s %s: must be a finite number", f.Name, f.Value.String())
 			}
 		case int:
 			err = checkCount(f.Name, v)
@@ -70,6 +70,8 @@ func checkCount(name string, v int) error {
 		return bound(maxTimesteps, "a diffusion process of more steps has no use")
 	case "frames":
 		return bound(maxFrames, "frames per row of an interpolation strip")
+	case "pairs":
+		return bound(maxFrames, "rows of an interpolation strip")
 	case "n":
 		return bound(maxImages, "images in one job; split it with --start")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/imageio"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
@@ -112,13 +113,34 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stderr, "sampling %d images (%d..%d, seed %d) of %dx%dx%d from %s (%s weights, %s, T=%d, %s) with %s on %s\n",
 		job.N, job.Start, job.Start+job.N-1, job.Seed, c, h, w, m.Source, map[bool]string{true: "EMA", false: "raw"}[m.EMA],
-		m.Schedule.Name, m.Schedule.T, m.Prediction, spec, engine.Describe(be))
+		m.Schedule.Name, m.Schedule.T, m.Prediction, spec, engine.Explain(be, f.precision))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	// Only the bytes of finished batches are kept, so memory does not grow with float64 images.
-	px := make([]uint8, 0, job.N*dim)
-	job.Emit = func(_ generate.Batch, x []float64) error {
-		px = append(px, generate.ToUint8(x)...)
+	// Only the bytes of finished batches are kept, so memory does not grow with float64 images,
+	// and only for a grid or an npz: --out-dir alone writes each batch as it finishes, so a job of
+	// any n needs the memory of one batch and the disk of its PNGs.
+	keep := f.grid != "" || f.npz != ""
+	if keep {
+		if err := sysmem.Check(fmt.Sprintf("keeping %d images for --grid/--npz (use --out-dir alone to stream them)", job.N), float64(job.N)*float64(dim)*2); err != nil {
+			return err
+		}
+	}
+	var px []uint8
+	if keep {
+		px = make([]uint8, 0, job.N*dim)
+	}
+	job.Emit = func(b generate.Batch, x []float64) error {
+		u8 := generate.ToUint8(x)
+		if keep {
+			px = append(px, u8...)
+		}
+		if f.outDir != "" {
+			for i := range b.N {
+				if err := data.EncodePNG(filepath.Join(f.outDir, fmt.Sprintf("%06d.png", b.Start+i)), c, h, w, u8[i*dim:(i+1)*dim]); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	}
 	t0 := time.Now()
@@ -161,6 +183,21 @@ func (f *sampleFlags) validate() error {
 		return fmt.Errorf("give --ema or --no-ema, not both")
 	case f.grid == "" && f.outDir == "" && f.npz == "":
 		return fmt.Errorf("nowhere to write the images: give --grid FILE.png, --out-dir DIR or --npz FILE.npz")
+	case f.start > maxImages-f.n:
+		return fmt.Errorf("--start %d + --n %d: image indices past %d", f.start, f.n, maxImages)
+	case f.grid != "" && f.n > maxGridImages:
+		return fmt.Errorf("--grid of %d images: at most %d in one picture (use --out-dir or --npz)", f.n, maxGridImages)
+	}
+	for _, e := range []struct{ flag, path, ext string }{{"grid", f.grid, ".png"}, {"npz", f.npz, ".npz"}, {"gif", f.gif, ".gif"}} {
+		if err := checkExt(e.flag, e.path, e.ext); err != nil {
+			return err
+		}
+	}
+	// --out-dir is made (or found unusable) now, not after minutes of sampling.
+	if f.outDir != "" {
+		if err := os.MkdirAll(f.outDir, 0o755); err != nil {
+			return fmt.Errorf("--out-dir: %w", err)
+		}
 	}
 	if !f.set["spacing"] {
 		f.spec.Spacing = ""
@@ -213,7 +250,6 @@ func readInit(path string, c, h, w int, f sampleFlags) ([]float64, error) {
 // writeSamples writes every requested output from the same bytes (NCHW), so a grid, the PNGs and
 // the .npz show identical pixels.
 func writeSamples(stdout io.Writer, f sampleFlags, px []uint8, job generate.Job, c, h, w int, rec *reverseRecorder) error {
-	per := c * h * w
 	if f.grid != "" {
 		cols := f.cols
 		if cols == 0 {
@@ -230,14 +266,6 @@ func writeSamples(stdout io.Writer, f sampleFlags, px []uint8, job generate.Job,
 		fmt.Fprintf(stdout, "wrote %s\n", f.grid)
 	}
 	if f.outDir != "" {
-		if err := os.MkdirAll(f.outDir, 0o755); err != nil {
-			return err
-		}
-		for i := 0; i < job.N; i++ {
-			if err := data.EncodePNG(filepath.Join(f.outDir, fmt.Sprintf("%06d.png", job.Start+i)), c, h, w, px[i*per:(i+1)*per]); err != nil {
-				return err
-			}
-		}
 		fmt.Fprintf(stdout, "wrote %d PNGs to %s\n", job.N, f.outDir)
 	}
 	if f.npz != "" {
