@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -342,4 +343,34 @@ func FuzzDecodeImage(f *testing.F) {
 			t.Fatalf("error %q does not name the file", err)
 		}
 	})
+}
+
+// TestLoadFolderSymlinks: a link to an image is loaded like the image; a link pointing nowhere or
+// at a FIFO is an error that names the link.
+func TestLoadFolderSymlinks(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	img := image.NewGray(image.Rect(0, 0, 4, 4))
+	for i := range img.Pix {
+		img.Pix[i] = 200
+	}
+	target := filepath.Join(src, "real.png")
+	if err := os.WriteFile(target, pngBytes(t, img), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(target, filepath.Join(dir, "link.png"))
+	s, err := LoadFolder(dir, 4, 1)
+	if err != nil || s.N != 1 || s.Uint8(0)[0] != 200 {
+		t.Fatalf("symlinked image: %v", err)
+	}
+	os.Symlink(filepath.Join(src, "missing.png"), filepath.Join(dir, "dangling.png"))
+	if _, err := LoadFolder(dir, 4, 1); err == nil || !strings.Contains(err.Error(), "dangling.png") {
+		t.Fatalf("dangling link: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "dangling.png"))
+	fifo := filepath.Join(src, "fifo")
+	syscall.Mkfifo(fifo, 0o644)
+	os.Symlink(fifo, filepath.Join(dir, "pipe.png"))
+	if _, err := LoadFolder(dir, 4, 1); err == nil || !strings.Contains(err.Error(), "pipe.png") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("link to a FIFO: %v", err)
+	}
 }

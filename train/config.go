@@ -121,7 +121,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the initial weights, data order, timesteps and noise")
 	fs.StringVar(&c.Out, "out", c.Out, "run directory (checkpoints, metrics, grids)")
 	fs.StringVar(&c.Engine, "engine", c.Engine, "auto, dnnl or ref")
-	fs.StringVar(&c.Precision, "precision", c.Precision, "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX)")
+	fs.StringVar(&c.Precision, "precision", c.Precision, "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX or AVX512-BF16)")
 	fs.IntVar(&c.Threads, "threads", c.Threads, "threads (0: all cores)")
 	fs.IntVar(&c.SampleEvery, "sample-every", c.SampleEvery, "steps between DDIM-50 sample grids from the EMA weights (0: only at the end)")
 	fs.IntVar(&c.SampleN, "sample-n", c.SampleN, "images per sample grid (0: no grids)")

@@ -55,7 +55,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.ema, "ema", true, "use the EMA weights of a run or checkpoint")
 	fs.BoolVar(&f.noEMA, "no-ema", false, "use the raw (non-EMA) weights of a run or checkpoint")
 	fs.StringVar(&f.engine, "engine", "auto", "auto, dnnl or ref")
-	fs.StringVar(&f.precision, "precision", "auto", "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX)")
+	fs.StringVar(&f.precision, "precision", "auto", "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX or AVX512-BF16)")
 	fs.IntVar(&f.threads, "threads", 0, "threads (0: all cores); results do not depend on it")
 	fs.StringVar(&f.grid, "grid", "", "write the images as one PNG grid here")
 	fs.IntVar(&f.cols, "cols", 0, "grid columns (default: ceil(sqrt(n)))")
