@@ -30,6 +30,11 @@ type Schedule struct {
 // Names lists the schedule names New accepts.
 func Names() []string { return []string{"linear", "cosine", "scaled-linear", "sigmoid"} }
 
+// MaxTimesteps bounds T wherever it comes from (a flag, a config, a checkpoint's metadata): no
+// diffusion model uses more than a few thousand steps, and a T of 1e9 would ask for tens of GB of
+// tables before any check downstream could see it.
+const MaxTimesteps = 100_000
+
 // New builds a schedule by name with T steps:
 //
 //   - "linear" (DDPM): beta_t = linspace(1e-4, 0.02, T)[t].
@@ -49,6 +54,9 @@ func Names() []string { return []string{"linear", "cosine", "scaled-linear", "si
 func New(name string, T int, zeroSNR bool) (*Schedule, error) {
 	if T < 1 {
 		return nil, fmt.Errorf("schedule: timesteps %d < 1", T)
+	}
+	if T > MaxTimesteps {
+		return nil, fmt.Errorf("schedule: timesteps %d above the limit %d", T, MaxTimesteps)
 	}
 	if zeroSNR && T < 2 {
 		return nil, fmt.Errorf("schedule: zero-SNR needs at least 2 timesteps, got %d", T)

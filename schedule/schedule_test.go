@@ -138,3 +138,14 @@ func TestLinspaceLikeNumpy(t *testing.T) {
 		t.Errorf("linspace(3,7,1) = %v, want [3]", g)
 	}
 }
+
+// TestTimestepsBounded: a T from a flag, a config or a checkpoint's metadata above MaxTimesteps is
+// an error, before any table is allocated.
+func TestTimestepsBounded(t *testing.T) {
+	if _, err := New("linear", MaxTimesteps+1, false); err == nil {
+		t.Fatal("T above the limit accepted")
+	}
+	if _, err := New("linear", 1_000_000_000, false); err == nil {
+		t.Fatal("T = 1e9 accepted")
+	}
+}

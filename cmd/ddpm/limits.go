@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // Limits every command shares, checked once for every flag set by checkFlags (called by
@@ -16,7 +18,7 @@ import (
 const (
 	// maxTimesteps bounds T of a schedule: tables of T float64s are cheap, but a T of 1e9 is 40 GB
 	// of them and no paper goes past 4,000.
-	maxTimesteps = 100_000
+	maxTimesteps = schedule.MaxTimesteps
 	// maxFrames bounds interpolate's frames per row (each frame is a decoded image in the strip).
 	maxFrames = 1_000
 	// maxGridImages bounds a PNG grid, which is assembled in memory (the shipped model's 28x28 at
