@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ddpm-go/ddpm/internal/safeio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
 )
 
@@ -287,23 +288,14 @@ func ReadFile(path string) (*File, error) {
 // its size must be what the header describes (so a 20 GB sparse file behind a valid header is
 // refused, not read), and what decoding needs must fit in the machine's memory.
 func readChecked(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%v)", st.Mode().Type())
-	}
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if st, err = f.Stat(); err != nil {
+	st, err := f.Stat()
+	if err != nil {
 		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%v)", st.Mode().Type())
 	}
 	size := st.Size()
 	var lenBuf [8]byte
