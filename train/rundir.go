@@ -32,11 +32,6 @@ const (
 	checkpointStem = "step-"
 )
 
-// ShippedModel is the MNIST model committed with the repository (EMA weights of UNet-S trained by
-// `ddpm train`, see models/mnist/PROVENANCE.md), relative to the repository root: what a sampler
-// loads (with LoadForSampling) when it is given no checkpoint.
-const ShippedModel = "models/mnist/model-ema.safetensors"
-
 // Metadata keys train adds to the files it writes.
 const (
 	MetaSchedule  = "schedule"

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
 	"github.com/ddpm-go/ddpm/tensor"
@@ -42,33 +43,9 @@ type benchResult struct {
 	SamplePeakFrac float64 `json:"sample_peak_frac,omitempty"`
 }
 
-// newBackend picks the engine: "dnnl" (oneDNN; an error without cgo), "ref" (plain Go), or "auto"
-// (dnnl when built in).
-func newBackend(engine, precision string, threads int) (tensor.Backend, error) {
-	if precision != "auto" {
-		if _, err := tensor.ParsePrecision(precision); err != nil {
-			return nil, err
-		}
-	}
-	switch engine {
-	case "auto", "dnnl":
-		be, err := dnnl.New(dnnl.Options{Precision: precision, Threads: threads})
-		if err == nil || engine == "dnnl" || precision == "bf16" {
-			return be, err
-		}
-		fallthrough
-	case "ref":
-		if precision == "bf16" {
-			return nil, fmt.Errorf("the reference engine has no bf16")
-		}
-		return tensor.NewReference(threads), nil
-	}
-	return nil, fmt.Errorf("unknown engine %q (want auto, dnnl or ref)", engine)
-}
-
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
-	engine := fs.String("engine", "auto", "auto, dnnl or ref")
+	engName := fs.String("engine", "auto", "auto, dnnl or ref")
 	precision := fs.String("precision", "auto", "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX or AVX512-BF16)")
 	model := fs.String("model", "unet-s", "UNet config: a built-in name or a JSON file")
 	batch := fs.Int("batch", 128, "training batch size")
@@ -89,13 +66,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, err := newBackend(*engine, *precision, *threads)
+	be, err := engine.New(*engName, *precision, *threads)
 	if err != nil {
 		return err
 	}
-	if c, ok := be.(io.Closer); ok {
-		defer c.Close()
-	}
+	defer engine.Close(be)
 	u, err := nn.New(cfg, be, 0)
 	if err != nil {
 		return err
