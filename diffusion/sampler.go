@@ -193,7 +193,7 @@ type Variance int
 
 // The two choices of DDPM Sec. 3.2, which the paper found to work about equally well.
 const (
-	// VarianceBeta: sigma_t^2 = beta_t, the upper bound ("large"; the seeds' simple_var).
+	// VarianceBeta: sigma_t^2 = beta_t, the upper bound ("large"; the "fixedlarge" of the DDPM code).
 	VarianceBeta Variance = iota
 	// VariancePosterior: sigma_t^2 = (1-abar_{t-1})/(1-abar_t) beta_t, the posterior's ("small").
 	VariancePosterior

@@ -232,7 +232,7 @@ func TestClipX0(t *testing.T) {
 }
 
 // TestRecovery: every sampler, driven by the exact oracle, reproduces the mixture it was given. For
-// DDPM-1000 the tolerances are tighter than the (weights 0.015, stds 8%); for few-step DDIM they
+// DDPM-1000 the tolerances are tighter than the recovery bar (weights 0.015, stds 8%); for few-step DDIM they
 // sit about 1.3x above the measured errors (docs/core.md), since there the discretisation error is real.
 func TestRecovery(t *testing.T) {
 	m := testMixture()
