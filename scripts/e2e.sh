@@ -3,7 +3,7 @@
 #   1. the browser test: headless Chromium loads the page, runs DDPM beside DDIM from one seed,
 #      sees every DDIM step arrive, and saves docs/serve.png (e2e/browser.mjs);
 #   2. the load test: a request for every n up to max-n, then CLIENTS concurrent clients for
-#      DURATION against a small random model (loadtest/), which fails on any 5xx or dropped
+#      DURATION against a small random model (cmd/loadtest), which fails on any 5xx or dropped
 #      connection, or if the server's RSS passes MAX_RSS_MIB (default 200; about 85 here);
 #   3. a graceful stop: SIGTERM must end `ddpm serve` with exit status 0.
 # Loopback only. Needs scripts/setup-browser.sh once (chromium + e2e/node_modules); set
@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 go build -o "$work/ddpm" ./cmd/ddpm
-go build -o "$work/loadtest" ./loadtest
+go build -o "$work/loadtest" ./cmd/loadtest
 "$work/loadtest" -write-model "$work/tiny.safetensors"
 
 # try_server ARGS...: start ddpm serve on $PORT and wait until /healthz answers; status 1 if it
