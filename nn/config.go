@@ -122,6 +122,29 @@ func (c Config) paramBound() float64 {
 	return blocks*perBlock + td*(td+float64(c.SinusoidalDim)) + 9*C*float64(c.InChannels+c.OutChannels)
 }
 
+// InferenceBytes estimates the memory of a forward pass over n images without gradients, so
+// samplers can refuse a network call the machine cannot hold (oneDNN fails deep inside, or the Go
+// runtime dies, on one of 100,000 images) before making it: the weights and the backend's copy of
+// them, and per image every convolution's output twice (the down path's outputs stay alive as skips
+// until the up path takes them, and a norm or activation sits beside each) plus the largest
+// attention score matrix (heads x tokens^2), which the convolutions do not see.
+func InferenceBytes(cfg Config, n int) (float64, error) {
+	c, err := count(cfg)
+	if err != nil {
+		return 0, err
+	}
+	var scores float64
+	res := cfg.ImageSize
+	for range cfg.ChannelMult {
+		if cfg.attnAt(res) {
+			tokens := float64(res * res)
+			scores = max(scores, float64(cfg.Heads)*tokens*tokens)
+		}
+		res /= 2
+	}
+	return 4 * (2*c.params + float64(n)*(2*c.acts+scores)), nil
+}
+
 // Validate checks that the config describes a buildable network.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {

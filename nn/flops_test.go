@@ -59,3 +59,20 @@ func TestParamBound(t *testing.T) {
 		t.Fatalf("a %.3g-parameter config: %v", nn.ParamBound(huge), err)
 	}
 }
+
+// TestInferenceBytes: the estimate grows linearly with the rows of a call, stays below training's
+// at the same batch (no gradients, no optimizer state).
+func TestInferenceBytes(t *testing.T) {
+	cfg, _ := nn.Named("unet-s")
+	one, err := nn.InferenceBytes(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := nn.InferenceBytes(cfg, 32)
+	b, _ := nn.InferenceBytes(cfg, 64)
+	tr, _ := nn.TrainingBytes(cfg, 64)
+	if per := a - one; !(b-a > 0.99*32/31*per && b-a < 1.01*32/31*per) || b >= tr {
+		t.Fatalf("1: %.0f, 32: %.0f, 64: %.0f bytes; training at 64: %.0f", one, a, b, tr)
+	}
+	t.Logf("unet-s forward: %.1f MiB at 1 image, %.1f MiB at 32", one/(1<<20), a/(1<<20))
+}

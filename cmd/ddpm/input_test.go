@@ -72,3 +72,36 @@ func TestBadInputOneLine(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleStreamsLargeN: sampling to --out-dir keeps one batch, whatever --n. A job of two billion
+// images starts (nothing sized by n is allocated up front) and stops at its first image, which
+// cannot be written; and a single batch of two billion is refused by its memory estimate.
+func TestSampleStreamsLargeN(t *testing.T) {
+	model := tinyModelFile(t, 1)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "000000.png"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--n", "2000000000", "--batch", "1"}, "000000.png: is a directory"},
+		{[]string{"--n", "2000000000", "--batch", "2000000000", "--chunk", "0"}, "sampling a batch of 2000000000 images (--batch 2000000000, 2000000000 per network call) needs"},
+	} {
+		args := append([]string{"sample", "--ckpt", model, "--steps", "1", "--engine", "ref", "--threads", "1", "--out-dir", dir}, c.args...)
+		var stdout, stderr bytes.Buffer
+		done := make(chan int, 1)
+		go func() { done <- run(args, &stdout, &stderr) }()
+		var code int
+		select {
+		case code = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%v: still running after 30 s", c.args)
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if last := lines[len(lines)-1]; code != 2 || !strings.Contains(last, c.want) || strings.Contains(stderr.String(), "goroutine") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 ending in one line with %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
+	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
@@ -102,7 +103,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	if f.gif != "" {
 		rec = newReverseRecorder(job, dim, f.gifN, f.gifEvery)
 	}
-	bar := newStepBar(stderr, len(job.Batches()), spec.Steps)
+	bar := newStepBar(stderr, batchCount(job), spec.Steps)
 	job.Step = func(b generate.Batch, s diffusion.Step) error {
 		if rec != nil {
 			rec.record(b, s)
@@ -143,8 +144,11 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+	if err := checkSampleMemory(m, job); err != nil {
+		return err
+	}
 	t0 := time.Now()
-	_, err = m.Sample(ctx, sampler, job)
+	err = streamJob(ctx, m, sampler, job)
 	bar.finish()
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted; nothing written")
@@ -155,6 +159,71 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	secs := time.Since(t0).Seconds()
 	fmt.Fprintf(stderr, "%d images in %.1f s (%.2f img/s)\n", job.N, secs, float64(job.N)/secs)
 	return writeSamples(stdout, f, px, job, c, h, w, rec)
+}
+
+// checkSampleMemory refuses a job whose single batch the machine cannot hold, before the first
+// allocation: the sampler's float64 state of the batch (x_t, the prediction, x0, the next x and up
+// to four past predictions for PLMS) and the network's forward over the rows of one call (the chunk,
+// or the whole batch when calls are not chunked).
+func checkSampleMemory(m *generate.Model, j generate.Job) error {
+	rows := j.N
+	if j.Batch >= 1 && j.Batch < j.N {
+		rows = j.Batch
+	}
+	callRows := rows
+	if j.Chunk > 0 {
+		callRows = j.Chunk
+	}
+	net, err := nn.InferenceBytes(m.Net.Cfg, callRows)
+	if err != nil {
+		return err
+	}
+	return sysmem.Check(fmt.Sprintf("sampling a batch of %d images (--batch %d, %d per network call)", rows, j.Batch, callRows),
+		8*8*float64(rows)*float64(m.Dim())+net)
+}
+
+// batchCount is the number of sampler calls of a job, computed rather than listed: a job of 2^31
+// images in batches of one would need gigabytes for the list alone.
+func batchCount(j generate.Job) int {
+	size := j.Batch
+	if size < 1 || size > j.N {
+		size = j.N
+	}
+	return (j.N + size - 1) / size
+}
+
+// streamJob runs a job one batch at a time, each as a job of its own, handing every batch's images
+// to j.Emit: a job's memory is one batch whatever its N (a single Model.Sample call sizes its result
+// by N even when it emits). Image i depends only on the seed and its global index, so the images
+// equal those of one call. Step sees the batch's place in the whole job.
+func streamJob(ctx context.Context, m *generate.Model, s diffusion.Sampler, j generate.Job) error {
+	size := j.Batch
+	if size < 1 || size > j.N {
+		size = j.N
+	}
+	dim, count := m.Dim(), batchCount(j)
+	for k := range count {
+		lo := k * size
+		b := generate.Batch{Index: k, Count: count, Start: j.Start + lo, N: min(size, j.N-lo)}
+		sub := generate.Job{N: b.N, Start: b.Start, Seed: j.Seed, Batch: b.N, Chunk: j.Chunk, Pow2: j.Pow2}
+		if j.XT != nil {
+			sub.XT = j.XT[lo*dim : (lo+b.N)*dim]
+		}
+		if j.Step != nil {
+			sub.Step = func(_ generate.Batch, st diffusion.Step) error { return j.Step(b, st) }
+		}
+		x, err := m.Sample(ctx, s, sub)
+		if err != nil {
+			if count > 1 {
+				return fmt.Errorf("batch %d/%d (images %d..%d): %w", k+1, count, b.Start, b.Start+b.N-1, err)
+			}
+			return err
+		}
+		if err := j.Emit(b, x); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *sampleFlags) validate() error {
