@@ -20,6 +20,7 @@ import (
 	"github.com/ddpm-go/ddpm/eval"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/imageio"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
@@ -139,6 +140,14 @@ func (f *fidFlags) validate() error {
 	}
 	if f.set["steps"] && f.spec.Steps < 1 {
 		return fmt.Errorf("--steps %d must be at least 1", f.spec.Steps)
+	}
+	// FID scores all samples at once, so they are all kept: per image its float64 sample, the
+	// float32 copy the classifier reads, a training image for the floor and the features of both
+	// (a few KiB). --data is 28x28 grey either way. Refused now rather than after hours of sampling
+	// or in an allocation of terabytes.
+	const dim = 28 * 28
+	if err := sysmem.Check(fmt.Sprintf("scoring %d samples", f.n), float64(f.n)*(16*dim+8<<10)); err != nil {
+		return fmt.Errorf("--n %d: %w", f.n, err)
 	}
 	// Check the sampler settings before loading anything, against a stand-in schedule (the model's
 	// own T is checked once it is loaded).

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/diffusion"
@@ -62,6 +63,16 @@ func runInterpolate(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--out FILE.png is required")
 	case *pairs < 1 || *frames < 2 || *steps < 1 || *threads < 0:
 		return fmt.Errorf("--pairs and --steps must be >= 1, --frames >= 2, --threads >= 0")
+	case *pairs**frames > maxGridImages:
+		// The strip is one PNG assembled in memory, like sample's --grid.
+		return fmt.Errorf("--pairs %d x --frames %d: %d images, at most %d in one strip", *pairs, *frames, *pairs**frames, maxGridImages)
+	}
+	if err := checkExt("out", *out, ".png"); err != nil {
+		return err
+	}
+	// Checked now, not after the decoding has run.
+	if st, err := os.Stat(filepath.Dir(*out)); err != nil || !st.IsDir() {
+		return fmt.Errorf("cannot write %s: directory %s does not exist", *out, filepath.Dir(*out))
 	}
 	be, err := engine.New(*engName, *precision, *threads)
 	if err != nil {
