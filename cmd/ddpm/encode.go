@@ -65,6 +65,14 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--n, --batch, --steps and --cols must be >= 1, --first and --threads >= 0")
 	case *split != "train" && *split != "test":
 		return fmt.Errorf("--split %q: want train or test", *split)
+	case *first > maxImages-*n: // not first+n, which overflows for a first near the largest int
+		return fmt.Errorf("--first %d + --n %d: image indices past %d", *first, *n, maxImages)
+	}
+	if err := checkExt("out", *out, ".npy"); err != nil {
+		return err
+	}
+	if err := checkExt("grid", *grid, ".png"); err != nil {
+		return err
 	}
 	sp := data.Test
 	if *split == "train" {

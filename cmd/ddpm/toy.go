@@ -15,6 +15,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/internal/safeio"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/plot"
 	"github.com/ddpm-go/ddpm/schedule"
 )
@@ -142,6 +143,11 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 	}
 	if *n < 1 {
 		return fmt.Errorf("--n %d must be >= 1", *n)
+	}
+	// The oracle's samples are all in memory at once: x_t and the sampler's few working copies
+	// (about eight float64s per coordinate), so an --n the machine cannot hold is one line here.
+	if err := sysmem.Check(fmt.Sprintf("sampling %d points of dimension %d", *n, D), 64*float64(*n)*float64(D)); err != nil {
+		return fmt.Errorf("--n %d: %w", *n, err)
 	}
 	if *plotPath != "" && D != 2 {
 		return fmt.Errorf("--plot needs a 2-D mixture, %s is %d-D", *mixturePath, D)
