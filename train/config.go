@@ -106,7 +106,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Flip, "flip", c.Flip, "random horizontal flips")
 	fs.StringVar(&c.Model, "model", c.Model, "UNet: a built-in name ("+strings.Join(nn.Names(), ", ")+") or a JSON config file")
 	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "noise schedule: "+strings.Join(schedule.Names(), ", "))
-	fs.IntVar(&c.Timesteps, "timesteps", c.Timesteps, "diffusion steps T")
+	fs.IntVar(&c.Timesteps, "timesteps", c.Timesteps, "diffusion steps T (1 to 100000)")
 	fs.BoolVar(&c.ZeroSNR, "zero-snr", c.ZeroSNR, "rescale the schedule to zero terminal SNR (needs --objective x0 or v)")
 	fs.StringVar(&c.Objective, "objective", c.Objective, "what the network predicts: eps, x0 or v")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "images per step")

@@ -45,6 +45,8 @@ func TestBadInputOneLine(t *testing.T) {
 		{[]string{"sample", "--ckpt", model, "--n", "1000000000", "--grid", grid}, "--grid of 1000000000 images: at most"},
 		{[]string{"sample", "--ckpt", model, "--n", "1000000000", "--npz", filepath.Join(dir, "x.npz")}, "needs"},
 		{[]string{"sample", "--ckpt", model, "--grid", filepath.Join(dir, "g.jpg")}, `--grid "`},
+		{[]string{"sample", "--ckpt", model, "--n", "1000000000", "--out-dir", dir, "--gif", filepath.Join(dir, "a.gif"), "--gif-n", "1000000000"}, "--gif-n 1000000000: at most 256"},
+		{[]string{"schedule", "--timesteps", "100001"}, "--timesteps 100001: more than 100000"},
 		{[]string{"sample", "--ckpt", model, "--npz", filepath.Join(dir, "g.png")}, "name it *.npz"},
 		{[]string{"sample", "--ckpt", model, "--start", "9223372036854775000", "--n", "1000", "--grid", grid}, "--start 9223372036854775000 + --n 1000"},
 		{[]string{"sample", "--ckpt", model, "--out-dir", file}, "--out-dir: mkdir"},

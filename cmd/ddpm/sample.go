@@ -63,7 +63,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.outDir, "out-dir", "", "write one PNG per image here, named by global index (000000.png, ...)")
 	fs.StringVar(&f.npz, "npz", "", "write the images as uint8 (N,H,W,C) under arr_0 in this .npz")
 	fs.StringVar(&f.gif, "gif", "", "animate the reverse process (x_t beside the predicted x0) of the first images")
-	fs.IntVar(&f.gifN, "gif-n", 4, "images in the --gif")
+	fs.IntVar(&f.gifN, "gif-n", 4, "images in the --gif (at most 256)")
 	fs.IntVar(&f.gifEvery, "gif-every", 0, "steps between --gif frames (0: about 40 frames)")
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return err
@@ -248,6 +248,8 @@ func (f *sampleFlags) validate() error {
 		return fmt.Errorf("--cols %d must be >= 0", f.cols)
 	case f.gifN < 1 || f.gifEvery < 0:
 		return fmt.Errorf("--gif-n must be at least 1 and --gif-every >= 0")
+	case f.gifN > maxGifImages:
+		return fmt.Errorf("--gif-n %d: at most %d (every recorded step of each is kept in memory)", f.gifN, maxGifImages)
 	case f.set["ema"] && f.set["no-ema"]:
 		return fmt.Errorf("give --ema or --no-ema, not both")
 	case f.grid == "" && f.outDir == "" && f.npz == "":

@@ -42,7 +42,7 @@ func parseFlagsOneLine(fs *flag.FlagSet, args []string, stderr io.Writer) error 
 func runSchedule(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("schedule", stderr)
 	name := fs.String("schedule", "linear", "linear, cosine, scaled-linear or sigmoid")
-	T := fs.Int("timesteps", 1000, "number of diffusion steps T")
+	T := fs.Int("timesteps", 1000, "number of diffusion steps T (1 to 100000)")
 	zero := fs.Bool("zero-snr", false, "rescale so alpha_bar[T-1] = 0 (Lin et al. 2023)")
 	plotPath := fs.String("plot", "", "also draw alpha_bar and beta against t to this PNG")
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {

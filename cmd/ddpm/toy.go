@@ -34,7 +34,7 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 	sigmaHat := fs.Bool("sigma-hat", false, "ddim with the sigma-hat noise of the DDIM paper (mean of eta=1)")
 	spacing := fs.String("spacing", "linspace", "timestep spacing: "+diffusion.SpacingNames)
 	schedName := fs.String("schedule", "linear", "beta schedule: linear, cosine, scaled-linear or sigmoid")
-	T := fs.Int("timesteps", 1000, "diffusion steps T of the schedule")
+	T := fs.Int("timesteps", 1000, "diffusion steps T of the schedule (1 to 100000)")
 	zeroSNR := fs.Bool("zero-snr", false, "rescale the schedule to zero terminal SNR (needs --prediction x0 or v)")
 	prediction := fs.String("prediction", "eps", "what the oracle outputs and the sampler converts: eps, x0 or v")
 	clip := fs.Bool("clip", false, "clip the predicted x0 to [-1, 1]")
