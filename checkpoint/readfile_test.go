@@ -2,6 +2,9 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +72,9 @@ func FuzzReadFile(f *testing.F) {
 	f.Add(append(buf.Bytes(), 0))
 	f.Add(rawFile(`{"x":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}`, []byte{1, 2, 3, 4}))
 	f.Add([]byte{1, 2, 3})
+	for _, b := range headerEdges() {
+		f.Add(b)
+	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := filepath.Join(dir, "f.safetensors")
@@ -84,4 +90,36 @@ func FuzzReadFile(f *testing.F) {
 			t.Fatalf("ReadFile %d tensors, Decode %d", len(got.Tensors), len(want.Tensors))
 		}
 	})
+}
+
+// headerEdges are files whose first bytes lie about what follows: a header length of 2^64-1 or just
+// past the cap, one longer than the file, and tensors whose shape or offsets claim terabytes.
+func headerEdges() [][]byte {
+	le := func(n uint64) []byte { return binary.LittleEndian.AppendUint64(nil, n) }
+	return [][]byte{
+		append(le(math.MaxUint64), "{}"...),
+		append(le(maxHeader+1), "{}"...),
+		append(le(16), "{}"...),
+		rawFile(`{"x":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,4]}}`, make([]byte, 4)),
+		rawFile(`{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,9223372036854775807]}}`, make([]byte, 4)),
+		rawFile(`{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}`, nil),
+	}
+}
+
+// TestHeaderEdges: each lying header is an error from Decode and from ReadFile (which must say so
+// from the header, before reading the rest), never a panic or an allocation of what it claims.
+func TestHeaderEdges(t *testing.T) {
+	dir := t.TempDir()
+	for i, b := range headerEdges() {
+		if _, err := Decode(b); err == nil {
+			t.Errorf("edge %d: Decode accepted it", i)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("edge%d.safetensors", i))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadFile(p); err == nil || !strings.Contains(err.Error(), p) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("edge %d: ReadFile: %v, want a one-line error naming the file", i, err)
+		}
+	}
 }
