@@ -75,7 +75,11 @@ func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p d
 	if j.XT != nil && len(j.XT) != j.N*dim {
 		return nil, fmt.Errorf("initial x_T has %d values, want n*dim = %d*%d", len(j.XT), j.N, dim)
 	}
-	out := make([]float64, 0, j.N*dim)
+	// With Emit the caller keeps the images, so nothing here is sized by N.
+	var out []float64
+	if j.Emit == nil {
+		out = make([]float64, 0, j.N*dim)
+	}
 	for _, b := range j.Batches() {
 		opts := diffusion.Options{Seed: j.Seed, Start: b.Start, Prediction: p}
 		if j.XT != nil {
