@@ -126,23 +126,66 @@ func (c Config) paramBound() float64 {
 // samplers can refuse a network call the machine cannot hold (oneDNN fails deep inside, or the Go
 // runtime dies, on one of 100,000 images) before making it: the weights and the backend's copy of
 // them, and per image every convolution's output twice (the down path's outputs stay alive as skips
-// until the up path takes them, and a norm or activation sits beside each) plus the largest
-// attention score matrix (heads x tokens^2), which the convolutions do not see.
+// until the up path takes them, and a norm or activation sits beside each), the largest patch
+// matrix a convolution builds and the largest attention score matrix (heads x tokens^2). It is
+// computed from the config alone, without building the network or running it: a config of
+// 16384x16384 images has small weights but needs tens of gigabytes for one image, which running
+// it to count would allocate.
 func InferenceBytes(cfg Config, n int) (float64, error) {
-	c, err := count(cfg)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
-	var scores float64
-	res := cfg.ImageSize
-	for range cfg.ChannelMult {
-		if cfg.attnAt(res) {
-			tokens := float64(res * res)
-			scores = max(scores, float64(cfg.Heads)*tokens*tokens)
+	acts, work := cfg.forwardValues()
+	return 4 * (2*cfg.paramBound() + float64(n)*(2*acts+work)), nil
+}
+
+// forwardValues bounds what one image's forward pass produces, walking the levels as New builds
+// them: acts, the outputs of every convolution (a 1x1 skip counted in every block), and work, the
+// larger of the biggest im2col patch matrix (9 values per input value of a 3x3 convolution, whose
+// input is twice the channels where an up block takes its skip) and the biggest attention score
+// matrix.
+func (c Config) forwardValues() (acts, work float64) {
+	res := c.ImageSize
+	hw := func() float64 { return float64(res) * float64(res) }
+	ch := float64(c.BaseChannels)
+	acts = hw() * ch                                            // conv_in
+	work = 9 * float64(max(c.InChannels, c.OutChannels)) * hw() // conv_in's and out_conv's patches
+	block := func(cin, out float64) {
+		acts += 3 * hw() * out // c1, c2, skip
+		work = max(work, 9*max(cin, out)*hw())
+		if c.attnAt(res) {
+			acts += 4 * hw() * out // q, k, v, proj
+			work = max(work, float64(c.Heads)*hw()*hw())
 		}
-		res /= 2
 	}
-	return 4 * (2*c.params + float64(n)*(2*c.acts+scores)), nil
+	last := c.Levels() - 1
+	for i, m := range c.ChannelMult {
+		out := float64(c.BaseChannels * m)
+		for range c.ResBlocks {
+			block(ch, out)
+			ch = out
+		}
+		if i < last {
+			res /= 2
+			acts += hw() * ch // the stride-2 convolution
+		}
+	}
+	block(ch, ch) // mid and, with attention, mid2
+	block(ch, ch)
+	for i := last; i >= 0; i-- {
+		out := float64(c.BaseChannels * c.ChannelMult[i])
+		for range c.ResBlocks {
+			block(ch+out, out) // the skip of this level has out channels
+			ch = out
+		}
+		if i > 0 {
+			res *= 2
+			acts += hw() * ch // the convolution after the nearest upsampling
+			work = max(work, 9*ch*hw())
+		}
+	}
+	acts += hw() * float64(c.OutChannels) // out_conv
+	return acts, work
 }
 
 // Validate checks that the config describes a buildable network.
