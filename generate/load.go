@@ -9,6 +9,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/models"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
@@ -83,9 +84,21 @@ func LoadShipped(be tensor.Backend) (*Model, error) {
 	return check(m)
 }
 
+// check refuses a model that cannot sample: unequal input and output channels, or a network whose
+// forward pass over one image needs more than the machine's memory (weights do not grow with the
+// image size, so a small file can describe 16384x16384 images; every command that samples learns
+// it here, in one line, instead of from the Go runtime's out-of-memory dump at the first step).
 func check(m *Model) (*Model, error) {
-	if c := m.Net.Cfg; c.InChannels != c.OutChannels {
+	c := m.Net.Cfg
+	if c.InChannels != c.OutChannels {
 		return nil, fmt.Errorf("load %s: model %s has %d input and %d output channels; sampling needs them equal", m.Source, c.Name, c.InChannels, c.OutChannels)
+	}
+	need, err := nn.InferenceBytes(c, 1)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", m.Source, err)
+	}
+	if err := sysmem.Check(fmt.Sprintf("model %s on one %dx%dx%d image", c.Name, c.InChannels, c.ImageSize, c.ImageSize), need); err != nil {
+		return nil, fmt.Errorf("load %s: %w", m.Source, err)
 	}
 	return m, nil
 }

@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ddpm-go/ddpm/internal/sysmem"
+	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/train"
 )
 
@@ -46,6 +48,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkTrainMemory(cfg); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -70,4 +75,21 @@ func trainTTY(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// checkTrainMemory refuses a run whose forward pass alone, at its batch, needs more than the
+// machine's memory, sized from the model config without building the network: train.Run sizes a
+// step by running the network on one image, which for a config of small weights over huge images
+// (16384x16384) is itself tens of gigabytes. A training step needs more than a forward pass (the
+// gradients, the optimizer's state), which train.Run then checks.
+func checkTrainMemory(cfg train.Config) error {
+	mcfg, err := nn.LoadConfig(cfg.Model)
+	if err != nil {
+		return err
+	}
+	need, err := nn.InferenceBytes(mcfg, cfg.Batch)
+	if err != nil {
+		return err
+	}
+	return sysmem.Check(fmt.Sprintf("training %s (%dx%dx%d images) at --batch %d", mcfg.Name, mcfg.InChannels, mcfg.ImageSize, mcfg.ImageSize, cfg.Batch), need)
 }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
+	"github.com/ddpm-go/ddpm/nn"
+	"github.com/ddpm-go/ddpm/tensor"
+)
+
+// TestHugeImageModelOneLine: a model of small weights over 16384x16384 images (a 2 MB file, or a
+// config JSON) needs a terabyte for one image's forward pass. Every command that would run it says
+// so in one line before the first step; sampling, interpolating and training it died out of
+// memory with a goroutine dump.
+func TestHugeImageModelOneLine(t *testing.T) {
+	if sysmem.Total() == 0 {
+		t.Skip("the machine's memory is unknown here")
+	}
+	cfg := nn.Config{Name: "huge-image", ImageSize: 16384, InChannels: 1, OutChannels: 1, BaseChannels: 8,
+		ChannelMult: []int{1, 2}, ResBlocks: 1, AttnResolutions: []int{}, Heads: 1,
+		TimeEmbedDim: 16, SinusoidalDim: 8, Groups: 4}
+	u, err := nn.New(cfg, tensor.NewReference(1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	model := filepath.Join(dir, "huge-image.safetensors")
+	if err := checkpoint.SaveModel(model, u, nil); err != nil {
+		t.Fatal(err)
+	}
+	config := writeFile(t, dir, "huge-image.json", string(cfg.JSON()))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sample", "--ckpt", model, "--n", "1", "--steps", "1", "--engine", "ref", "--grid", filepath.Join(dir, "g.png")},
+			"model huge-image on one 1x16384x16384 image needs"},
+		{[]string{"interpolate", "--ckpt", model, "--pairs", "1", "--frames", "2", "--steps", "1", "--engine", "ref", "--out", filepath.Join(dir, "i.png")},
+			"model huge-image on one 1x16384x16384 image needs"},
+		{[]string{"train", "--model", config, "--batch", "1", "--steps", "1", "--engine", "ref", "--out", filepath.Join(dir, "run")},
+			"training huge-image (1x16384x16384 images) at --batch 1 needs"},
+	} {
+		code, _, stderr := runCLI(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", c.args, code, stderr, c.want)
+		}
+	}
+}
