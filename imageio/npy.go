@@ -10,6 +10,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 )
 
 // Array is a numeric array from a .npy file: its shape, NumPy type descriptor ("<f4", "<f8", "|u1")
@@ -157,6 +159,11 @@ func ReadNPY(r io.Reader) (*Array, error) {
 	}
 	if descr[0] == '>' {
 		order = binary.BigEndian
+	}
+	// A shape the machine cannot hold (the bytes and their float64 values) is refused before
+	// reading: a deflated .npz entry of two billion zero bytes is a few megabytes on disk.
+	if err := sysmem.Check(fmt.Sprintf("npy: shape %v of %s", shape, descr), float64(count)*float64(size+8)); err != nil {
+		return nil, err
 	}
 	// Read before allocating the values, so a corrupt shape in a short file costs nothing.
 	raw, err := io.ReadAll(io.LimitReader(br, int64(count*size)))

@@ -72,12 +72,21 @@ func NHWC(nchw []uint8, n, c, h, w int) []uint8 {
 
 // LoadNPZ reads every .npy entry of an .npz archive (stored or deflated), keyed by its name without
 // ".npy".
+// The path must be a regular file (zip.OpenReader would block on a FIFO until a writer came).
 func LoadNPZ(path string) (map[string]*Array, error) {
-	zr, err := zip.OpenReader(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	defer zr.Close()
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	zr, err := zip.NewReader(f, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
 	out := map[string]*Array{}
 	for _, f := range zr.File {
 		if !strings.HasSuffix(f.Name, ".npy") {
