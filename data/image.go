@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/ddpm-go/ddpm/internal/safeio"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 )
 
 // maxImagePixels bounds what a single input image may decode to, checked from its header before
@@ -221,6 +222,13 @@ func LoadFolder(dir string, size, channels int) (*Set, error) {
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%s: no .png, .jpg or .jpeg images", dir)
+	}
+	// The set is held twice while it is built (the bytes, then their float32 values): a folder
+	// of thousands of images at --size 4096 would need hundreds of gigabytes, refused here rather
+	// than by the Go runtime halfway through decoding.
+	per := float64(channels) * float64(size) * float64(size)
+	if err := sysmem.Check(fmt.Sprintf("%s: %d images of %dx%dx%d", dir, len(names), channels, size, size), 5*per*float64(len(names))); err != nil {
+		return nil, err
 	}
 	pix, err := decodeAll(names, func(i int) ([]byte, error) { return safeio.ReadFile(names[i], 64<<20) }, size, channels)
 	if err != nil {

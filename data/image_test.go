@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 )
 
 func TestOnWhite(t *testing.T) {
@@ -372,5 +374,26 @@ func TestLoadFolderSymlinks(t *testing.T) {
 	os.Symlink(fifo, filepath.Join(dir, "pipe.png"))
 	if _, err := LoadFolder(dir, 4, 1); err == nil || !strings.Contains(err.Error(), "pipe.png") || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("link to a FIFO: %v", err)
+	}
+}
+
+// TestLoadFolderBeyondMemory: a folder whose set at the asked size cannot fit is refused before any
+// image is decoded (at --size 4096 a few thousand photos are hundreds of gigabytes), naming the
+// folder; the same folder at a size that fits loads.
+func TestLoadFolderBeyondMemory(t *testing.T) {
+	total := sysmem.Total
+	sysmem.Total = func() uint64 { return 256 << 20 }
+	defer func() { sysmem.Total = total }()
+	dir := t.TempDir()
+	for i := range 2 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.png", i)), pngBytes(t, image.NewGray(image.Rect(0, 0, 4, 4))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := LoadFolder(dir, 4096, 3); err == nil || !strings.Contains(err.Error(), dir+": 2 images of 3x4096x4096 needs") {
+		t.Fatalf("2 images of 3x4096x4096 on a 256 MiB machine: %v", err)
+	}
+	if s, err := LoadFolder(dir, 64, 3); err != nil || s.N != 2 {
+		t.Fatalf("at 64x64: %v", err)
 	}
 }
