@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -69,13 +70,17 @@ func Named(name string) (Config, error) {
 }
 
 // ParseConfig decodes a JSON config; unknown fields are errors so a typo cannot silently fall back
-// to a default. The result is validated.
+// to a default, and so is anything after the object (a second config pasted in), which a plain
+// Decode would leave unread. The result is validated.
 func ParseConfig(b []byte) (Config, error) {
 	var c Config
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("model config: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Config{}, fmt.Errorf("model config: trailing data after the JSON object at byte %d", dec.InputOffset())
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
