@@ -57,7 +57,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
+			return pos, checkFlags(fs)
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
@@ -135,6 +135,9 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("want one dataset name or folder, got %d", len(pos))
+	}
+	if *grid != "" && *n > maxGridImages {
+		return fmt.Errorf("--n %d: at most %d images in one --grid", *n, maxGridImages)
 	}
 	var sp data.Split
 	switch *split {

@@ -71,9 +71,6 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := checkExt("out", *out, ".npy"); err != nil {
 		return err
 	}
-	if err := checkExt("grid", *grid, ".png"); err != nil {
-		return err
-	}
 	sp := data.Test
 	if *split == "train" {
 		sp = data.Train

@@ -36,9 +36,14 @@ const (
 // and 100,000 of them exhaust the process before any work is done.
 func maxThreads() int { return max(256, 4*runtime.NumCPU()) }
 
+// extOf is the extension of the file behind each flag that names one format in every command
+// (--grid and --plot are PNGs wherever they appear, --npz an .npz written by sample and read by eval
+// fid), so a misnamed path is refused before any work, not written in a format its name belies.
+var extOf = map[string]string{"grid": ".png", "plot": ".png", "npz": ".npz", "gif": ".gif"}
+
 // checkFlags applies the shared limits to the flags that were set on the command line: every
 // float flag must be finite (a NaN eta would otherwise surface as a JSON encoding error far away),
-// and the counts named below must be in range.
+// the counts named below must be in range, and the files of extOf must carry their extension.
 func checkFlags(fs *flag.FlagSet) error {
 	var err error
 	fs.Visit(func(f *flag.Flag) {
@@ -56,6 +61,10 @@ func checkFlags(fs *flag.FlagSet) error {
 			}
 		case int:
 			err = checkCount(f.Name, v)
+		case string:
+			if ext, ok := extOf[f.Name]; ok {
+				err = checkExt(f.Name, v, ext)
+			}
 		}
 	})
 	return err
@@ -83,10 +92,10 @@ func checkCount(name string, v int) error {
 	return nil
 }
 
-// checkExt refuses an output path whose extension says another format than the one written.
+// checkExt refuses a path whose extension says another format than the one the flag's file has.
 func checkExt(flagName, path, ext string) error {
 	if path != "" && !strings.EqualFold(filepath.Ext(path), ext) {
-		return fmt.Errorf("--%s %s: the file is written as %s; name it *%s", flagName, strconv.Quote(path), strings.TrimPrefix(ext, "."), ext)
+		return fmt.Errorf("--%s %s: the file is %s; name it *%s", flagName, strconv.Quote(path), strings.ToUpper(strings.TrimPrefix(ext, ".")), ext)
 	}
 	return nil
 }

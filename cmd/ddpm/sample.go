@@ -259,11 +259,6 @@ func (f *sampleFlags) validate() error {
 	case f.grid != "" && f.n > maxGridImages:
 		return fmt.Errorf("--grid of %d images: at most %d in one picture (use --out-dir or --npz)", f.n, maxGridImages)
 	}
-	for _, e := range []struct{ flag, path, ext string }{{"grid", f.grid, ".png"}, {"npz", f.npz, ".npz"}, {"gif", f.gif, ".gif"}} {
-		if err := checkExt(e.flag, e.path, e.ext); err != nil {
-			return err
-		}
-	}
 	// --out-dir is made (or found unusable) now, not after minutes of sampling.
 	if f.outDir != "" {
 		if err := os.MkdirAll(f.outDir, 0o755); err != nil {
