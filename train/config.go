@@ -124,7 +124,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Precision, "precision", c.Precision, "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX or AVX512-BF16)")
 	fs.IntVar(&c.Threads, "threads", c.Threads, "threads (0: all cores)")
 	fs.IntVar(&c.SampleEvery, "sample-every", c.SampleEvery, "steps between DDIM-50 sample grids from the EMA weights (0: only at the end)")
-	fs.IntVar(&c.SampleN, "sample-n", c.SampleN, "images per sample grid (0: no grids)")
+	fs.IntVar(&c.SampleN, "sample-n", c.SampleN, "images per sample grid, at most 1024 (0: no grids)")
 	fs.IntVar(&c.CkptEvery, "ckpt-every", c.CkptEvery, "steps between checkpoints (0: only at the end)")
 	fs.IntVar(&c.Keep, "keep", c.Keep, "checkpoints to keep")
 	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "steps between log lines when stderr is not a terminal")
@@ -229,6 +229,17 @@ func decodeStrict(b []byte, c *Config) error {
 	return nil
 }
 
+// Bounds of Validate on values a run file can set past the command line's checks.
+const (
+	// MaxSampleN bounds the progress grid: its images are drawn in one DDIM call holding all of
+	// them (a --sample-n of 1e9 ran a whole training run and then died out of memory), and 1,024
+	// is a 32x32 grid, more than anyone looks at.
+	MaxSampleN = 1024
+	// MaxEpochs bounds --epochs so that the run's steps, epochs x images / batch, stay an int (1e300
+	// overflowed into a run of one step).
+	MaxEpochs = 1e6
+)
+
 // Validate checks the values that do not need the data or the model file.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error { return fmt.Errorf(format, args...) }
@@ -267,6 +278,10 @@ func (c Config) Validate() error {
 		return bad("--threads must be >= 0, got %d", c.Threads)
 	case c.SampleEvery < 0 || c.SampleN < 0 || c.CkptEvery < 0 || c.LogEvery < 0:
 		return bad("--sample-every, --sample-n, --ckpt-every and --log-every must be >= 0")
+	case c.SampleN > MaxSampleN:
+		return bad("--sample-n %d: more than %d images in a progress grid (it is drawn in one sampler call)", c.SampleN, MaxSampleN)
+	case c.Epochs > MaxEpochs:
+		return bad("--epochs %g: more than %g", c.Epochs, float64(MaxEpochs))
 	case c.Keep < 1:
 		return bad("--keep must be at least 1, got %d", c.Keep)
 	case c.Size < 0 || (c.Channels != 0 && c.Channels != 1 && c.Channels != 3):

@@ -163,3 +163,26 @@ func TestProgress(t *testing.T) {
 		t.Errorf("log lines\n%q\nwant\n%q", lines.String(), want)
 	}
 }
+
+// TestValidateRunFileBounds: values a run file can set past the command line's checks are bounded:
+// a progress grid of a billion images (drawn in one sampler call after the first steps, it died out
+// of memory) and epochs so many that the run's step count overflowed into one step.
+func TestValidateRunFileBounds(t *testing.T) {
+	for _, tc := range []struct {
+		json, want string
+	}{
+		{`{"sample-n": 1000000000}`, "--sample-n 1000000000: more than 1024"},
+		{`{"steps": 0, "epochs": 1e300}`, "--epochs 1e+300: more than 1e+06"},
+	} {
+		p := filepath.Join(t.TempDir(), "run.json")
+		os.WriteFile(p, []byte(tc.json), 0o644)
+		if _, err := Resolve("", p, Config{}, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.json, err, tc.want)
+		}
+	}
+	c := Default()
+	c.SampleN, c.Steps, c.Epochs = MaxSampleN, 0, MaxEpochs
+	if err := c.Validate(); err != nil {
+		t.Errorf("at the bounds: %v", err)
+	}
+}

@@ -49,3 +49,20 @@ func TestHugeImageModelOneLine(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainRunFileBounds: a run file sets what flags would, and the shared bounds apply to it: 100,000
+// threads from --config started them all (a step took half a minute on two cores), a progress grid
+// of a billion images ran the whole run and then died out of memory.
+func TestTrainRunFileBounds(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ json, want string }{
+		{`{"threads": 100000, "steps": 1}`, "--threads 100000: more than"},
+		{`{"sample-n": 1000000000, "steps": 1}`, "--sample-n 1000000000: more than 1024"},
+	} {
+		cfg := writeFile(t, dir, "run.json", c.json)
+		code, _, stderr := runCLI(t, "train", "--config", cfg, "--engine", "ref", "--out", filepath.Join(dir, "run"))
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line with %q", c.json, code, stderr, c.want)
+		}
+	}
+}

@@ -48,6 +48,16 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A run file (--config, or a resumed run's config.json) sets what the flags would, past
+	// checkFlags: the shared bounds apply to the resolved values too.
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"threads", cfg.Threads}, {"timesteps", cfg.Timesteps}} {
+		if err := checkCount(c.name, c.v); err != nil {
+			return err
+		}
+	}
 	if err := checkTrainMemory(cfg); err != nil {
 		return err
 	}
