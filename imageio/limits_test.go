@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -51,5 +52,64 @@ func TestReadNPYShapeBeyondMemory(t *testing.T) {
 	// What fits is read as before.
 	if a, err := ReadNPY(bytes.NewReader(buf.Bytes())); err != nil || len(a.Values) != 1 {
 		t.Fatalf("one value: %v", err)
+	}
+}
+
+// TestImagesNPZStreams: an archive written a few images at a time is byte for byte the one
+// SaveImagesNPZ writes from all of them; one that ends short of the images it announced is an error
+// and leaves nothing behind; and one the disk cannot hold is refused before its first byte.
+func TestImagesNPZStreams(t *testing.T) {
+	dir := t.TempDir()
+	const n, c, h, w = 5, 3, 2, 4
+	nchw := make([]uint8, n*c*h*w)
+	for i := range nchw {
+		nchw[i] = uint8(7 * i)
+	}
+	whole, parts := filepath.Join(dir, "whole.npz"), filepath.Join(dir, "parts.npz")
+	if err := SaveImagesNPZ(whole, nchw, n, c, h, w); err != nil {
+		t.Fatal(err)
+	}
+	z, err := CreateImagesNPZ(parts, n, c, h, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range [][2]int{{0, 2}, {2, 3}, {3, 5}} {
+		if err := z.Write(nchw[k[0]*c*h*w : k[1]*c*h*w]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(whole)
+	b, _ := os.ReadFile(parts)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("streamed archive differs from the whole one (%d vs %d bytes)", len(b), len(a))
+	}
+	arr, err := LoadNPZ(parts)
+	if err != nil || arr["arr_0"].Shape[0] != n || arr["arr_0"].Values[1] != float64(nchw[h*w]) {
+		t.Fatalf("read back: %v", err)
+	}
+
+	short := filepath.Join(dir, "short.npz")
+	z, err = CreateImagesNPZ(short, n, c, h, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.Write(nchw[:c*h*w])
+	if err := z.Close(); err == nil || !strings.Contains(err.Error(), "1 of 5 images written") {
+		t.Fatalf("short archive: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".short*")); len(left) > 0 {
+		t.Fatalf("short archive left %v", left)
+	}
+	if _, err := os.Stat(short); err == nil {
+		t.Fatal("short archive renamed into place")
+	}
+
+	if _, ok := freeBytes(dir); ok {
+		if _, err := CreateImagesNPZ(filepath.Join(dir, "huge.npz"), 1<<50, 3, 64, 64); err == nil || !strings.Contains(err.Error(), "GB free") {
+			t.Fatalf("2^50 images: %v", err)
+		}
 	}
 }

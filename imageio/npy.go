@@ -43,40 +43,17 @@ func WriteNPY(w io.Writer, shape []int, data any) error {
 		return fmt.Errorf("npy: unsupported data type %T", data)
 	}
 	count := 1
-	dims := make([]string, len(shape))
-	for i, s := range shape {
+	for _, s := range shape {
 		if s < 0 {
 			return fmt.Errorf("npy: negative dimension in shape %v", shape)
 		}
 		count *= s
-		dims[i] = strconv.Itoa(s)
 	}
 	if count != n {
 		return fmt.Errorf("npy: shape %v holds %d values, data has %d", shape, count, n)
 	}
-	tuple := "(" + strings.Join(dims, ", ") + ")"
-	if len(shape) == 1 {
-		tuple = "(" + dims[0] + ",)"
-	}
-	header := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, tuple)
-	// The header is padded with spaces and ends in '\n' so that the data starts at a multiple of 64
-	// bytes, as NumPy writes it.
-	version, lenBytes := byte(1), 2
-	if len(header)+11+lenBytes > math.MaxUint16 {
-		version, lenBytes = 2, 4
-	}
-	pre := len(npyMagic) + 2 + lenBytes
-	total := (pre + len(header) + 1 + 63) / 64 * 64
-	header += strings.Repeat(" ", total-pre-len(header)-1) + "\n"
 	bw := bufio.NewWriter(w)
-	bw.Write(npyMagic)
-	bw.Write([]byte{version, 0})
-	if version == 1 {
-		binary.Write(bw, binary.LittleEndian, uint16(len(header)))
-	} else {
-		binary.Write(bw, binary.LittleEndian, uint32(len(header)))
-	}
-	bw.WriteString(header)
+	writeNPYHeader(bw, descr, shape)
 	switch d := data.(type) {
 	case []uint8:
 		bw.Write(d)
@@ -94,6 +71,37 @@ func WriteNPY(w io.Writer, shape []int, data any) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// writeNPYHeader writes the magic, version and header of a .npy of shape and NumPy type descr;
+// the values follow in C order. Version 2.0 is used only if the header is too long for 1.0.
+func writeNPYHeader(w io.Writer, descr string, shape []int) error {
+	dims := make([]string, len(shape))
+	for i, s := range shape {
+		dims[i] = strconv.Itoa(s)
+	}
+	tuple := "(" + strings.Join(dims, ", ") + ")"
+	if len(shape) == 1 {
+		tuple = "(" + dims[0] + ",)"
+	}
+	header := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, tuple)
+	// The header is padded with spaces and ends in '\n' so that the data starts at a multiple of 64
+	// bytes, as NumPy writes it.
+	version, lenBytes := byte(1), 2
+	if len(header)+11+lenBytes > math.MaxUint16 {
+		version, lenBytes = 2, 4
+	}
+	pre := len(npyMagic) + 2 + lenBytes
+	total := (pre + len(header) + 1 + 63) / 64 * 64
+	header += strings.Repeat(" ", total-pre-len(header)-1) + "\n"
+	b := append(append([]byte(nil), npyMagic...), version, 0)
+	if version == 1 {
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(header)))
+	} else {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(header)))
+	}
+	_, err := w.Write(append(b, header...))
+	return err
 }
 
 // ReadNPY reads a .npy file of float32, float64 or uint8 values in C order. Anything else (Fortran

@@ -2,7 +2,7 @@ package imageio
 
 import (
 	"archive/zip"
-	"bytes"
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -37,13 +37,9 @@ func WriteNPZ(w io.Writer, arrays ...Named) error {
 }
 
 // SaveNPZ writes arrays to path through a temporary file renamed into place, so a reader never sees
-// a half-written archive.
+// a half-written archive. The archive streams to the file: it is never held in memory whole.
 func SaveNPZ(path string, arrays ...Named) error {
-	var buf bytes.Buffer
-	if err := WriteNPZ(&buf, arrays...); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return writeFileAtomic(path, buf.Bytes())
+	return writeAtomic(path, func(w io.Writer) error { return WriteNPZ(w, arrays...) })
 }
 
 // SaveImagesNPZ writes n images of h x w pixels and c channels, given as bytes in NCHW order, as
@@ -52,12 +48,108 @@ func SaveImagesNPZ(path string, nchw []uint8, n, c, h, w int) error {
 	if n < 0 || c < 1 || h < 1 || w < 1 || len(nchw) != n*c*h*w {
 		return fmt.Errorf("write %s: %d bytes for %d images of %dx%dx%d", path, len(nchw), n, c, h, w)
 	}
-	return SaveNPZ(path, Named{Name: "arr_0", Shape: []int{n, h, w, c}, Data: NHWC(nchw, n, c, h, w)})
+	z, err := CreateImagesNPZ(path, n, c, h, w)
+	if err != nil {
+		return err
+	}
+	if err := z.Write(nchw); err != nil {
+		z.Abort()
+		return err
+	}
+	return z.Close()
+}
+
+// ImagesNPZ writes an .npz of n images as SaveImagesNPZ does, a few images at a time: the npy
+// header knows N from the start and each Write appends whole images, so an archive of millions of
+// samples needs the memory of one batch and the disk of its bytes. Until Close the archive is a
+// temporary file beside path; Abort removes it.
+type ImagesNPZ struct {
+	path       string
+	tmp        *os.File
+	bw         *bufio.Writer
+	zw         *zip.Writer
+	entry      io.Writer
+	n, written int
+	c, h, w    int
+	nhwc       []uint8
+}
+
+// CreateImagesNPZ starts an .npz of n images of c x h x w at path. The disk must have room for the
+// images' bytes (checked where the file system says how much it has), so a job too large for it is
+// refused before any sampling rather than when the disk fills.
+func CreateImagesNPZ(path string, n, c, h, w int) (*ImagesNPZ, error) {
+	if n < 0 || c < 1 || h < 1 || w < 1 {
+		return nil, fmt.Errorf("write %s: %d images of %dx%dx%d", path, n, c, h, w)
+	}
+	need := float64(n)*float64(c*h*w) + 4096
+	if free, ok := freeBytes(filepath.Dir(path)); ok && need > float64(free) {
+		return nil, fmt.Errorf("write %s: %d images of %dx%dx%d are %.1f GB, and its file system has %.1f GB free",
+			path, n, c, h, w, need/1e9, float64(free)/1e9)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	z := &ImagesNPZ{path: path, tmp: tmp, bw: bufio.NewWriterSize(tmp, 1<<16), n: n, c: c, h: h, w: w}
+	z.zw = zip.NewWriter(z.bw)
+	// A zero Modified time keeps the archive's bytes a function of its contents only.
+	if z.entry, err = z.zw.CreateHeader(&zip.FileHeader{Name: "arr_0.npy", Method: zip.Store}); err == nil {
+		err = writeNPYHeader(z.entry, "|u1", []int{n, h, w, c})
+	}
+	if err != nil {
+		z.Abort()
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return z, nil
+}
+
+// Write appends whole images given as bytes in NCHW order.
+func (z *ImagesNPZ) Write(nchw []uint8) error {
+	dim := z.c * z.h * z.w
+	k := len(nchw) / dim
+	if len(nchw)%dim != 0 || z.written+k > z.n {
+		return fmt.Errorf("write %s: %d bytes are not whole %dx%dx%d images, or more than the %d announced", z.path, len(nchw), z.c, z.h, z.w, z.n)
+	}
+	out := nchw
+	if z.c > 1 {
+		if cap(z.nhwc) < len(nchw) {
+			z.nhwc = make([]uint8, len(nchw))
+		}
+		out = nhwcInto(z.nhwc[:len(nchw)], nchw, k, z.c, z.h, z.w)
+	}
+	if _, err := z.entry.Write(out); err != nil {
+		return fmt.Errorf("write %s: %w", z.path, err)
+	}
+	z.written += k
+	return nil
+}
+
+// Close finishes the archive, which must hold the n images announced, and renames it into place.
+func (z *ImagesNPZ) Close() error {
+	if z.written != z.n {
+		z.Abort()
+		return fmt.Errorf("write %s: %d of %d images written", z.path, z.written, z.n)
+	}
+	err := z.zw.Close()
+	if err == nil {
+		err = z.bw.Flush()
+	}
+	return finishAtomic(z.tmp, z.path, err)
+}
+
+// Abort removes the unfinished archive.
+func (z *ImagesNPZ) Abort() {
+	z.tmp.Close()
+	os.Remove(z.tmp.Name())
 }
 
 // NHWC reorders n images from NCHW to NHWC.
 func NHWC(nchw []uint8, n, c, h, w int) []uint8 {
-	out := make([]uint8, len(nchw))
+	return nhwcInto(make([]uint8, len(nchw)), nchw, n, c, h, w)
+}
+
+// nhwcInto is NHWC into out, which has len(nchw) bytes.
+func nhwcInto(out, nchw []uint8, n, c, h, w int) []uint8 {
 	hw := h * w
 	for i := 0; i < n; i++ {
 		src, dst := nchw[i*c*hw:(i+1)*c*hw], out[i*c*hw:(i+1)*c*hw]
@@ -122,19 +214,31 @@ func LoadNPY(path string) (*Array, error) {
 
 // SaveNPY writes one array to path (see WriteNPY), atomically.
 func SaveNPY(path string, shape []int, data any) error {
-	var buf bytes.Buffer
-	if err := WriteNPY(&buf, shape, data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return writeFileAtomic(path, buf.Bytes())
+	return writeAtomic(path, func(w io.Writer) error { return WriteNPY(w, shape, data) })
 }
 
-func writeFileAtomic(path string, b []byte) error {
+// writeAtomic streams what write writes into a temporary file beside path and renames it into
+// place once it is complete and synced.
+func writeAtomic(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = tmp.Write(b)
+	bw := bufio.NewWriterSize(tmp, 1<<16)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	return finishAtomic(tmp, path, err)
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	return writeAtomic(path, func(w io.Writer) error { _, err := w.Write(b); return err })
+}
+
+// finishAtomic syncs and closes tmp and renames it to path if err is nil; otherwise, or if any of
+// that fails, it removes tmp. Errors name path.
+func finishAtomic(tmp *os.File, path string, err error) error {
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
