@@ -72,6 +72,7 @@ type ImagesNPZ struct {
 	n, written int
 	c, h, w    int
 	nhwc       []uint8
+	done       bool // closed or aborted
 }
 
 // CreateImagesNPZ starts an .npz of n images of c x h x w at path. The disk must have room for the
@@ -126,10 +127,14 @@ func (z *ImagesNPZ) Write(nchw []uint8) error {
 
 // Close finishes the archive, which must hold the n images announced, and renames it into place.
 func (z *ImagesNPZ) Close() error {
+	if z.done {
+		return fmt.Errorf("write %s: already closed", z.path)
+	}
 	if z.written != z.n {
 		z.Abort()
 		return fmt.Errorf("write %s: %d of %d images written", z.path, z.written, z.n)
 	}
+	z.done = true
 	err := z.zw.Close()
 	if err == nil {
 		err = z.bw.Flush()
@@ -137,8 +142,12 @@ func (z *ImagesNPZ) Close() error {
 	return finishAtomic(z.tmp, z.path, err)
 }
 
-// Abort removes the unfinished archive.
+// Abort removes the unfinished archive; after Close it does nothing, so it can be deferred.
 func (z *ImagesNPZ) Abort() {
+	if z.done {
+		return
+	}
+	z.done = true
 	z.tmp.Close()
 	os.Remove(z.tmp.Name())
 }

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ddpm-go/ddpm/checkpoint"
@@ -64,5 +68,35 @@ func TestTrainRunFileBounds(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line with %q", c.json, code, stderr, c.want)
 		}
+	}
+}
+
+// TestSampleNPZStreams: --npz is written batch by batch, the same bytes whatever --batch (a job
+// kept every image in memory for the archive, which 1e9 images could not fit), and a job whose
+// archive the disk cannot hold is refused before sampling, in one line.
+func TestSampleNPZStreams(t *testing.T) {
+	model := tinyModelFile(t, 3)
+	dir := t.TempDir()
+	var archives [][]byte
+	for _, batch := range []string{"2", "5"} {
+		p := filepath.Join(dir, "b"+batch+".npz")
+		mustSample(t, "--ckpt", model, "--n", "5", "--batch", batch, "--steps", "2", "--engine", "ref", "--npz", p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		archives = append(archives, b)
+	}
+	if !bytes.Equal(archives[0], archives[1]) {
+		t.Fatal("the archive depends on --batch")
+	}
+	var st syscall.Statfs_t
+	const n = 1 << 31
+	if err := syscall.Statfs(dir, &st); err != nil || float64(st.Bavail)*float64(st.Bsize) > n*3*8*8 {
+		t.Skip("this file system could hold 2^31 images of 3x8x8")
+	}
+	code, _, stderr := runCLI(t, "sample", "--ckpt", model, "--n", fmt.Sprint(n), "--steps", "1", "--engine", "ref", "--npz", filepath.Join(dir, "big.npz"))
+	if code != 2 || !strings.Contains(stderr, "GB free") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Fatalf("2^31 images: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -112,28 +112,37 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 
-	fmt.Fprintf(stderr, "sampling %d images (%d..%d, seed %d) of %dx%dx%d from %s (%s weights, %s, T=%d, %s) with %s on %s\n",
-		job.N, job.Start, job.Start+job.N-1, job.Seed, c, h, w, m.Source, map[bool]string{true: "EMA", false: "raw"}[m.EMA],
-		m.Schedule.Name, m.Schedule.T, m.Prediction, spec, engine.Explain(be, f.precision))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	// Only the bytes of finished batches are kept, so memory does not grow with float64 images,
-	// and only for a grid or an npz: --out-dir alone writes each batch as it finishes, so a job of
-	// any n needs the memory of one batch and the disk of its PNGs.
-	keep := f.grid != "" || f.npz != ""
-	if keep {
-		if err := sysmem.Check(fmt.Sprintf("keeping %d images for --grid/--npz (use --out-dir alone to stream them)", job.N), float64(job.N)*float64(dim)*2); err != nil {
+	// Every check that can refuse the job comes before its header, so a refusal is one line.
+	if err := checkSampleMemory(m, job); err != nil {
+		return err
+	}
+	// Only a grid keeps images, as bytes of finished batches (at most maxGridImages of them, turned
+	// into float32 to draw): --out-dir writes each batch's PNGs and --npz appends each batch to the
+	// archive as it finishes, so a job of any n needs the memory of one batch and the disk of its
+	// images.
+	var px []uint8
+	if f.grid != "" {
+		if err := sysmem.Check(fmt.Sprintf("keeping %d images for --grid", job.N), 5*float64(job.N)*float64(dim)); err != nil {
 			return err
 		}
-	}
-	var px []uint8
-	if keep {
 		px = make([]uint8, 0, job.N*dim)
+	}
+	var npz *imageio.ImagesNPZ
+	if f.npz != "" {
+		if npz, err = imageio.CreateImagesNPZ(f.npz, job.N, c, h, w); err != nil {
+			return err
+		}
+		defer npz.Abort() // removes the archive unless writeSamples closed it
 	}
 	job.Emit = func(b generate.Batch, x []float64) error {
 		u8 := generate.ToUint8(x)
-		if keep {
+		if px != nil {
 			px = append(px, u8...)
+		}
+		if npz != nil {
+			if err := npz.Write(u8); err != nil {
+				return err
+			}
 		}
 		if f.outDir != "" {
 			for i := range b.N {
@@ -144,9 +153,12 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	if err := checkSampleMemory(m, job); err != nil {
-		return err
-	}
+
+	fmt.Fprintf(stderr, "sampling %d images (%d..%d, seed %d) of %dx%dx%d from %s (%s weights, %s, T=%d, %s) with %s on %s\n",
+		job.N, job.Start, job.Start+job.N-1, job.Seed, c, h, w, m.Source, map[bool]string{true: "EMA", false: "raw"}[m.EMA],
+		m.Schedule.Name, m.Schedule.T, m.Prediction, spec, engine.Explain(be, f.precision))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
 	t0 := time.Now()
 	err = streamJob(ctx, m, sampler, job)
 	bar.finish()
@@ -158,7 +170,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	}
 	secs := time.Since(t0).Seconds()
 	fmt.Fprintf(stderr, "%d images in %.1f s (%.2f img/s)\n", job.N, secs, float64(job.N)/secs)
-	return writeSamples(stdout, f, px, job, c, h, w, rec)
+	return writeSamples(stdout, f, px, npz, job, c, h, w, rec)
 }
 
 // checkSampleMemory refuses a job whose single batch the machine cannot hold, before the first
@@ -315,7 +327,7 @@ func readInit(path string, c, h, w int, f sampleFlags) ([]float64, error) {
 
 // writeSamples writes every requested output from the same bytes (NCHW), so a grid, the PNGs and
 // the .npz show identical pixels.
-func writeSamples(stdout io.Writer, f sampleFlags, px []uint8, job generate.Job, c, h, w int, rec *reverseRecorder) error {
+func writeSamples(stdout io.Writer, f sampleFlags, px []uint8, npz *imageio.ImagesNPZ, job generate.Job, c, h, w int, rec *reverseRecorder) error {
 	if f.grid != "" {
 		cols := f.cols
 		if cols == 0 {
@@ -335,7 +347,7 @@ func writeSamples(stdout io.Writer, f sampleFlags, px []uint8, job generate.Job,
 		fmt.Fprintf(stdout, "wrote %d PNGs to %s\n", job.N, f.outDir)
 	}
 	if f.npz != "" {
-		if err := imageio.SaveImagesNPZ(f.npz, px, job.N, c, h, w); err != nil {
+		if err := npz.Close(); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", f.npz)
