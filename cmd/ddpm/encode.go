@@ -108,6 +108,9 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	t0 := time.Now()
 	job := generate.Job{N: *n, Batch: *batch}
+	if err := checkBatchMemory(m, job); err != nil {
+		return err
+	}
 	bar := newStepBar(stderr, len(job.Batches())*map[bool]int{true: 2, false: 1}[*recon], spec.Steps)
 	xT := make([]float64, 0, len(x0))
 	for _, b := range job.Batches() {

@@ -213,6 +213,9 @@ func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, err
 				job.Chunk = 32
 			}
 		}
+		if err := checkBatchMemory(m, job); err != nil {
+			return nil, err
+		}
 		bar := newStepBar(stderr, len(job.Batches()), spec.Steps)
 		var drift eval.Drift
 		job.Step = func(b generate.Batch, s diffusion.Step) error {

@@ -100,3 +100,22 @@ func TestSampleNPZStreams(t *testing.T) {
 		t.Fatalf("2^31 images: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestEncodeEvalBatchMemory: encode and eval fid size their batch like sample before the first
+// network call; 10,000 MNIST images in one batch ended in a dnnl out-of-memory panic.
+func TestEncodeEvalBatchMemory(t *testing.T) {
+	needMNIST(t)
+	total := sysmem.Total
+	sysmem.Total = func() uint64 { return 4 << 30 }
+	defer func() { sysmem.Total = total }()
+	for _, args := range [][]string{
+		{"encode", "--n", "10000", "--batch", "10000", "--steps", "1", "--engine", "ref", "--out", filepath.Join(t.TempDir(), "x.npy")},
+		{"eval", "fid", "--n", "10000", "--batch", "10000", "--chunk", "0", "--steps", "1", "--engine", "ref"},
+	} {
+		code, _, stderr := runCLI(t, args...)
+		want := "a batch of 10000 images (--batch 10000, 10000 per network call) needs"
+		if code != 2 || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", args, code, stderr, want)
+		}
+	}
+}

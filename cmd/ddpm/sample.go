@@ -19,7 +19,6 @@ import (
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
-	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
@@ -113,7 +112,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Every check that can refuse the job comes before its header, so a refusal is one line.
-	if err := checkSampleMemory(m, job); err != nil {
+	if err := checkBatchMemory(m, job); err != nil {
 		return err
 	}
 	// Only a grid keeps images, as bytes of finished batches (at most maxGridImages of them, turned
@@ -171,27 +170,6 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	secs := time.Since(t0).Seconds()
 	fmt.Fprintf(stderr, "%d images in %.1f s (%.2f img/s)\n", job.N, secs, float64(job.N)/secs)
 	return writeSamples(stdout, f, px, npz, job, c, h, w, rec)
-}
-
-// checkSampleMemory refuses a job whose single batch the machine cannot hold, before the first
-// allocation: the sampler's float64 state of the batch (x_t, the prediction, x0, the next x and up
-// to four past predictions for PLMS) and the network's forward over the rows of one call (the chunk,
-// or the whole batch when calls are not chunked).
-func checkSampleMemory(m *generate.Model, j generate.Job) error {
-	rows := j.N
-	if j.Batch >= 1 && j.Batch < j.N {
-		rows = j.Batch
-	}
-	callRows := rows
-	if j.Chunk > 0 {
-		callRows = j.Chunk
-	}
-	net, err := nn.InferenceBytes(m.Net.Cfg, callRows)
-	if err != nil {
-		return err
-	}
-	return sysmem.Check(fmt.Sprintf("sampling a batch of %d images (--batch %d, %d per network call)", rows, j.Batch, callRows),
-		8*8*float64(rows)*float64(m.Dim())+net)
 }
 
 // batchCount is the number of sampler calls of a job, computed rather than listed: a job of 2^31
