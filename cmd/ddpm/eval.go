@@ -15,6 +15,7 @@ import (
 	"github.com/ddpm-go/ddpm/classifier"
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
 	classifierfashion "github.com/ddpm-go/ddpm/models/classifier-fashion"
 	classifiermnist "github.com/ddpm-go/ddpm/models/classifier-mnist"
 	"github.com/ddpm-go/ddpm/tensor"
@@ -77,6 +78,12 @@ func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
 	}
 	if *dataName != "mnist" && *dataName != "fashion" {
 		return fmt.Errorf("--data %q: want mnist or fashion", *dataName)
+	}
+	if *batch < 1 {
+		return fmt.Errorf("--batch %d must be at least 1", *batch)
+	}
+	if err := sysmem.Check(fmt.Sprintf("training the classifier at --batch %d", *batch), classifierStepBytes(classifier.Default(), *batch)); err != nil {
+		return err
 	}
 	trainSet, err := data.Load(*dataName, *dataDir, data.Train)
 	if err != nil {
@@ -175,4 +182,21 @@ func loadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, 
 		return nil, "", fmt.Errorf("shipped %s: %w", name, err)
 	}
 	return n, name, nil
+}
+
+// classifierStepBytes estimates a training step of the classifier at batch n as nn.TrainingBytes
+// does the UNet's: per image every convolution's output, kept for the backward pass with its norm
+// and activation and met again as a gradient (eight times), and the batch's input with its
+// augmented copy. A batch of ten million images died out of memory allocating its input.
+func classifierStepBytes(c classifier.Config, n int) float64 {
+	res := c.ImageSize
+	per := 2 * float64(c.InChannels*res*res)
+	for i, w := range c.Widths {
+		per += 8 * float64(w*res*res)
+		if i < len(c.Widths)-1 {
+			res = (res + 1) / 2
+			per += 8 * float64(w*res*res)
+		}
+	}
+	return 4 * float64(n) * per
 }

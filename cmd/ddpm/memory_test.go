@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/classifier"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
@@ -117,5 +118,21 @@ func TestEncodeEvalBatchMemory(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", args, code, stderr, want)
 		}
+	}
+}
+
+// TestTrainClassifierBatchMemory: the classifier's training batch is sized before the data is
+// loaded; ten million images died out of memory allocating the batch.
+func TestTrainClassifierBatchMemory(t *testing.T) {
+	total := sysmem.Total
+	sysmem.Total = func() uint64 { return 1 << 30 }
+	defer func() { sysmem.Total = total }()
+	code, _, stderr := runCLI(t, "eval", "train-classifier", "--batch", "10000000", "--out", filepath.Join(t.TempDir(), "c.safetensors"))
+	want := "training the classifier at --batch 10000000 needs"
+	if code != 2 || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, stderr, want)
+	}
+	if b := classifierStepBytes(classifier.Default(), 128); b < 100<<20 || b > 1<<30 {
+		t.Errorf("batch 128: %.0f MiB", b/(1<<20))
 	}
 }
