@@ -175,6 +175,18 @@ func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, err
 		testSet.N, testSet.Images = f.refN, testSet.Images[:f.refN*dim]
 	}
 
+	// The classifier is read before any sampling, so a bad --classifier costs nothing.
+	cbe, err := engine.New(f.engine, "fp32", f.threads)
+	if err != nil {
+		return nil, err
+	}
+	defer engine.Close(cbe)
+	net, src, err := loadClassifier(f.classifierPath, f.dataName, cbe)
+	if err != nil {
+		return nil, err
+	}
+	res.Classifier = src
+
 	// 1. The images to score, as [-1, 1] floats quantised to 8 bits like any saved image.
 	var images []float32
 	if f.npz != "" {
@@ -245,16 +257,6 @@ func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, err
 	res.N = len(images) / dim
 
 	// 2. Features of the samples, the test set and n training images (the floor), on fp32.
-	cbe, err := engine.New(f.engine, "fp32", f.threads)
-	if err != nil {
-		return nil, err
-	}
-	defer engine.Close(cbe)
-	net, src, err := loadClassifier(f.classifierPath, f.dataName, cbe)
-	if err != nil {
-		return nil, err
-	}
-	res.Classifier = src
 	fmt.Fprintf(stderr, "features of %d samples, %d test and %d training images with %s\n", res.N, testSet.N, res.N, src)
 	genF, genL, err := net.Apply(ctx, images, res.N, 500)
 	if err != nil {

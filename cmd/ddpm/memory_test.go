@@ -136,3 +136,17 @@ func TestTrainClassifierBatchMemory(t *testing.T) {
 		t.Errorf("batch 128: %.0f MiB", b/(1<<20))
 	}
 }
+
+// TestEvalFIDReadsClassifierFirst: a --classifier that cannot be read is one line before any
+// sampling (it was read after the samples were drawn, minutes into a large job).
+func TestEvalFIDReadsClassifierFirst(t *testing.T) {
+	needMNIST(t)
+	fifo := filepath.Join(t.TempDir(), "c.safetensors")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "eval", "fid", "--classifier", fifo, "--n", "10", "--steps", "1", "--engine", "ref")
+	if code != 2 || !strings.Contains(stderr, "not a regular file") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and one line", code, stderr)
+	}
+}
