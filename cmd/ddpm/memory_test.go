@@ -150,3 +150,21 @@ func TestEvalFIDReadsClassifierFirst(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want exit 2 and one line", code, stderr)
 	}
 }
+
+// TestToyInitBeyondMemory: an --init CSV the machine cannot hold as values is refused by its size
+// before the csv reader buffers it (a sparse file of zero bytes is one endless line).
+func TestToyInitBeyondMemory(t *testing.T) {
+	total := sysmem.Total
+	sysmem.Total = func() uint64 { return 1 << 30 }
+	defer func() { sysmem.Total = total }()
+	dir := t.TempDir()
+	mix := writeFile(t, dir, "m.json", `{"weights":[1],"means":[[0,0]],"stds":[1]}`)
+	init := writeFile(t, dir, "xt.csv", "")
+	if err := os.Truncate(init, 1<<30); err != nil {
+		t.Skipf("no sparse files here: %v", err)
+	}
+	code, _, stderr := runCLI(t, "toy", "--mixture", mix, "--init", init, "--sampler", "ddim", "--steps", "2")
+	if code != 2 || !strings.Contains(stderr, "reading "+init+" needs") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and one line refusing the file", code, stderr)
+	}
+}

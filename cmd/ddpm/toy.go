@@ -188,6 +188,14 @@ func readSamplesCSV(path string, D int) ([]float64, int, error) {
 		return nil, 0, err
 	}
 	defer f.Close()
+	// Its values can take four times the text ("0," is a float64 of 8 bytes), and the csv reader
+	// holds a whole line: a file the machine cannot hold that way (a 20 GB sparse file is one line
+	// of zero bytes) is refused before reading.
+	if st, err := f.Stat(); err != nil {
+		return nil, 0, err
+	} else if err := sysmem.Check("reading "+path, 4*float64(st.Size())); err != nil {
+		return nil, 0, err
+	}
 	r := csv.NewReader(bufio.NewReader(f))
 	r.FieldsPerRecord = D
 	r.ReuseRecord = true
