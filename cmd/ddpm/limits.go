@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -44,9 +45,14 @@ func maxThreads() int { return max(256, 4*runtime.NumCPU()) }
 // fid), so a misnamed path is refused before any work, not written in a format its name belies.
 var extOf = map[string]string{"grid": ".png", "plot": ".png", "npz": ".npz", "gif": ".gif"}
 
+// outFiles are the flags that name a file a command writes at its end, in every command that has
+// them: its directory must exist when the command starts, not when the work is done.
+var outFiles = map[string]bool{"grid": true, "plot": true, "gif": true, "drift": true}
+
 // checkFlags applies the shared limits to the flags that were set on the command line: every
 // float flag must be finite (a NaN eta would otherwise surface as a JSON encoding error far away),
-// the counts named below must be in range, and the files of extOf must carry their extension.
+// the counts named below must be in range, the files of extOf must carry their extension, and
+// those of outFiles must have a directory to go to.
 func checkFlags(fs *flag.FlagSet) error {
 	var err error
 	fs.Visit(func(f *flag.Flag) {
@@ -67,6 +73,11 @@ func checkFlags(fs *flag.FlagSet) error {
 		case string:
 			if ext, ok := extOf[f.Name]; ok {
 				err = checkExt(f.Name, v, ext)
+			}
+			if err == nil && outFiles[f.Name] && v != "" {
+				if st, serr := os.Stat(filepath.Dir(v)); serr != nil || !st.IsDir() {
+					err = fmt.Errorf("--%s %s: directory %s does not exist", f.Name, strconv.Quote(v), filepath.Dir(v))
+				}
 			}
 		}
 	})

@@ -9,7 +9,8 @@ import (
 // TestSharedFlagChecks: the checks checkFlags makes for every command, tried on commands other than
 // sample: a --grid, --plot, --npz or --gif whose extension names another format (schedule wrote a
 // PNG named .jpg, eval fid read a PNG as an archive), a NaN or infinite float, a count past its
-// bound, and data show's grid, which is bounded like sample's. Each is one line and exit 2 before
+// bound, an output file whose directory does not exist (encode and eval fid found out after all
+// their work), and data show's grid, which is bounded like sample's. Each is one line and exit 2 before
 // any work.
 func TestSharedFlagChecks(t *testing.T) {
 	dir := t.TempDir()
@@ -28,6 +29,10 @@ func TestSharedFlagChecks(t *testing.T) {
 		{[]string{"eval", "fid", "--confidence", "Inf"}, "--confidence +Inf: must be a finite number"},
 		{[]string{"toy", "--mixture", "m.json", "--timesteps", "100001"}, "--timesteps 100001: more than 100000"},
 		{[]string{"encode", "--recon", "--threads", "1000000"}, "--threads 1000000: more than"},
+		{[]string{"encode", "--recon", "--grid", filepath.Join(dir, "no", "r.png")}, `--grid "` + filepath.Join(dir, "no", "r.png") + `": directory ` + filepath.Join(dir, "no") + " does not exist"},
+		{[]string{"eval", "fid", "--drift", filepath.Join(dir, "no", "d.jsonl")}, "does not exist"},
+		{[]string{"toy", "--mixture", "m.json", "--plot", filepath.Join(dir, "no", "t.png")}, "does not exist"},
+		{[]string{"sample", "--npz", filepath.Join(dir, "no", "s.npz")}, "does not exist"},
 	} {
 		code, _, stderr := runCLI(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
