@@ -35,7 +35,7 @@ type DPMSolver struct {
 	Schedule *schedule.Schedule
 	Steps    int // S in [1, T]; S model calls
 	Spacing  Spacing
-	ClipX0   bool    // clip predicted x0 to [-1, 1] (before it enters D, as the dynamic-thresholding variant does)
+	Clip     bool    // clip predicted x0 to [-1, 1] (before it enters D, as the dynamic-thresholding variant does)
 	Order    int     // 2 (the default, 0) or 1
 	EpsScale float64 // multiply the model's eps by this at every step (0 or 1: off; see walk)
 }
@@ -67,7 +67,7 @@ func (d *DPMSolver) Sample(ctx context.Context, pred Predictor, n, dim int, opts
 	}
 	s := d.Schedule
 	var prevX0 []float64 // x0_hat of the previous step, for the multistep correction
-	return walk(ctx, ts, s, adjust{d.ClipX0, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+	return walk(ctx, ts, s, adjust{d.Clip, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
 		abS, abT := s.AlphaBar[t], s.AlphaBarPrev(prev)
 		alphaS, sigmaS := math.Sqrt(abS), math.Sqrt(1-abS)
 		alphaT, sigmaT := math.Sqrt(abT), math.Sqrt(1-abT)

@@ -19,7 +19,7 @@ import (
 //
 // From the clean sample x0_hat is x0 itself and eps_hat is the model's at the smallest timestep of
 // the sequence (t = 0 for linspace spacing, where it is asked about a nearly clean input). It
-// requires Eta = 0, no SigmaHat (a stochastic sampler has no inverse) and no EpsScale, and ignores ClipX0. The
+// requires Eta = 0, no SigmaHat (a stochastic sampler has no inverse) and no EpsScale, and ignores Clip. The
 // callback reports each step with T the timestep the model was called at and Prev the timestep
 // reached (X0 is the model's x0 prediction, X and Next the step's input and output).
 func (d *DDIM) Encode(ctx context.Context, pred Predictor, x0 []float64, n, dim int, opts Options) ([]float64, error) {

@@ -17,7 +17,7 @@ func TestEncodeDecode(t *testing.T) {
 	x0 := m.Sample(rand.New(rand.NewPCG(3, 3)), n)
 	prevMSE := math.Inf(1)
 	for _, S := range []int{10, 50, 200} {
-		for _, p := range []Parameterization{Eps, V} {
+		for _, p := range []Prediction{Eps, V} {
 			o := &Oracle{Mixture: m, Schedule: s, Output: p}
 			d := &DDIM{Schedule: s, Steps: S}
 			cp := &countingPredictor{Predictor: o}

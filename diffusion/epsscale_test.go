@@ -69,7 +69,7 @@ func TestEpsScaleParameterization(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []Parameterization{V, X0} {
+		for _, p := range []Prediction{V, X0} {
 			got, err := sm.Sample(context.Background(), &Oracle{Mixture: m, Schedule: sch, Output: p}, 8, 3, Options{Seed: 5, Prediction: p})
 			if err != nil {
 				t.Fatal(err)

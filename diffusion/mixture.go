@@ -196,7 +196,7 @@ func (nm *noisedMixture) logs(x, logp []float64) float64 {
 type Oracle struct {
 	Mixture  *Mixture
 	Schedule *schedule.Schedule
-	Output   Parameterization // what Predict writes; the samplers' Options.Prediction must match
+	Output   Prediction // what Predict writes; the samplers' Options.Prediction must match
 }
 
 // Predict implements Predictor.

@@ -23,8 +23,8 @@ func TestOracleIsScore(t *testing.T) {
 	points := [][]float64{{0, 0}, {-2.1, 0.2}, {1.5, 1.5}, {0.4, -2}, {3, -3}}
 	for _, step := range []int{0, 50, 300, 999} {
 		ab := s.AlphaBar[step]
-		outs := map[Parameterization][]float64{}
-		for _, p := range []Parameterization{Eps, X0, V} {
+		outs := map[Prediction][]float64{}
+		for _, p := range []Prediction{Eps, X0, V} {
 			o := &Oracle{Mixture: m, Schedule: s, Output: p}
 			x := make([]float64, 0, 2*len(points))
 			for _, pt := range points {
@@ -55,7 +55,7 @@ func TestOracleIsScore(t *testing.T) {
 		for _, pt := range points {
 			x = append(x, pt...)
 		}
-		for _, p := range []Parameterization{X0, V} {
+		for _, p := range []Prediction{X0, V} {
 			x0, eps := make([]float64, len(x)), make([]float64, len(x))
 			if err := X0Eps(p, ab, x, outs[p], x0, eps); err != nil {
 				t.Fatal(err)

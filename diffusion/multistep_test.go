@@ -13,7 +13,7 @@ import (
 // TestDPMSolverOrder1IsDDIM: the first order DPM-Solver++ step is DDIM with eta = 0 (DPM-Solver++
 // Sec. 4.1), so with Order 1 the two samplers agree to rounding.
 func TestDPMSolverOrder1IsDDIM(t *testing.T) {
-	for _, p := range []Parameterization{Eps, V} {
+	for _, p := range []Prediction{Eps, V} {
 		s := mustSchedule(t, "cosine", 1000, p == V)
 		o := &Oracle{Mixture: testMixture(), Schedule: s, Output: p}
 		a, err := (&DDIM{Schedule: s, Steps: 12}).Sample(context.Background(), o, 64, 2, Options{Seed: 3, Prediction: p})

@@ -15,7 +15,7 @@ type SamplerConfig struct {
 	SigmaHat bool     // ddim only
 	Variance Variance // ddpm only
 	Spacing  Spacing
-	ClipX0   bool
+	Clip     bool
 	EpsScale float64 // every sampler; 0 or 1: off
 }
 
@@ -45,13 +45,13 @@ func NewSampler(name string, s *schedule.Schedule, c SamplerConfig) (Sampler, er
 	}
 	switch name {
 	case "ddpm":
-		sm = &DDPM{Schedule: s, Variance: c.Variance, ClipX0: c.ClipX0, Steps: steps, Spacing: c.Spacing, EpsScale: c.EpsScale}
+		sm = &DDPM{Schedule: s, Variance: c.Variance, Clip: c.Clip, Steps: steps, Spacing: c.Spacing, EpsScale: c.EpsScale}
 	case "ddim":
-		sm = &DDIM{Schedule: s, Steps: steps, Eta: c.Eta, SigmaHat: c.SigmaHat, Spacing: c.Spacing, ClipX0: c.ClipX0, EpsScale: c.EpsScale}
+		sm = &DDIM{Schedule: s, Steps: steps, Eta: c.Eta, SigmaHat: c.SigmaHat, Spacing: c.Spacing, Clip: c.Clip, EpsScale: c.EpsScale}
 	case "dpm-solver++":
-		sm = &DPMSolver{Schedule: s, Steps: steps, Spacing: c.Spacing, ClipX0: c.ClipX0, EpsScale: c.EpsScale}
+		sm = &DPMSolver{Schedule: s, Steps: steps, Spacing: c.Spacing, Clip: c.Clip, EpsScale: c.EpsScale}
 	case "plms":
-		sm = &PLMS{Schedule: s, Steps: steps, Spacing: c.Spacing, ClipX0: c.ClipX0, EpsScale: c.EpsScale}
+		sm = &PLMS{Schedule: s, Steps: steps, Spacing: c.Spacing, Clip: c.Clip, EpsScale: c.EpsScale}
 	default:
 		return nil, fmt.Errorf("unknown sampler %q (want %s)", name, strings.Join(SamplerNames(), ", "))
 	}

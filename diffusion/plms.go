@@ -27,7 +27,7 @@ type PLMS struct {
 	Schedule *schedule.Schedule
 	Steps    int // S in [1, T]; S model calls
 	Spacing  Spacing
-	ClipX0   bool    // clip each model x0 (and its eps) to [-1, 1] before the combination
+	Clip     bool    // clip each model x0 (and its eps) to [-1, 1] before the combination
 	EpsScale float64 // multiply the model's eps by this at every step (0 or 1: off; see walk)
 }
 
@@ -58,7 +58,7 @@ func (p *PLMS) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opti
 	}
 	s := p.Schedule
 	var hist [3][]float64 // e_{k-1}, e_{k-2}, e_{k-3}
-	return walk(ctx, ts, s, adjust{p.ClipX0, p.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+	return walk(ctx, ts, s, adjust{p.Clip, p.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
 		abT, abPrev := s.AlphaBar[t], s.AlphaBarPrev(prev)
 		// Lower order final: a step onto t = 0 or the clean sample is a plain DDIM step (eps' = eps),
 		// as DPM-Solver++ does. The final x0' = x0 - sqrt((1-abar)/abar) (eps' - eps) otherwise keeps

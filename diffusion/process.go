@@ -45,18 +45,18 @@ func PosteriorMean(s *schedule.Schedule, x0, xt []float64, t int, out []float64)
 	return v
 }
 
-// Parameterization says what a model outputs: the noise eps (DDPM), the clean sample x0, or
+// Prediction says what a model outputs: the noise eps (DDPM), the clean sample x0, or
 // v = sqrt(abar) eps - sqrt(1-abar) x0 (Salimans & Ho 2022). The zero value is Eps.
-type Parameterization int
+type Prediction int
 
 // The parametrisations a Predictor can have.
 const (
-	Eps Parameterization = iota
+	Eps Prediction = iota
 	X0
 	V
 )
 
-func (p Parameterization) String() string {
+func (p Prediction) String() string {
 	switch p {
 	case Eps:
 		return "eps"
@@ -65,11 +65,11 @@ func (p Parameterization) String() string {
 	case V:
 		return "v"
 	}
-	return fmt.Sprintf("Parameterization(%d)", int(p))
+	return fmt.Sprintf("Prediction(%d)", int(p))
 }
 
-// ParseParameterization is the inverse of String.
-func ParseParameterization(s string) (Parameterization, error) {
+// ParsePrediction is the inverse of String.
+func ParsePrediction(s string) (Prediction, error) {
 	switch s {
 	case "eps", "epsilon":
 		return Eps, nil
@@ -85,7 +85,7 @@ func ParseParameterization(s string) (Parameterization, error) {
 // sample x0 and noise eps, writing both (either may be nil to skip it). With p == Eps and abar == 0
 // (a zero-SNR schedule's last step) x0 is not determined by eps and an error is returned.
 // out, x0 and eps must not alias each other; xt may not alias x0 or eps.
-func X0Eps(p Parameterization, abar float64, xt, out, x0, eps []float64) error {
+func X0Eps(p Prediction, abar float64, xt, out, x0, eps []float64) error {
 	a, b := math.Sqrt(abar), math.Sqrt(1-abar)
 	switch p {
 	case Eps:
@@ -138,7 +138,7 @@ func EpsFromX0(abar float64, xt, x0, out []float64) {
 
 // Target writes the regression target of parametrisation p for a clean sample x0 noised with eps at
 // noise level abar: eps, x0, or v = sqrt(abar) eps - sqrt(1-abar) x0.
-func Target(p Parameterization, abar float64, x0, eps, out []float64) error {
+func Target(p Prediction, abar float64, x0, eps, out []float64) error {
 	switch p {
 	case Eps:
 		copy(out, eps)
@@ -162,7 +162,7 @@ func Target(p Parameterization, abar float64, x0, eps, out []float64) error {
 //
 // Drawing ts (uniform over [0, T-1]) and noise (standard normal) is the caller's job, so the caller
 // owns the random streams and can reproduce a batch.
-func TrainingBatch(s *schedule.Schedule, p Parameterization, x0 []float64, n, dim int, ts []int, noise, xt, target []float64) error {
+func TrainingBatch(s *schedule.Schedule, p Prediction, x0 []float64, n, dim int, ts []int, noise, xt, target []float64) error {
 	if len(x0) != n*dim || len(noise) != n*dim || len(xt) != n*dim || len(target) != n*dim || len(ts) != n {
 		return fmt.Errorf("training batch: want %d rows of %d (x0 %d, noise %d, xt %d, target %d, ts %d)",
 			n, dim, len(x0), len(noise), len(xt), len(target), len(ts))

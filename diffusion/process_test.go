@@ -149,7 +149,7 @@ func TestParameterizations(t *testing.T) {
 		}
 		QSample(s, x0, step, eps, xt)
 		ab := s.AlphaBar[step]
-		for _, p := range []Parameterization{Eps, X0, V} {
+		for _, p := range []Prediction{Eps, X0, V} {
 			target := make([]float64, D)
 			if err := Target(p, ab, x0, eps, target); err != nil {
 				t.Fatal(err)
@@ -173,7 +173,7 @@ func TestParameterizations(t *testing.T) {
 			ptarget := make([]float64, D)
 			_ = Target(p, ab, px0, pert, ptarget)
 			lossEps := Loss(pert, eps, nil)
-			want := map[Parameterization]float64{Eps: lossEps, V: lossEps / ab, X0: (1 - ab) / ab * lossEps}[p]
+			want := map[Prediction]float64{Eps: lossEps, V: lossEps / ab, X0: (1 - ab) / ab * lossEps}[p]
 			if got := Loss(ptarget, target, nil); math.Abs(got-want) > 1e-9*max(1, want) {
 				t.Errorf("%v t=%d: loss %v, want %v from the eps loss", p, step, got, want)
 			}
@@ -183,13 +183,13 @@ func TestParameterizations(t *testing.T) {
 		t.Error("X0Eps(Eps, abar=0) gave no error")
 	}
 	for _, name := range []string{"eps", "x0", "v"} {
-		p, err := ParseParameterization(name)
+		p, err := ParsePrediction(name)
 		if err != nil || p.String() != name {
-			t.Errorf("ParseParameterization(%q) = %v, %v", name, p, err)
+			t.Errorf("ParsePrediction(%q) = %v, %v", name, p, err)
 		}
 	}
-	if _, err := ParseParameterization("noise"); err == nil {
-		t.Error("ParseParameterization(noise) gave no error")
+	if _, err := ParsePrediction("noise"); err == nil {
+		t.Error("ParsePrediction(noise) gave no error")
 	}
 }
 

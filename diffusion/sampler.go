@@ -42,7 +42,7 @@ type Options struct {
 	// their x_T first and discard it, so the noise z of later steps is the same with or without XT.
 	XT []float64
 	// Prediction is what the predictor outputs (default Eps).
-	Prediction Parameterization
+	Prediction Prediction
 	// Callback, if not nil, is called after every step; a non-nil error stops sampling and is returned.
 	Callback func(Step) error
 }
@@ -226,7 +226,7 @@ func ParseVariance(s string) (Variance, error) {
 type DDPM struct {
 	Schedule *schedule.Schedule
 	Variance Variance
-	ClipX0   bool    // clip predicted x0 to [-1, 1] before forming the mean (for data scaled to [-1, 1])
+	Clip     bool    // clip predicted x0 to [-1, 1] before forming the mean (for data scaled to [-1, 1])
 	Steps    int     // 0 means Schedule.T
 	Spacing  Spacing // used only when Steps < T
 	EpsScale float64 // multiply the model's eps by this at every step (0 or 1: off; see walk)
@@ -257,7 +257,7 @@ func (d *DDPM) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opti
 		return nil, err
 	}
 	s := d.Schedule
-	return walk(ctx, ts, s, adjust{d.ClipX0, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+	return walk(ctx, ts, s, adjust{d.Clip, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
 		// 1. Coefficients of the posterior q(x_prev | x_t, x0) (DDPM eq. 6-7) for this jump.
 		c0, ct, posteriorVar := PosteriorCoefs(s, t, prev)
 		// 2. The step's variance: beta (upper bound) or the posterior's (lower bound), DDPM Sec. 3.2.
@@ -297,7 +297,7 @@ type DDIM struct {
 	Eta      float64
 	SigmaHat bool
 	Spacing  Spacing
-	ClipX0   bool    // clip predicted x0 to [-1, 1] (and recompute eps from it, as diffusers does)
+	Clip     bool    // clip predicted x0 to [-1, 1] (and recompute eps from it, as diffusers does)
 	EpsScale float64 // multiply the model's eps by this at every step (0 or 1: off; see walk)
 }
 
@@ -326,7 +326,7 @@ func (d *DDIM) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opti
 	if d.SigmaHat {
 		eta = 1
 	}
-	return walk(ctx, ts, s, adjust{d.ClipX0, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+	return walk(ctx, ts, s, adjust{d.Clip, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
 		abT, abPrev := s.AlphaBar[t], s.AlphaBarPrev(prev)
 		// 1. sigma_t(eta) (DDIM eq. 16).
 		sigma := eta * math.Sqrt((1-abPrev)/(1-abT)) * math.Sqrt(1-abT/abPrev)

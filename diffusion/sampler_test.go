@@ -105,11 +105,11 @@ func TestRowReproducibility(t *testing.T) {
 	o := &Oracle{Mixture: m, Schedule: s}
 	samplers := map[string]Sampler{
 		"ddpm-beta":      &DDPM{Schedule: s},
-		"ddpm-posterior": &DDPM{Schedule: s, Variance: VariancePosterior, ClipX0: true},
+		"ddpm-posterior": &DDPM{Schedule: s, Variance: VariancePosterior, Clip: true},
 		"ddim-eta0.5":    &DDIM{Schedule: s, Steps: 20, Eta: 0.5, Spacing: Trailing},
 		"ddim-sigmahat":  &DDIM{Schedule: s, Steps: 20, SigmaHat: true},
 		"dpm-solver++":   &DPMSolver{Schedule: s, Steps: 20},
-		"plms":           &PLMS{Schedule: s, Steps: 20, Spacing: Trailing, ClipX0: true},
+		"plms":           &PLMS{Schedule: s, Steps: 20, Spacing: Trailing, Clip: true},
 	}
 	for name, sm := range samplers {
 		var xT []float64
@@ -214,7 +214,7 @@ func TestSamplerErrors(t *testing.T) {
 func TestClipX0(t *testing.T) {
 	s := mustSchedule(t, "linear", 200, false)
 	o := &Oracle{Mixture: testMixture(), Schedule: s}
-	for _, sm := range []Sampler{&DDPM{Schedule: s, ClipX0: true}, &DDIM{Schedule: s, Steps: 20, ClipX0: true}} {
+	for _, sm := range []Sampler{&DDPM{Schedule: s, Clip: true}, &DDIM{Schedule: s, Steps: 20, Clip: true}} {
 		x, err := sm.Sample(context.Background(), o, 200, 2, Options{Seed: 3})
 		if err != nil {
 			t.Fatal(err)
@@ -226,7 +226,7 @@ func TestClipX0(t *testing.T) {
 			}
 		}
 		if outside > 0 {
-			t.Errorf("%T with ClipX0: %d values outside [-1, 1]", sm, outside)
+			t.Errorf("%T with Clip: %d values outside [-1, 1]", sm, outside)
 		}
 	}
 }
@@ -242,7 +242,7 @@ func TestRecovery(t *testing.T) {
 	tests := []struct {
 		name string
 		sm   Sampler
-		pred Parameterization
+		pred Prediction
 		sch  bool // zero-SNR schedule
 		n    int
 		tol  tol

@@ -1,5 +1,5 @@
 // Package generate draws images from a trained model: it loads a model with everything needed to
-// sample it (weights, noise schedule, objective) from a run directory, a weights file or the model
+// sample it (weights, noise schedule, prediction) from a run directory, a weights file or the model
 // shipped in the binary, builds a DDPM or DDIM sampler from its user-facing settings, and runs the
 // sampler over N images in batches.
 //

@@ -256,7 +256,7 @@ func TestLoad(t *testing.T) {
 			p.W[i] += 0.25
 		}
 	}
-	meta := map[string]string{train.MetaSchedule: "cosine", train.MetaTimesteps: "50", train.MetaZeroSNR: "false", train.MetaObjective: "v"}
+	meta := map[string]string{train.MetaSchedule: "cosine", train.MetaTimesteps: "50", train.MetaZeroSNR: "false", train.MetaPrediction: "v"}
 	if err := checkpoint.SaveWeights(filepath.Join(run, train.EMAFile), u.Cfg, ema.Params(), meta); err != nil {
 		t.Fatal(err)
 	}

@@ -21,11 +21,11 @@ import (
 type Model struct {
 	Net        *nn.UNet
 	Schedule   *schedule.Schedule
-	Prediction diffusion.Parameterization // what Net outputs: eps, x0 or v
-	Source     string                     // the weights file
-	EMA        bool                       // the weights are an EMA copy
-	Step       int                        // training steps behind the weights (-1 if unknown)
-	Meta       map[string]string          // the weights file's metadata
+	Prediction diffusion.Prediction // what Net outputs: eps, x0 or v
+	Source     string               // the weights file
+	EMA        bool                 // the weights are an EMA copy
+	Step       int                  // training steps behind the weights (-1 if unknown)
+	Meta       map[string]string    // the weights file's metadata
 }
 
 // Dim is the number of values of one image, C*H*W.
@@ -51,7 +51,7 @@ func Load(ckpt string, be tensor.Backend, ema bool) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return check(&Model{Net: s.Model, Schedule: s.Schedule, Prediction: s.Objective, Source: s.Path, EMA: s.EMA, Step: s.Step, Meta: s.Meta})
+	return check(&Model{Net: s.Model, Schedule: s.Schedule, Prediction: s.Prediction, Source: s.Path, EMA: s.EMA, Step: s.Step, Meta: s.Meta})
 }
 
 // LoadShipped loads the model compiled into the binary (package models): EMA weights whose metadata
@@ -105,7 +105,7 @@ func check(m *Model) (*Model, error) {
 
 // setupOf reads the sampling keys of package train from a weights file's metadata; absent keys take
 // the DDPM paper's setting (linear schedule, T = 1000, eps).
-func setupOf(meta map[string]string) (*schedule.Schedule, diffusion.Parameterization, error) {
+func setupOf(meta map[string]string) (*schedule.Schedule, diffusion.Prediction, error) {
 	name, T, zero, obj := "linear", 1000, false, "eps"
 	if v, ok := meta[train.MetaSchedule]; ok {
 		name = v
@@ -124,14 +124,17 @@ func setupOf(meta map[string]string) (*schedule.Schedule, diffusion.Parameteriza
 		}
 		zero = b
 	}
-	if v, ok := meta[train.MetaObjective]; ok {
+	if v, ok := meta["objective"]; ok { // the key's name in files written before "prediction"
+		obj = v
+	}
+	if v, ok := meta[train.MetaPrediction]; ok {
 		obj = v
 	}
 	s, err := schedule.New(name, T, zero)
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err := diffusion.ParseParameterization(obj)
+	p, err := diffusion.ParsePrediction(obj)
 	if err != nil {
 		return nil, 0, err
 	}

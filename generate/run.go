@@ -62,7 +62,7 @@ func (j Job) Batches() []Batch {
 // predictions for rows of dim values), returning N*dim values in image order (or handing them to
 // j.Emit batch by batch). Each batch passes its
 // first global index as diffusion.Options.Start, so an image depends on Seed and its index only.
-func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p diffusion.Parameterization, dim int, j Job) ([]float64, error) {
+func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p diffusion.Prediction, dim int, j Job) ([]float64, error) {
 	if j.N < 1 {
 		return nil, fmt.Errorf("need at least one image, got n=%d", j.N)
 	}
@@ -117,7 +117,7 @@ func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p d
 	return out, nil
 }
 
-// Sample is Run with the model's network, objective and image size.
+// Sample is Run with the model's network, prediction and image size.
 func (m *Model) Sample(ctx context.Context, s diffusion.Sampler, j Job) ([]float64, error) {
 	return Run(ctx, s, m.Net, m.Prediction, m.Dim(), j)
 }

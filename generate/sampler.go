@@ -57,7 +57,7 @@ func (sp SamplerSpec) New(s *schedule.Schedule) (diffusion.Sampler, SamplerSpec,
 	if sp.SigmaHat && sp.Eta != 0 {
 		return nil, sp, fmt.Errorf("sigma-hat uses the mean of eta = 1; do not combine it with eta")
 	}
-	c.Steps, c.Eta, c.SigmaHat, c.ClipX0, c.EpsScale = sp.Steps, sp.Eta, sp.SigmaHat, sp.Clip, sp.EpsScale
+	c.Steps, c.Eta, c.SigmaHat, c.Clip, c.EpsScale = sp.Steps, sp.Eta, sp.SigmaHat, sp.Clip, sp.EpsScale
 	sampler, err := diffusion.NewSampler(sp.Name, s, c)
 	if err != nil {
 		return nil, sp, err

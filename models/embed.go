@@ -3,7 +3,7 @@
 // no --ckpt draws digits on a fresh machine without any download or file lookup.
 //
 // The files live in models/mnist/: the weights as a safetensors file whose metadata holds the model
-// config and the sampling keys of package train (schedule, timesteps, zero_snr, objective), named
+// config and the sampling keys of package train (schedule, timesteps, zero_snr, prediction), named
 // model.safetensors by preference, and a PROVENANCE.md.
 package models
 

@@ -277,17 +277,17 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 
 // ModelInfo describes a served model in GET /v1/models.
 type ModelInfo struct {
-	Name      string `json:"name"`
-	Source    string `json:"source"`
-	Schedule  string `json:"schedule"`
-	Timesteps int    `json:"timesteps"`
-	ZeroSNR   bool   `json:"zero_snr"`
-	Objective string `json:"objective"`
-	Channels  int    `json:"channels"`
-	Height    int    `json:"height"`
-	Width     int    `json:"width"`
-	Params    int    `json:"params"`
-	Config    any    `json:"config"`
+	Name       string `json:"name"`
+	Source     string `json:"source"`
+	Schedule   string `json:"schedule"`
+	Timesteps  int    `json:"timesteps"`
+	ZeroSNR    bool   `json:"zero_snr"`
+	Prediction string `json:"prediction"`
+	Channels   int    `json:"channels"`
+	Height     int    `json:"height"`
+	Width      int    `json:"width"`
+	Params     int    `json:"params"`
+	Config     any    `json:"config"`
 }
 
 // Limits are the server's per-request limits, as GET /v1/models reports them.
@@ -319,7 +319,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	for _, m := range s.models {
 		c, h, wd := m.Shape()
 		resp.Models = append(resp.Models, ModelInfo{Name: m.Name, Source: m.Source,
-			Schedule: m.Schedule.Name, Timesteps: m.Schedule.T, ZeroSNR: m.Schedule.ZeroSNR, Objective: m.Prediction.String(),
+			Schedule: m.Schedule.Name, Timesteps: m.Schedule.T, ZeroSNR: m.Schedule.ZeroSNR, Prediction: m.Prediction.String(),
 			Channels: c, Height: h, Width: wd, Params: m.Net.NumParams(), Config: m.Net.Cfg})
 	}
 	writeJSON(w, http.StatusOK, resp)

@@ -53,7 +53,7 @@ var DefaultOptions = Options{MaxN: 64, MaxSteps: 1000, Queue: 16, Timeout: 2 * t
 type Model struct {
 	Name string
 	// Copies[w] is worker w's copy (the same weights, each on its own backend); all need the
-	// same image shape, schedule and objective.
+	// same image shape, schedule and prediction.
 	Copies []*generate.Model
 }
 
@@ -135,7 +135,7 @@ func New(models []Model, opt Options) (*Server, error) {
 		c0 := m.Copies[0]
 		for _, c := range m.Copies[1:] {
 			if c.Dim() != c0.Dim() || c.Schedule.T != c0.Schedule.T || c.Prediction != c0.Prediction {
-				return nil, fmt.Errorf("serve: copies of model %q differ in shape, T or objective", m.Name)
+				return nil, fmt.Errorf("serve: copies of model %q differ in shape, T or prediction", m.Name)
 			}
 		}
 		pow2 := 0

@@ -11,7 +11,7 @@ import (
 )
 
 // modelFileKeys are the metadata a model file carries from its run so that it can be sampled alone.
-var modelFileKeys = []string{MetaSchedule, MetaTimesteps, MetaZeroSNR, MetaObjective, MetaDataset}
+var modelFileKeys = []string{MetaSchedule, MetaTimesteps, MetaZeroSNR, MetaPrediction, metaLegacyPrediction, MetaDataset}
 
 // MetaAveraged names the metadata key of an averaged model file: the steps of the checkpoints in it.
 const MetaAveraged = "averaged_steps"
@@ -21,7 +21,7 @@ const MetaAveraged = "averaged_steps"
 // post-hoc stand-in for a longer EMA. On the shipped MNIST run the mean of the EMA weights of
 // seven checkpoints over the last 3,000 steps sampled better with DDIM-50 (FID 0.566) than the
 // final EMA (0.632; docs/eval.md). The files must hold the same network trained for the same
-// sampling setup (schedule, T, objective); the sum is kept in float64.
+// sampling setup (schedule, T, prediction); the sum is kept in float64.
 func AverageWeights(out string, paths []string, ema bool) error {
 	if len(paths) == 0 {
 		return fmt.Errorf("average: no checkpoints")

@@ -27,11 +27,11 @@ type Config struct {
 	Channels int    `json:"channels"` // 1 or 3, for a folder dataset
 	Flip     bool   `json:"flip"`     // random horizontal flips
 
-	Model     string `json:"model"`     // built-in UNet name or a JSON config file
-	Schedule  string `json:"schedule"`  // linear, cosine, ...
-	Timesteps int    `json:"timesteps"` // T
-	ZeroSNR   bool   `json:"zero-snr"`  // Lin et al. 2023 rescaling (needs objective x0 or v)
-	Objective string `json:"objective"` // eps, x0 or v
+	Model      string `json:"model"`      // built-in UNet name or a JSON config file
+	Schedule   string `json:"schedule"`   // linear, cosine, ...
+	Timesteps  int    `json:"timesteps"`  // T
+	ZeroSNR    bool   `json:"zero-snr"`   // Lin et al. 2023 rescaling (needs prediction x0 or v)
+	Prediction string `json:"prediction"` // eps, x0 or v
 
 	Batch       int     `json:"batch"`
 	LR          float64 `json:"lr"`
@@ -57,12 +57,12 @@ type Config struct {
 }
 
 // Default is the configuration flags start from: UNet-S on MNIST with the DDPM paper's linear
-// schedule and eps objective, batch 128 with AdamW at 1e-3 after a 100-step warmup, an EMA of
+// schedule and eps prediction, batch 128 with AdamW at 1e-3 after a 100-step warmup, an EMA of
 // 0.999: the settings of the shipped model (models/mnist/PROVENANCE.md), which on two CPU cores
 // reach recognisable digits within a few hundred steps where the paper's 2e-4 needs far more.
 func Default() Config {
 	return Config{
-		Data: "mnist", Model: "unet-s", Schedule: "linear", Timesteps: 1000, Objective: "eps",
+		Data: "mnist", Model: "unet-s", Schedule: "linear", Timesteps: 1000, Prediction: "eps",
 		Batch: 128, LR: 1e-3, Steps: 2000, Warmup: 100, EMA: 0.999, GradClip: 1, WeightDecay: 0,
 		Seed: 0, Out: "runs/mnist", Engine: "auto", Precision: "auto",
 		SampleEvery: 500, SampleN: 64, CkptEvery: 500, Keep: 3, LogEvery: 50,
@@ -71,7 +71,7 @@ func Default() Config {
 
 // Presets are named starting points; flags and --config override their values.
 var Presets = map[string]func() Config{
-	// The DDPM paper's schedule, objective and learning rate (linear, T = 1000, eps, 2e-4) at batch 512.
+	// The DDPM paper's schedule, prediction and learning rate (linear, T = 1000, eps, 2e-4) at batch 512.
 	"seed-mnist": func() Config {
 		c := Default()
 		c.Batch = 512
@@ -107,8 +107,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Model, "model", c.Model, "UNet: a built-in name ("+strings.Join(nn.Names(), ", ")+") or a JSON config file")
 	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "noise schedule: "+strings.Join(schedule.Names(), ", "))
 	fs.IntVar(&c.Timesteps, "timesteps", c.Timesteps, "diffusion steps T (1 to 100000)")
-	fs.BoolVar(&c.ZeroSNR, "zero-snr", c.ZeroSNR, "rescale the schedule to zero terminal SNR (needs --objective x0 or v)")
-	fs.StringVar(&c.Objective, "objective", c.Objective, "what the network predicts: eps, x0 or v")
+	fs.BoolVar(&c.ZeroSNR, "zero-snr", c.ZeroSNR, "rescale the schedule to zero terminal SNR (needs --prediction x0 or v)")
+	fs.StringVar(&c.Prediction, "prediction", c.Prediction, "what the network predicts: eps, x0 or v")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "images per step")
 	fs.Float64Var(&c.LR, "lr", c.LR, "AdamW learning rate after warmup")
 	fs.IntVar(&c.Steps, "steps", c.Steps, "optimizer steps (0: use --epochs)")
@@ -218,7 +218,7 @@ func overlay(dst *Config, src Config, set []string) error {
 // and anything after the object (a second object pasted in, a stray brace), which a plain Decode
 // would silently leave unread.
 func decodeStrict(b []byte, c *Config) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(bytes.NewReader(renameLegacyKeys(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
 		return err
@@ -227,6 +227,27 @@ func decodeStrict(b []byte, c *Config) error {
 		return fmt.Errorf("trailing data after the JSON object at byte %d", dec.InputOffset())
 	}
 	return nil
+}
+
+// renameLegacyKeys maps the key "objective" of run files written before the key was named
+// "prediction", so an old run resumes; input that is not one JSON object is left for decodeStrict
+// to refuse.
+func renameLegacyKeys(b []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return b
+	}
+	v, old := m["objective"]
+	if _, now := m["prediction"]; !old || now {
+		return b
+	}
+	delete(m, "objective")
+	m["prediction"] = v
+	out, err := json.Marshal(m)
+	if err != nil {
+		return b
+	}
+	return out
 }
 
 // Bounds of Validate on values a run file can set past the command line's checks.
@@ -293,15 +314,15 @@ func (c Config) Validate() error {
 	if !contains([]string{"auto", "fp32", "bf16"}, c.Precision) {
 		return bad("unknown --precision %q (want auto, fp32 or bf16)", c.Precision)
 	}
-	obj, err := diffusion.ParseParameterization(c.Objective)
+	obj, err := diffusion.ParsePrediction(c.Prediction)
 	if err != nil {
-		return bad("--objective: %v", err)
+		return bad("--prediction: %v", err)
 	}
 	if _, err := schedule.New(c.Schedule, c.Timesteps, c.ZeroSNR); err != nil {
 		return bad("--schedule: %v", err)
 	}
 	if c.ZeroSNR && obj == diffusion.Eps {
-		return bad("--zero-snr needs --objective x0 or v (eps cannot recover x0 at alpha_bar = 0)")
+		return bad("--zero-snr needs --prediction x0 or v (eps cannot recover x0 at alpha_bar = 0)")
 	}
 	return nil
 }

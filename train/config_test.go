@@ -48,7 +48,7 @@ func TestResolveLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seed.Schedule != "linear" || seed.Timesteps != 1000 || seed.Objective != "eps" || seed.Batch != 512 || seed.Data != "mnist" {
+	if seed.Schedule != "linear" || seed.Timesteps != 1000 || seed.Prediction != "eps" || seed.Batch != 512 || seed.Data != "mnist" {
 		t.Fatalf("seed-mnist preset: %+v", seed)
 	}
 	if got := seed.TotalSteps(60000); got != 2344 { // 20 epochs of 60000 at 512 = 2343.75
@@ -60,7 +60,7 @@ func TestResolveLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LR != 0.001 || c.Objective != "v" || c.Batch != 32 || c.Seed != 9 || c.Timesteps != 1000 {
+	if c.LR != 0.001 || c.Prediction != "v" || c.Batch != 32 || c.Seed != 9 || c.Timesteps != 1000 {
 		t.Fatalf("layered config: %+v", c)
 	}
 	// A flag set to its zero value still wins over the file.
@@ -81,7 +81,7 @@ func TestResolveLayers(t *testing.T) {
 		{"", "", Config{Batch: 0}, []string{"batch"}, "--batch"},
 		{"", "", Config{LR: -1}, []string{"lr"}, "--lr"},
 		{"", "", Config{EMA: 1}, []string{"ema"}, "--ema"},
-		{"", "", Config{Objective: "eps2"}, []string{"objective"}, "--objective"},
+		{"", "", Config{Prediction: "eps2"}, []string{"prediction"}, "--prediction"},
 		{"", "", Config{Schedule: "cosin"}, []string{"schedule"}, "--schedule"},
 		{"", "", Config{ZeroSNR: true}, []string{"zero-snr"}, "--zero-snr"},
 		{"", "", Config{Engine: "cuda"}, []string{"engine"}, "--engine"},
@@ -102,7 +102,7 @@ func TestResumeConfigRefusesChanges(t *testing.T) {
 	dir := t.TempDir()
 	c := Default()
 	c.Out = "elsewhere"
-	b := []byte(`{"data":"mnist","data-dir":"","size":0,"channels":0,"flip":false,"model":"unet-s","schedule":"linear","timesteps":1000,"zero-snr":false,"objective":"eps","batch":128,"lr":0.0002,"steps":100,"epochs":0,"warmup":10,"ema":0.999,"grad-clip":1,"weight-decay":0,"seed":3,"out":"x","engine":"auto","precision":"auto","threads":0,"sample-every":0,"sample-n":4,"ckpt-every":0,"keep":1,"log-every":1}`)
+	b := []byte(`{"data":"mnist","data-dir":"","size":0,"channels":0,"flip":false,"model":"unet-s","schedule":"linear","timesteps":1000,"zero-snr":false,"prediction":"eps","batch":128,"lr":0.0002,"steps":100,"epochs":0,"warmup":10,"ema":0.999,"grad-clip":1,"weight-decay":0,"seed":3,"out":"x","engine":"auto","precision":"auto","threads":0,"sample-every":0,"sample-n":4,"ckpt-every":0,"keep":1,"log-every":1}`)
 	os.WriteFile(filepath.Join(dir, ConfigFile), b, 0o644)
 	got, err := ResumeConfig(dir, Config{Steps: 200, Threads: 2}, []string{"steps", "threads"})
 	if err != nil {

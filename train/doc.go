@@ -1,6 +1,6 @@
 // Package train is the training loop that joins the diffusion math (package diffusion) to the
 // network (package nn): each step draws a batch of images, a timestep and a noise image per row,
-// forms x_t and the regression target of the chosen objective (DDPM Algorithm 1), and takes one
+// forms x_t and the regression target of the chosen prediction (DDPM Algorithm 1), and takes one
 // AdamW step on the mean squared error, followed by an update of the EMA weights that sampling uses.
 //
 // A run is reproducible and resumable bit for bit: the timesteps and noise of step s come from a
@@ -37,10 +37,10 @@
 //	"schedule"   schedule name (linear, cosine, ...)
 //	"timesteps"  T
 //	"zero_snr"   "true" or "false"
-//	"objective"  what the network predicts: eps, x0 or v
+//	"prediction" what the network predicts: eps, x0 or v
 //	"dataset"    the --data value
 //
 // LoadForSampling reads a RUNDIR, a model-ema file, a checkpoint, or any model file saved with
 // checkpoint.SaveModel (files without these keys are taken as linear, T = 1000, eps: the DDPM
-// setting) and returns the network with its schedule and objective.
+// setting) and returns the network with its schedule and prediction.
 package train

@@ -34,14 +34,15 @@ const (
 
 // Metadata keys train adds to the files it writes.
 const (
-	MetaSchedule  = "schedule"
-	MetaTimesteps = "timesteps"
-	MetaZeroSNR   = "zero_snr"
-	MetaObjective = "objective"
-	MetaDataset   = "dataset"
-	metaBatcher   = "batcher"      // data.BatchState as JSON
-	metaWall      = "wall_s"       // wall-clock seconds spent training up to this checkpoint
-	metaTrainCfg  = "train_config" // the Config the run was started with
+	MetaSchedule         = "schedule"
+	MetaTimesteps        = "timesteps"
+	MetaZeroSNR          = "zero_snr"
+	MetaPrediction       = "prediction"
+	metaLegacyPrediction = "objective" // the key of MetaPrediction in files written before it was renamed
+	MetaDataset          = "dataset"
+	metaBatcher          = "batcher"      // data.BatchState as JSON
+	metaWall             = "wall_s"       // wall-clock seconds spent training up to this checkpoint
+	metaTrainCfg         = "train_config" // the Config the run was started with
 )
 
 func fileIn(dir, name string) string { return filepath.Join(dir, name) }
@@ -195,13 +196,13 @@ func LatestCheckpoint(dir string) (string, int, error) {
 
 // Sampling is a trained network with what a sampler needs to drive it.
 type Sampling struct {
-	Model     *nn.UNet
-	Schedule  *schedule.Schedule
-	Objective diffusion.Parameterization // Options.Prediction of the samplers
-	Step      int                        // training steps behind the weights (-1 if unknown)
-	Path      string                     // the file the weights came from
-	EMA       bool                       // the weights are the EMA copy
-	Meta      map[string]string          // the file's metadata
+	Model      *nn.UNet
+	Schedule   *schedule.Schedule
+	Prediction diffusion.Prediction // Options.Prediction of the samplers
+	Step       int                  // training steps behind the weights (-1 if unknown)
+	Path       string               // the file the weights came from
+	EMA        bool                 // the weights are the EMA copy
+	Meta       map[string]string    // the file's metadata
 }
 
 // LoadForSampling loads a network for sampling from path, which is one of
@@ -212,7 +213,7 @@ type Sampling struct {
 //   - a model file (model-ema.safetensors, the shipped model, any checkpoint.SaveModel output):
 //     its weights, whatever ema says.
 //
-// The schedule and objective come from the file's metadata (see the package documentation).
+// The schedule and prediction come from the file's metadata (see the package documentation).
 func LoadForSampling(path string, be tensor.Backend, ema bool) (*Sampling, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -242,7 +243,7 @@ func LoadForSampling(path string, be tensor.Backend, ema bool) (*Sampling, error
 			return nil, fmt.Errorf("read %s: bad step %q", path, v)
 		}
 	}
-	if s.Schedule, s.Objective, err = processOf(meta); err != nil {
+	if s.Schedule, s.Prediction, err = processOf(meta); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return s, nil
@@ -273,7 +274,7 @@ func runModel(dir string, ema bool) (string, error) {
 }
 
 // processOf reads the sampling keys, defaulting to the DDPM paper's setting.
-func processOf(meta map[string]string) (*schedule.Schedule, diffusion.Parameterization, error) {
+func processOf(meta map[string]string) (*schedule.Schedule, diffusion.Prediction, error) {
 	name, T, zero, obj := "linear", 1000, false, "eps"
 	if v, ok := meta[MetaSchedule]; ok {
 		name = v
@@ -292,14 +293,17 @@ func processOf(meta map[string]string) (*schedule.Schedule, diffusion.Parameteri
 		}
 		zero = b
 	}
-	if v, ok := meta[MetaObjective]; ok {
+	if v, ok := meta[metaLegacyPrediction]; ok {
+		obj = v
+	}
+	if v, ok := meta[MetaPrediction]; ok {
 		obj = v
 	}
 	s, err := schedule.New(name, T, zero)
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err := diffusion.ParseParameterization(obj)
+	p, err := diffusion.ParsePrediction(obj)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -80,7 +80,7 @@ type run struct {
 	be       tensor.Backend
 	set      *data.Set
 	sched    *schedule.Schedule
-	obj      diffusion.Parameterization
+	obj      diffusion.Prediction
 	model    *nn.UNet
 	sampler  *nn.UNet // holds the EMA weights for grids
 	adam     *nn.AdamW
@@ -132,7 +132,7 @@ func (r *run) setup() error {
 	if r.sched, err = schedule.New(c.Schedule, c.Timesteps, c.ZeroSNR); err != nil {
 		return err
 	}
-	if r.obj, err = diffusion.ParseParameterization(c.Objective); err != nil {
+	if r.obj, err = diffusion.ParsePrediction(c.Prediction); err != nil {
 		return err
 	}
 	mcfg, err := nn.LoadConfig(c.Model)
@@ -330,7 +330,7 @@ func (r *run) meta(wall float64) map[string]string {
 	tc, _ := json.Marshal(c)
 	return map[string]string{
 		MetaSchedule: c.Schedule, MetaTimesteps: strconv.Itoa(c.Timesteps), MetaZeroSNR: strconv.FormatBool(c.ZeroSNR),
-		MetaObjective: c.Objective, MetaDataset: c.Data,
+		MetaPrediction: c.Prediction, MetaDataset: c.Data,
 		metaBatcher: string(b), metaWall: strconv.FormatFloat(wall, 'g', -1, 64), metaTrainCfg: string(tc),
 	}
 }
@@ -356,7 +356,7 @@ func (r *run) save() error {
 		return err
 	}
 	r.lastCkpt, r.res.Checkpoint = r.step, path
-	if err := r.metrics.plot(c.Out, fmt.Sprintf("%s on %s (%s)", r.model.Cfg.Name, c.Data, c.Objective)); err != nil {
+	if err := r.metrics.plot(c.Out, fmt.Sprintf("%s on %s (%s)", r.model.Cfg.Name, c.Data, c.Prediction)); err != nil {
 		return err
 	}
 	steps, paths, err := Checkpoints(c.Out)
@@ -399,7 +399,7 @@ func (r *run) grid(ctx context.Context) error {
 
 // SampleGrid draws n images from model with DDIM over 50 steps (eta 0, linspace spacing) from the
 // fixed grid noise and writes them to path as a square-ish grid PNG.
-func SampleGrid(ctx context.Context, model *nn.UNet, s *schedule.Schedule, obj diffusion.Parameterization, n int, path string) (string, error) {
+func SampleGrid(ctx context.Context, model *nn.UNet, s *schedule.Schedule, obj diffusion.Prediction, n int, path string) (string, error) {
 	c := model.Cfg
 	dim := c.InChannels * c.ImageSize * c.ImageSize
 	ddim := &diffusion.DDIM{Schedule: s, Steps: min(50, s.T), Eta: 0}

@@ -212,7 +212,7 @@ func (w *cancelWriter) Write(p []byte) (int, error) {
 
 func TestLoadForSampling(t *testing.T) {
 	c := tinyConfig(t, filepath.Join(t.TempDir(), "run"))
-	c.Objective = "v"
+	c.Prediction = "v"
 	c.Schedule = "cosine"
 	c.Timesteps = 100
 	c.Steps = 3
@@ -242,10 +242,10 @@ func TestLoadForSampling(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s ema=%v: %v", tc.path, tc.ema, err)
 		}
-		if s.Path != tc.file || s.EMA != tc.wantEMA || s.Step != 3 || s.Objective != diffusion.V ||
+		if s.Path != tc.file || s.EMA != tc.wantEMA || s.Step != 3 || s.Prediction != diffusion.V ||
 			s.Schedule.Name != "cosine" || s.Schedule.T != 100 {
-			t.Fatalf("%s ema=%v: got path %s ema %v step %d objective %v schedule %s/%d", tc.path, tc.ema,
-				s.Path, s.EMA, s.Step, s.Objective, s.Schedule.Name, s.Schedule.T)
+			t.Fatalf("%s ema=%v: got path %s ema %v step %d prediction %v schedule %s/%d", tc.path, tc.ema,
+				s.Path, s.EMA, s.Step, s.Prediction, s.Schedule.Name, s.Schedule.T)
 		}
 		// The weights are the checkpoint's EMA or model copy.
 		p := s.Model.Params()[0]
@@ -417,16 +417,16 @@ func TestAverageWeights(t *testing.T) {
 	if !differ {
 		t.Fatal("the two checkpoints hold the same weights; the test shows nothing")
 	}
-	if avg.Meta[MetaAveraged] != "3,6" || avg.Meta[MetaObjective] != sa.Meta[MetaObjective] {
+	if avg.Meta[MetaAveraged] != "3,6" || avg.Meta[MetaPrediction] != sa.Meta[MetaPrediction] {
 		t.Errorf("metadata %v", avg.Meta)
 	}
 	other := tinyConfig(t, filepath.Join(root, "other"))
-	other.Objective = "v"
+	other.Prediction = "v"
 	if _, err := runTiny(t, context.Background(), other, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := AverageWeights(out, []string{a, CheckpointPath(other.Out, 6)}, true); err == nil || !strings.Contains(err.Error(), "objective") {
-		t.Errorf("checkpoints trained for other objectives: %v", err)
+	if err := AverageWeights(out, []string{a, CheckpointPath(other.Out, 6)}, true); err == nil || !strings.Contains(err.Error(), "prediction") {
+		t.Errorf("checkpoints trained for other predictions: %v", err)
 	}
 	if err := AverageWeights(out, nil, true); err == nil {
 		t.Error("no checkpoints: no error")

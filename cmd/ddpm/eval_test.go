@@ -37,7 +37,7 @@ func evalFixtures(t *testing.T) (model, clf string) {
 		t.Fatal(err)
 	}
 	model = filepath.Join(dir, "tiny.safetensors")
-	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "20", train.MetaZeroSNR: "false", train.MetaObjective: "eps"}
+	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "20", train.MetaZeroSNR: "false", train.MetaPrediction: "eps"}
 	if err := checkpoint.SaveModel(model, u, meta); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func tinyModelFile(t *testing.T, channels int) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("tiny%d.safetensors", channels))
-	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "40", train.MetaZeroSNR: "false", train.MetaObjective: "eps"}
+	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "40", train.MetaZeroSNR: "false", train.MetaPrediction: "eps"}
 	if err := checkpoint.SaveModel(path, u, meta); err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pred, err := diffusion.ParseParameterization(*prediction)
+	pred, err := diffusion.ParsePrediction(*prediction)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		sampler = &diffusion.DDPM{Schedule: s, Variance: v, ClipX0: *clip, Steps: *steps, Spacing: sp}
+		sampler = &diffusion.DDPM{Schedule: s, Variance: v, Clip: *clip, Steps: *steps, Spacing: sp}
 		S := *steps
 		if S == 0 {
 			S = *T
@@ -108,7 +108,7 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 		if S == 0 {
 			S = min(50, *T)
 		}
-		sampler = &diffusion.DDIM{Schedule: s, Steps: S, Eta: *eta, SigmaHat: *sigmaHat, Spacing: sp, ClipX0: *clip}
+		sampler = &diffusion.DDIM{Schedule: s, Steps: S, Eta: *eta, SigmaHat: *sigmaHat, Spacing: sp, Clip: *clip}
 		title = fmt.Sprintf("DDIM S=%d, eta=%g, %s spacing", S, *eta, sp)
 		if *sigmaHat {
 			title = fmt.Sprintf("DDIM S=%d, sigma-hat, %s spacing", S, sp)
@@ -121,7 +121,7 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 		if S == 0 {
 			S = min(50, *T)
 		}
-		sampler, err = diffusion.NewSampler(*samplerName, s, diffusion.SamplerConfig{Steps: S, Spacing: sp, ClipX0: *clip})
+		sampler, err = diffusion.NewSampler(*samplerName, s, diffusion.SamplerConfig{Steps: S, Spacing: sp, Clip: *clip})
 		if err != nil {
 			return err
 		}

@@ -72,7 +72,7 @@ func TestTrainInvalidFlags(t *testing.T) {
 	}{
 		{[]string{"--batch", "0"}, "--batch must be at least 1"},
 		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
-		{[]string{"--objective", "score"}, "--objective"},
+		{[]string{"--prediction", "score"}, "--prediction"},
 		{[]string{"--schedule", "cosine", "--zero-snr"}, "--zero-snr needs"},
 		{[]string{"--preset", "seed-cifar"}, "unknown preset"},
 		{[]string{"--config", filepath.Join(dir, "none.json")}, "none.json"},

@@ -568,7 +568,7 @@ func writeModelFile(path, config string) error {
 	if dir := filepath.Dir(path); dir != "" {
 		os.MkdirAll(dir, 0o755)
 	}
-	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "1000", train.MetaZeroSNR: "false", train.MetaObjective: "eps"}
+	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "1000", train.MetaZeroSNR: "false", train.MetaPrediction: "eps"}
 	if err := checkpoint.SaveModel(path, u, meta); err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func tinyServer(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	s.Model.MaxBatch = 64
-	m := &generate.Model{Net: s.Model, Schedule: s.Schedule, Prediction: s.Objective, Source: path}
+	m := &generate.Model{Net: s.Model, Schedule: s.Schedule, Prediction: s.Prediction, Source: path}
 	srv, err := serve.New([]serve.Model{{Name: "tiny", Copies: []*generate.Model{m}}}, serve.Options{Queue: 2, MaxN: 64})
 	if err != nil {
 		t.Fatal(err)

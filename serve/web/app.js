@@ -18,7 +18,7 @@ async function init() {
     for (const m of info.models) {
       const o = document.createElement("option");
       o.value = m.name;
-      o.textContent = `${m.name} (${m.channels}×${m.height}×${m.width}, T=${m.timesteps}, ${m.objective})`;
+      o.textContent = `${m.name} (${m.channels}×${m.height}×${m.width}, T=${m.timesteps}, ${m.prediction})`;
       o.dataset.t = m.timesteps;
       sel.append(o);
     }
