@@ -2,62 +2,117 @@ package generate
 
 import (
 	"fmt"
-	"math"
+	"slices"
+	"strings"
 
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
-// SamplerSpec is a sampler as a user names it (the flags of `ddpm sample`). Zero values mean
-// defaults; settings that belong to another sampler are errors rather than silently ignored.
+// SamplerSpec is a sampler as a user names it: the flags of `ddpm sample` bind to its fields and the
+// server decodes it from a request under its JSON names. Zero values mean defaults; settings that
+// belong to another sampler are errors rather than silently ignored.
 type SamplerSpec struct {
-	Name     string  // one of diffusion.SamplerNames(): ddpm, ddim, dpm-solver++, plms
-	Variance string  // ddpm only: "beta" (default) or "posterior"
-	Steps    int     // in [1, T]; 0: T for ddpm, min(50, T) for the others
-	Eta      float64 // ddim only: >= 0
-	SigmaHat bool    // ddim only: the sigma-hat noise of the DDIM paper (the mean of eta = 1)
-	Spacing  string  // "linspace" (default), "leading" or "trailing"
-	Clip     bool    // clip the predicted x0 to [-1, 1]
-	EpsScale float64 // every sampler: multiply the predicted eps by this at each step (0 or 1: off)
+	Name     string  `json:"sampler"`   // one of diffusion.SamplerNames(): ddpm, ddim, dpm-solver++, plms
+	Variance string  `json:"variance"`  // ddpm only: "beta" (default) or "posterior"
+	Steps    int     `json:"steps"`     // in [1, T]; 0: T for ddpm, min(50, T) for the others
+	Eta      float64 `json:"eta"`       // ddim only: in [0, MaxEta]
+	SigmaHat bool    `json:"sigma_hat"` // ddim only: the sigma-hat noise of the DDIM paper (the mean of eta = 1)
+	Spacing  string  `json:"spacing"`   // "linspace" (default), "leading", "trailing" or "quadratic"
+	Clip     bool    `json:"clip"`      // clip the predicted x0 to [-1, 1]
+	EpsScale float64 `json:"eps_scale"` // multiply the predicted eps by this at each step, in (0, MaxEpsScale] (0: off)
 }
 
-// New builds the sampler for schedule s through diffusion.NewSampler. It returns the spec with its
-// defaults filled in (steps, variance, spacing), which is what String should describe.
+// Bounds of a SamplerSpec past what the samplers themselves define. DDIM is defined for any eta >= 0
+// (its direction term is taken as 0 once sigma passes sqrt(1 - abar_prev)), but past eta = 10 the
+// added noise swamps every image; epsilon scaling (Ning et al. 2024) moves eps by a few percent, and
+// a factor past 2 only amplifies the network's error. The caps turn a typo into an error.
+const (
+	MaxEta      = 10
+	MaxEpsScale = 2
+)
+
+// FieldError is a SamplerSpec setting that is out of range or does not apply to the chosen sampler.
+// Field is the setting's name as the server's JSON spells it ("sigma_hat"); Msg starts with the
+// value where there is one, so a front end can print "--steps 41 outside [1, 40]" or answer
+// {"field": "steps", ...} from the same error.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return strings.ReplaceAll(e.Field, "_", "-") + " " + e.Msg }
+
+// Flag renders the error as a command-line flag error ("--sigma-hat uses the mean of ...").
+func (e *FieldError) Flag() string { return "--" + e.Error() }
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks the spec against a model with T timesteps: the one set of rules every front end
+// (the commands' flags, the server's requests) applies. Zero values are defaults. The error is a
+// *FieldError. The diffusion constructors check again, as the last guard.
+func (sp SamplerSpec) Validate(T int) error {
+	name := sp.Name
+	if !slices.Contains(diffusion.SamplerNames(), name) {
+		return fieldErr("sampler", "%q: unknown sampler (want %s)", name, strings.Join(diffusion.SamplerNames(), ", "))
+	}
+	if sp.Steps < 0 || sp.Steps > T {
+		return fieldErr("steps", "%d outside [1, %d] (the model's T)", sp.Steps, T)
+	}
+	if !(sp.Eta >= 0 && sp.Eta <= MaxEta) {
+		return fieldErr("eta", "%v must be a finite number in [0, %d]", sp.Eta, MaxEta)
+	}
+	if !(sp.EpsScale >= 0 && sp.EpsScale <= MaxEpsScale) {
+		return fieldErr("eps_scale", "%v must be a finite number in (0, %d] (default 1)", sp.EpsScale, MaxEpsScale)
+	}
+	if name != "ddim" && sp.Eta != 0 {
+		return fieldErr("eta", "does not apply to %s: eta and sigma-hat apply to the ddim sampler only", name)
+	}
+	if name != "ddim" && sp.SigmaHat {
+		return fieldErr("sigma_hat", "does not apply to %s: eta and sigma-hat apply to the ddim sampler only", name)
+	}
+	if sp.SigmaHat && sp.Eta != 0 {
+		return fieldErr("sigma_hat", "uses the mean of eta = 1; do not combine it with eta")
+	}
+	if sp.Variance != "" {
+		if name != "ddpm" {
+			return fieldErr("variance", "applies to the ddpm sampler only, not %s", name)
+		}
+		if _, err := diffusion.ParseVariance(sp.Variance); err != nil {
+			return fieldErr("variance", "%q: unknown variance (want beta or posterior)", sp.Variance)
+		}
+	}
+	if sp.Spacing != "" {
+		if _, err := diffusion.ParseSpacing(sp.Spacing); err != nil {
+			return fieldErr("spacing", "%q: unknown spacing (want %s)", sp.Spacing, diffusion.SpacingNames)
+		}
+	}
+	return nil
+}
+
+// New validates the spec and builds the sampler for schedule s through diffusion.NewSampler. It
+// returns the spec with its defaults filled in (steps, variance, spacing), which is what String
+// should describe.
 func (sp SamplerSpec) New(s *schedule.Schedule) (diffusion.Sampler, SamplerSpec, error) {
-	var c diffusion.SamplerConfig
+	if err := sp.Validate(s.T); err != nil {
+		return nil, sp, err
+	}
 	if sp.Spacing == "" {
 		sp.Spacing = diffusion.Linspace.String()
 	}
-	var err error
-	if c.Spacing, err = diffusion.ParseSpacing(sp.Spacing); err != nil {
-		return nil, sp, err
-	}
-	if sp.Steps < 0 || sp.Steps > s.T {
-		return nil, sp, fmt.Errorf("steps %d outside [1, %d] (the model's T)", sp.Steps, s.T)
-	}
-	if !(sp.Eta >= 0) || math.IsInf(sp.Eta, 0) {
-		return nil, sp, fmt.Errorf("eta %v must be a finite number >= 0", sp.Eta)
-	}
-	if sp.Name == "ddpm" {
-		if sp.Variance == "" {
-			sp.Variance = diffusion.VarianceBeta.String()
-		}
-		if c.Variance, err = diffusion.ParseVariance(sp.Variance); err != nil {
-			return nil, sp, err
-		}
-	} else if sp.Variance != "" {
-		return nil, sp, fmt.Errorf("variance applies to the ddpm sampler, not %s", sp.Name)
-	}
-	if !(sp.EpsScale >= 0) || math.IsInf(sp.EpsScale, 0) {
-		return nil, sp, fmt.Errorf("eps scale %v must be a finite number > 0", sp.EpsScale)
+	if sp.Name == "ddpm" && sp.Variance == "" {
+		sp.Variance = diffusion.VarianceBeta.String()
 	}
 	if sp.EpsScale == 0 {
 		sp.EpsScale = 1
 	}
-	if sp.SigmaHat && sp.Eta != 0 {
-		return nil, sp, fmt.Errorf("sigma-hat uses the mean of eta = 1; do not combine it with eta")
+	c := diffusion.SamplerConfig{Steps: sp.Steps, Eta: sp.Eta, SigmaHat: sp.SigmaHat, Clip: sp.Clip, EpsScale: sp.EpsScale}
+	c.Spacing, _ = diffusion.ParseSpacing(sp.Spacing)
+	if sp.Name == "ddpm" {
+		c.Variance, _ = diffusion.ParseVariance(sp.Variance)
 	}
-	c.Steps, c.Eta, c.SigmaHat, c.Clip, c.EpsScale = sp.Steps, sp.Eta, sp.SigmaHat, sp.Clip, sp.EpsScale
 	sampler, err := diffusion.NewSampler(sp.Name, s, c)
 	if err != nil {
 		return nil, sp, err

@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/generate"
 )
 
@@ -21,18 +18,13 @@ import (
 // (same names). Absent fields take defaults; a field given with its zero value where that is not a
 // valid setting (n, steps, every, eps_scale, or an empty name) is an error, not a default.
 type Request struct {
-	Model    string  `json:"model"`     // a name from /v1/models; default: the first model
-	Sampler  string  `json:"sampler"`   // one of diffusion.SamplerNames(); default "ddim"
-	Steps    int     `json:"steps"`     // default: T for ddpm, min(50, T) for the others
-	Eta      float64 `json:"eta"`       // ddim only, >= 0
-	SigmaHat bool    `json:"sigma_hat"` // ddim only: the DDIM paper's sigma-hat noise
-	Variance string  `json:"variance"`  // ddpm only: "beta" (default) or "posterior"
-	Spacing  string  `json:"spacing"`   // "linspace" (default), "leading", "trailing", "quadratic"
-	Clip     bool    `json:"clip"`      // clip the predicted x0 to [-1, 1]
-	EpsScale float64 `json:"eps_scale"` // multiply the predicted eps by this at every step; default 1
-	N        int     `json:"n"`         // images; default min(16, max-n)
-	Seed     uint64  `json:"seed"`      // image i depends on (seed, i) only
-	Format   string  `json:"format"`    // "png" (default, one grid) or "npz" (uint8 N,H,W,C under arr_0)
+	Model string `json:"model"` // a name from /v1/models; default: the first model
+	// The sampler (default ddim) and its settings, validated by SamplerSpec.Validate; the server adds
+	// that steps must be within its --max-steps and that a given eps_scale is not 0.
+	generate.SamplerSpec
+	N      int    `json:"n"`      // images; default min(16, max-n)
+	Seed   uint64 `json:"seed"`   // image i depends on (seed, i) only
+	Format string `json:"format"` // "png" (default, one grid) or "npz" (uint8 N,H,W,C under arr_0)
 	// Every is the stream's frame stride: a frame every Every steps (and always the last);
 	// default: about 100 frames in all. Ignored by POST.
 	Every int `json:"every"`
@@ -78,8 +70,9 @@ func decodeJSON(r io.Reader) (Request, error) {
 		switch {
 		case errors.As(err, &te) && te.Field == "":
 			return req, fieldErr("body", "want a JSON object such as {\"sampler\":\"ddim\",\"steps\":50,\"n\":4,\"seed\":1}, got %s", te.Value)
-		case errors.As(err, &te):
-			return req, fieldErr(te.Field, "want a JSON %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
+		case errors.As(err, &te): // Field is a path through embedded structs: "SamplerSpec.steps"
+			name := te.Field[strings.LastIndex(te.Field, ".")+1:]
+			return req, fieldErr(name, "want a JSON %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
 		case errors.As(err, &se):
 			return req, fieldErr("body", "invalid JSON at byte %d: %v", se.Offset, err)
 		case errors.Is(err, io.ErrUnexpectedEOF):
@@ -219,7 +212,7 @@ func parseQuery(q url.Values) (Request, error) {
 		case "model":
 			req.Model = v
 		case "sampler":
-			req.Sampler = v
+			req.Name = v
 		case "variance":
 			req.Variance = v
 		case "spacing":
@@ -269,7 +262,7 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	for _, f := range []struct {
 		name  string
 		empty bool
-	}{{"model", req.Model == ""}, {"sampler", req.Sampler == ""}, {"variance", req.Variance == ""},
+	}{{"model", req.Model == ""}, {"sampler", req.Name == ""}, {"variance", req.Variance == ""},
 		{"spacing", req.Spacing == ""}, {"format", req.Format == ""}} {
 		if f.empty && req.given.given(f.name) {
 			return p, fieldErr(f.name, "empty; leave the field out to get its default")
@@ -289,11 +282,8 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	}
 	m := s.models[p.model]
 	T := m.Schedule.T
-	if req.Sampler == "" {
-		req.Sampler = "ddim"
-	}
-	if !slices.Contains(diffusion.SamplerNames(), req.Sampler) {
-		return p, fieldErr("sampler", "unknown sampler %q (want %s)", req.Sampler, strings.Join(diffusion.SamplerNames(), ", "))
+	if req.Name == "" {
+		req.Name = "ddim"
 	}
 	if req.N == 0 && !req.given.given("n") {
 		req.N = min(16, s.opt.MaxN)
@@ -305,34 +295,8 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if req.Steps < 0 || req.Steps > maxSteps || (req.Steps == 0 && req.given.given("steps")) {
 		return p, fieldErr("steps", "%d outside [1, %d] (model T=%d, server --max-steps %d)", req.Steps, maxSteps, T, s.opt.MaxSteps)
 	}
-	if math.IsNaN(req.Eta) || math.IsInf(req.Eta, 0) || req.Eta < 0 || req.Eta > 10 {
-		return p, fieldErr("eta", "%v must be a number in [0, 10]", req.Eta)
-	}
-	if math.IsNaN(req.EpsScale) || req.EpsScale < 0 || req.EpsScale > 2 || (req.EpsScale == 0 && req.given.given("eps_scale")) {
-		return p, fieldErr("eps_scale", "%v must be a number in (0, 2] (default 1)", req.EpsScale)
-	}
-	if req.Sampler != "ddim" {
-		if req.Eta != 0 {
-			return p, fieldErr("eta", "applies to the ddim sampler only, not %s", req.Sampler)
-		}
-		if req.SigmaHat {
-			return p, fieldErr("sigma_hat", "applies to the ddim sampler only, not %s", req.Sampler)
-		}
-	} else if req.SigmaHat && req.Eta != 0 {
-		return p, fieldErr("sigma_hat", "uses the mean of eta = 1; do not combine it with eta")
-	}
-	if req.Sampler != "ddpm" && req.Variance != "" {
-		return p, fieldErr("variance", "applies to the ddpm sampler only, not %s", req.Sampler)
-	}
-	if req.Variance != "" {
-		if _, err := diffusion.ParseVariance(req.Variance); err != nil {
-			return p, fieldErr("variance", "unknown %q (want beta or posterior)", req.Variance)
-		}
-	}
-	if req.Spacing != "" {
-		if _, err := diffusion.ParseSpacing(req.Spacing); err != nil {
-			return p, fieldErr("spacing", "unknown %q (want %s)", req.Spacing, diffusion.SpacingNames)
-		}
+	if req.EpsScale == 0 && req.given.given("eps_scale") {
+		return p, fieldErr("eps_scale", "0 must be a number in (0, %d] (default 1)", generate.MaxEpsScale)
 	}
 	switch req.Format {
 	case "":
@@ -344,14 +308,15 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if stream && req.Format != "png" {
 		return p, fieldErr("format", "the stream sends PNG frames only; use POST /v1/samples for npz")
 	}
-	spec := generate.SamplerSpec{Name: req.Sampler, Variance: req.Variance, Steps: req.Steps, Eta: req.Eta,
-		SigmaHat: req.SigmaHat, Spacing: req.Spacing, Clip: req.Clip, EpsScale: req.EpsScale}
-	_, full, err := spec.New(m.Schedule)
-	if err != nil {
+	_, full, err := req.SamplerSpec.New(m.Schedule)
+	var fe *generate.FieldError
+	if errors.As(err, &fe) {
+		return p, fieldErr(fe.Field, "%s", fe.Msg)
+	} else if err != nil {
 		return p, fieldErr("sampler", "%v", err)
 	}
 	if full.Steps > s.opt.MaxSteps {
-		return p, fieldErr("steps", "the %s default of %d steps is above the server's --max-steps %d; pass steps", req.Sampler, full.Steps, s.opt.MaxSteps)
+		return p, fieldErr("steps", "the %s default of %d steps is above the server's --max-steps %d; pass steps", req.Name, full.Steps, s.opt.MaxSteps)
 	}
 	if req.Every < 0 || req.Every > full.Steps || (req.Every == 0 && req.given.given("every")) {
 		return p, fieldErr("every", "%d outside [1, %d] (the run's steps)", req.Every, full.Steps)
