@@ -154,7 +154,8 @@ func TestTrainingResume(t *testing.T) {
 }
 
 // TestTorchRoundTrip sends unet-s weights through PyTorch: Go saves, scripts/torch/convert.py makes a
-// state_dict that the peer UNetS loads strictly, then converts back; the weights come home bit-exact.
+// state_dict that the PyTorch UNetS of bench/unet_s_torch.py loads strictly, then converts back; the
+// weights come home bit-exact.
 // Skipped without /usr/bin/python3 and torch, or with -short.
 func TestTorchRoundTrip(t *testing.T) {
 	if testing.Short() {
@@ -163,9 +164,6 @@ func TestTorchRoundTrip(t *testing.T) {
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
 		t.Skip("no python3 with torch")
-	}
-	if _, err := os.Stat("../../shared/peer/unet_s_torch.py"); err != nil {
-		t.Skip("peer model ../shared/peer/unet_s_torch.py not present")
 	}
 	be := tensor.NewReference(1)
 	cfg, _ := nn.Named("unet-s")
@@ -178,7 +176,7 @@ func TestTorchRoundTrip(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "cfg.json"), cfg.JSON(), 0o644)
 	script := `
 import sys, torch
-sys.path.insert(0, "../../shared/peer")
+sys.path.insert(0, "../bench")
 from unet_s_torch import UNetS
 m = UNetS()
 m.load_state_dict(torch.load(sys.argv[1]), strict=True)
@@ -193,7 +191,7 @@ print(sum(p.numel() for p in m.parameters()))
 	}
 	run("../scripts/torch/convert.py", st, pt)
 	if out := run("-c", script, pt); !strings.Contains(out, "1741025") {
-		t.Errorf("peer load: %s", out)
+		t.Errorf("PyTorch load: %s", out)
 	}
 	run("../scripts/torch/convert.py", pt, back, "--config", filepath.Join(dir, "cfg.json"))
 	v, _, err := checkpoint.LoadModel(back, be, "")

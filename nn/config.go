@@ -32,7 +32,7 @@ type Config struct {
 }
 
 var named = map[string]Config{
-	// The peer ../shared/peer/unet_s_torch.py: channels (32, 64, 128), one ResBlock per level,
+	// The PyTorch UNet-S of bench/unet_s_torch.py: channels (32, 64, 128), one ResBlock per level,
 	// 28 -> 14 -> 7 and back, no attention. 1,741,025 parameters.
 	"unet-s": {
 		Name: "unet-s", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 32,

@@ -1,7 +1,7 @@
 // Package nn is the diffusion network written on top of tensor.Backend: layers with explicit
 // forward/backward pairs (llm.c style: each layer keeps the activations its backward needs in named
 // fields, no autograd engine), the UNet configured by JSON (the built-in "unet-s" is
-// ../shared/peer/unet_s_torch.py layer for layer, with its state_dict names), and the optimizer side:
+// bench/unet_s_torch.py layer for layer, with its state_dict names), and the optimizer side:
 // AdamW, gradient clipping, learning-rate warmup and an EMA of the weights.
 //
 // Ownership of activations: a layer's Forward never releases its input; tensors a layer creates for
@@ -167,8 +167,8 @@ func (l *GroupNorm) reset() {
 // Params returns weight (gamma) and bias (beta), in state_dict order.
 func (l *GroupNorm) Params() []*tensor.Param { return []*tensor.Param{l.Gamma, l.Beta} }
 
-// Up is nearest-neighbour 2x upsampling followed by a 3x3 convolution (the peer's Up module, whose
-// parameters are named "<name>.conv.*").
+// Up is nearest-neighbour 2x upsampling followed by a 3x3 convolution (the Up module of
+// bench/unet_s_torch.py, whose parameters are named "<name>.conv.*").
 type Up struct {
 	be   tensor.Backend
 	Conv *Conv2d

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages ddpm builds and tests against, idempotently.
 # oneDNN (libdnnl-dev) is the fast CPU path behind the tensor kernels; OpenBLAS backs GEMM where oneDNN
-# has no primitive. python3-torch runs the PyTorch peer (../shared/peer) for side-by-side benchmarks and
-# fixtures; it is only needed with --peer.
+# has no primitive. python3-torch runs the PyTorch UNet-S (bench/unet_s_torch.py) for side-by-side benchmarks
+# and fixtures; it is only needed with --peer.
 set -euo pipefail
 pkgs=(libdnnl-dev libopenblas-dev pkg-config)
 if [ "${1:-}" = "--peer" ]; then

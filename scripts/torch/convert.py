@@ -4,7 +4,7 @@
     /usr/bin/python3 scripts/torch/convert.py model.safetensors model.pt
 
 The direction follows the file extensions. Names are kept as they are: the Go model "unet-s" uses the
-state_dict names of ../shared/peer/unet_s_torch.py, so `UNetS().load_state_dict(torch.load("model.pt"))`
+state_dict names of bench/unet_s_torch.py, so `UNetS().load_state_dict(torch.load("model.pt"))`
 works on a file converted from a Go checkpoint. Only float tensors are converted (to float32); a Go
 checkpoint's JSON model config travels in the safetensors "__metadata__" under the key "config", and
 --config puts one there when converting from .pt. Training-state files (keys with "ema.", "adamw."

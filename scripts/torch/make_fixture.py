@@ -1,6 +1,6 @@
 """Writes the numerics fixtures the Go tests check against PyTorch.
 
-nn/testdata/unet_s_fixture.safetensors: the peer UNet-S (../shared/peer/unet_s_torch.py) built with
+nn/testdata/unet_s_fixture.safetensors: the PyTorch UNet-S (bench/unet_s_torch.py) built with
 torch.manual_seed(0), its weights under their state_dict names, a batch of two 1x28x28 images with
 t = [10, 900] and a target, the output eps, the MSE loss, and the gradients of the loss with respect to
 the input ("grad.input") and a sample of parameters ("grad.<name>").
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.environ.get("PEER_DIR", os.path.join(REPO, "..", "shared", "peer")))
+sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import sftensors  # noqa: E402
 from unet_s_torch import UNetS  # noqa: E402

@@ -1,4 +1,4 @@
-"""Writes the peer UNet-S state_dict names and shapes, one "name d0,d1,..." per line, then the total.
+"""Writes the PyTorch UNet-S (bench/unet_s_torch.py) state_dict names and shapes, one "name d0,d1,..." per line, then the total.
 
 The Go test nn/unet_test.go compares the Go model's parameter list against this file, so the names stay
 those of PyTorch and weights move both ways. Run from anywhere:
@@ -9,7 +9,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.environ.get("PEER_DIR", os.path.join(REPO, "..", "shared", "peer")))
+sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from unet_s_torch import UNetS  # noqa: E402
 
