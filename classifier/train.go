@@ -124,7 +124,7 @@ type TrainOptions struct {
 }
 
 // Train fits the network to set with AdamW on the softmax cross-entropy. The run is a function of
-// the seeds (weights from New, data order and shifts from opts.Seed) and the backend's arithmetic.
+// its seeds (weights from New, data order and shifts from opts.Seed) and the backend's arithmetic.
 func Train(ctx context.Context, n *Net, set *data.Set, opts TrainOptions) error {
 	c := n.Cfg
 	if set.Labels == nil {

@@ -44,19 +44,19 @@ func TestResolveLayers(t *testing.T) {
 	badFile := filepath.Join(dir, "bad.json")
 	os.WriteFile(badFile, []byte(`{"learning-rate": 0.001}`), 0o644)
 
-	seed, err := Resolve("seed-mnist", "", Config{}, nil)
+	paper, err := Resolve("paper-mnist", "", Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seed.Schedule != "linear" || seed.Timesteps != 1000 || seed.Prediction != "eps" || seed.Batch != 512 || seed.Data != "mnist" {
-		t.Fatalf("seed-mnist preset: %+v", seed)
+	if paper.Schedule != "linear" || paper.Timesteps != 1000 || paper.Prediction != "eps" || paper.Batch != 512 || paper.LR != 2e-4 || paper.Data != "mnist" || paper.Out != "runs/paper-mnist" {
+		t.Fatalf("paper-mnist preset: %+v", paper)
 	}
-	if got := seed.TotalSteps(60000); got != 2344 { // 20 epochs of 60000 at 512 = 2343.75
-		t.Fatalf("seed-mnist steps: %d, want 2344", got)
+	if got := paper.TotalSteps(60000); got != 2344 { // 20 epochs of 60000 at 512 = 2343.75
+		t.Fatalf("paper-mnist steps: %d, want 2344", got)
 	}
 
 	// preset < file < flags
-	c, err := Resolve("seed-mnist", runFile, Config{Batch: 32, Seed: 9}, []string{"batch", "seed"})
+	c, err := Resolve("paper-mnist", runFile, Config{Batch: 32, Seed: 9}, []string{"batch", "seed"})
 	if err != nil {
 		t.Fatal(err)
 	}

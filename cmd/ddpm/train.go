@@ -23,7 +23,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", stderr)
 	flags := train.Default()
 	flags.BindFlags(fs)
-	preset := fs.String("preset", "", "start from a preset: seed-mnist (linear, T=1000, eps, batch 512) or default")
+	preset := fs.String("preset", "", "start from a preset: paper-mnist (the DDPM paper's linear T=1000, eps, lr 2e-4; batch 512) or default")
 	configPath := fs.String("config", "", "JSON file of settings (keys are these flag names); flags override it")
 	resume := fs.String("resume", "", "continue the run in this directory from its latest checkpoint")
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {

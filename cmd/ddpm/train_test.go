@@ -77,7 +77,7 @@ func TestTrainInvalidFlags(t *testing.T) {
 		{[]string{"--preset", "seed-cifar"}, "unknown preset"},
 		{[]string{"--config", filepath.Join(dir, "none.json")}, "none.json"},
 		{[]string{"--resume", filepath.Join(dir, "norun")}, "norun"},
-		{[]string{"--resume", dir, "--preset", "seed-mnist"}, "drop --preset"},
+		{[]string{"--resume", dir, "--preset", "paper-mnist"}, "drop --preset"},
 		{[]string{"--lr", "abc"}, "invalid value"},
 		{[]string{"extra"}, "unexpected argument"},
 		{[]string{"--model", "unet-xl", "--data", trainFolder(t, 1), "--out", filepath.Join(dir, "r")}, "unet-xl"},
