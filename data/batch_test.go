@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 // indexSet makes n 1x2x3 images whose pixels encode their index (and position), so a batch tells
@@ -30,7 +32,7 @@ func indexSet(t *testing.T, n int) *Set {
 func decode(t *testing.T, x []float32, n int) (idx []int, flipped []bool) {
 	t.Helper()
 	for k := 0; k < n; k++ {
-		px := ToUint8(nil, x[k*6:(k+1)*6])
+		px := imageio.ToUint8(nil, x[k*6:(k+1)*6])
 		i := int(min(px[0], px[2])) / 6
 		b := uint8(6 * i)
 		plain := []uint8{b, b + 1, b + 2, b + 3, b + 4, b + 5}

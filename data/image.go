@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"image"
 	_ "image/jpeg" // LoadFolder reads JPEG
-	"image/png"
+	_ "image/png"  // and PNG
 	"math"
 	"os"
 	"path/filepath"
@@ -235,28 +235,4 @@ func LoadFolder(dir string, size, channels int) (*Set, error) {
 		return nil, err
 	}
 	return NewSet(filepath.Base(filepath.Clean(dir)), len(names), channels, size, size, pix, nil)
-}
-
-// EncodePNG writes CHW bytes (1 or 3 channels) as a PNG; tools use it to show a Set's images.
-func EncodePNG(path string, c, h, w int, chw []uint8) error {
-	var img image.Image
-	switch c {
-	case 1:
-		g := image.NewGray(image.Rect(0, 0, w, h))
-		copy(g.Pix, chw[:h*w])
-		img = g
-	case 3:
-		m := image.NewNRGBA(image.Rect(0, 0, w, h))
-		for i := 0; i < h*w; i++ {
-			m.Pix[4*i], m.Pix[4*i+1], m.Pix[4*i+2], m.Pix[4*i+3] = chw[i], chw[h*w+i], chw[2*h*w+i], 255
-		}
-		img = m
-	default:
-		return fmt.Errorf("encode %s: %d channels, want 1 or 3", path, c)
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	return os.WriteFile(path, buf.Bytes(), 0o644)
 }

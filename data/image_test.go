@@ -265,31 +265,6 @@ func TestLoadFolderErrors(t *testing.T) {
 	}
 }
 
-func TestWriteGrid(t *testing.T) {
-	// Two 1x1x2 images in [-1, 1]: black|white and white|black, side by side with a white border.
-	imgs := []float32{-1, 1, 1, -1}
-	p := filepath.Join(t.TempDir(), "g.png")
-	if err := WriteGrid(p, imgs, 2, 1, 1, 2, 8); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := m.Bounds(); b.Dx() != 2*(2+2)+2 || b.Dy() != 1+4 {
-		t.Fatalf("grid is %v", b)
-	}
-	gray := func(x, y int) uint8 { return color.GrayModel.Convert(m.At(x, y)).(color.Gray).Y }
-	if gray(2, 2) != 0 || gray(3, 2) != 255 || gray(6, 2) != 255 || gray(7, 2) != 0 || gray(0, 0) != 255 {
-		t.Fatal("grid pixels are not where they belong")
-	}
-}
-
 func TestCenterSquareTallAndSubImage(t *testing.T) {
 	// A 2x6 image whose rows are 0, 50, ..., 250: the centred square holds rows 2 and 3, mean 125.
 	img := image.NewGray(image.Rect(0, 0, 2, 6))

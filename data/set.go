@@ -2,10 +2,11 @@ package data
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 // Set is a dataset in memory: N images of C x H x W as float32 in [-1, 1], NCHW, with a label per
@@ -60,17 +61,7 @@ func (s *Set) Size() int { return s.C * s.H * s.W }
 func (s *Set) Image(i int) []float32 { return s.Images[i*s.Size() : (i+1)*s.Size()] }
 
 // Uint8 returns image i as CHW bytes 0..255; it inverts the [-1, 1] scaling exactly.
-func (s *Set) Uint8(i int) []uint8 { return ToUint8(nil, s.Image(i)) }
-
-// ToUint8 maps values in [-1, 1] to bytes (clamping outside it), appending to dst. It is the
-// inverse of the scaling Set uses, and what a sampler's output goes through to become a picture.
-func ToUint8(dst []uint8, x []float32) []uint8 {
-	for _, v := range x {
-		f := math.Round((float64(v) + 1) * 127.5)
-		dst = append(dst, uint8(math.Max(0, math.Min(255, f))))
-	}
-	return dst
-}
+func (s *Set) Uint8(i int) []uint8 { return imageio.ToUint8(nil, s.Image(i)) }
 
 // Load reads a fetched built-in source ("mnist", "fashion" or "emoji") from dir (DefaultDir if
 // empty), checking every file against its pin as it is read. MNIST and Fashion-MNIST give 1x28x28

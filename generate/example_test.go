@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"reflect"
 
-	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
@@ -72,7 +72,7 @@ func ExampleLoadShipped() {
 	}
 	c, h, w := m.Shape()
 	grid := filepath.Join(os.TempDir(), "ddpm-example-digits.png")
-	if err := data.WriteGrid(grid, generate.Float32(x), 16, c, h, w, 4); err != nil {
+	if err := imageio.WriteGrid(grid, x, 16, c, h, w, 4); err != nil {
 		panic(err)
 	}
 	defer os.Remove(grid)

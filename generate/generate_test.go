@@ -12,6 +12,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/models"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
@@ -125,7 +126,7 @@ func TestBatchInvariance(t *testing.T) {
 					t.Errorf("%s: seeds 9 and 10 give the same DDPM samples", name)
 				}
 				if sp.Name == "ddpm" && init == nil {
-					b := ToUint8(all)
+					b := imageio.ToUint8(nil, all)
 					if refBytes == nil {
 						refBytes = b
 					} else if diff := countDiff(refBytes, b); diff > len(b)/100 {

@@ -9,7 +9,6 @@ import (
 	"image/draw"
 	"image/gif"
 	"io"
-	"math"
 )
 
 // Reel collects the frames of an animated GIF in which every frame is a grid of equally sized images
@@ -21,9 +20,6 @@ type Reel struct {
 	frames  []*image.Paletted
 	delays  []int
 }
-
-// gridPad is the white border between and around the images of a frame, in image pixels.
-const gridPad = 2
 
 var grayPalette = func() color.Palette {
 	p := make(color.Palette, 256)
@@ -49,42 +45,18 @@ func (r *Reel) Add(images []float64, n, delay int) error {
 	if n < 1 || len(images) != n*per {
 		return fmt.Errorf("gif: frame of %d values for %d images of %d values", len(images), n, per)
 	}
-	cols := min(r.Cols, n)
-	rows := (n + cols - 1) / cols
-	gw, gh := (cols*(r.W+gridPad)+gridPad)*r.Scale, (rows*(r.H+gridPad)+gridPad)*r.Scale
-	bounds := image.Rect(0, 0, gw, gh)
-	level := func(v float64) uint8 { return uint8(math.Max(0, math.Min(255, math.Round((v+1)*127.5)))) }
+	grid, err := Grid(ToUint8(make([]uint8, 0, len(images)), images), n, r.C, r.H, r.W, r.Cols, r.Scale)
+	if err != nil {
+		return fmt.Errorf("gif: %w", err)
+	}
+	bounds := grid.Bounds()
 	var frame *image.Paletted
-	if r.C == 1 {
-		frame = image.NewPaletted(bounds, grayPalette)
-		for i := range frame.Pix {
-			frame.Pix[i] = 255
-		}
-		for k := 0; k < n; k++ {
-			x0, y0 := gridPad+(k%cols)*(r.W+gridPad), gridPad+(k/cols)*(r.H+gridPad)
-			img := images[k*per : (k+1)*per]
-			for y := 0; y < r.H*r.Scale; y++ {
-				for x := 0; x < r.W*r.Scale; x++ {
-					frame.Pix[(y0*r.Scale+y)*frame.Stride+x0*r.Scale+x] = level(img[(y/r.Scale)*r.W+x/r.Scale])
-				}
-			}
-		}
+	if g, ok := grid.(*image.Gray); ok {
+		frame = image.NewPaletted(bounds, grayPalette) // palette index i is gray level i
+		copy(frame.Pix, g.Pix)
 	} else {
-		rgba := image.NewRGBA(bounds)
-		draw.Draw(rgba, bounds, image.White, image.Point{}, draw.Src)
-		hw := r.H * r.W
-		for k := 0; k < n; k++ {
-			x0, y0 := gridPad+(k%cols)*(r.W+gridPad), gridPad+(k/cols)*(r.H+gridPad)
-			img := images[k*per : (k+1)*per]
-			for y := 0; y < r.H*r.Scale; y++ {
-				for x := 0; x < r.W*r.Scale; x++ {
-					p := (y/r.Scale)*r.W + x/r.Scale
-					rgba.SetRGBA(x0*r.Scale+x, y0*r.Scale+y, color.RGBA{level(img[p]), level(img[hw+p]), level(img[2*hw+p]), 255})
-				}
-			}
-		}
 		frame = image.NewPaletted(bounds, palette.Plan9)
-		draw.FloydSteinberg.Draw(frame, bounds, rgba, image.Point{})
+		draw.FloydSteinberg.Draw(frame, bounds, grid, image.Point{})
 	}
 	if len(r.frames) > 0 && r.frames[0].Bounds() != bounds {
 		return fmt.Errorf("gif: frame of %v differs from the first frame's %v", bounds, r.frames[0].Bounds())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 // writeTimeout bounds each write of an answer or event, so a client that stops reading cannot hold
@@ -105,7 +106,7 @@ func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s-%d-seed%d.%s"`, m.Name, p.spec.Name, p.steps, p.req.Seed, ext))
 	hd.Set("X-Ddpm-Sampler", p.spec.String())
 	hd.Set("X-Ddpm-Seed", strconv.FormatUint(p.req.Seed, 10))
-	hd.Set("X-Ddpm-Grid-Cols", strconv.Itoa(gridCols(p.req.N)))
+	hd.Set("X-Ddpm-Grid-Cols", strconv.Itoa(imageio.GridCols(p.req.N)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 }

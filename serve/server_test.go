@@ -48,9 +48,9 @@ func TestSamplesPNG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 5 images of 8x8 in a 3-column grid (2 rows) with 1-pixel borders.
-	if got := img.Bounds().Size(); got.X != 3*9+1 || got.Y != 2*9+1 {
-		t.Errorf("grid size %v, want 28x19", got)
+	// 5 images of 8x8 in a 3-column grid (2 rows) with 2-pixel borders.
+	if got := img.Bounds().Size(); got.X != 3*10+2 || got.Y != 2*10+2 {
+		t.Errorf("grid size %v, want 32x22", got)
 	}
 	x := direct(t, s.models[0].Model, generate.SamplerSpec{Name: "ddim", Steps: 10, Eta: 0.5, Clip: true}, 5, 42)
 	want, err := gridPNG(x, 5, 1, 8, 8)
@@ -146,7 +146,7 @@ func TestSamplesNPZ(t *testing.T) {
 		t.Fatalf("shape %v, want [3 8 8 1]", a.Shape)
 	}
 	x := direct(t, s.models[0].Model, generate.SamplerSpec{Name: "ddim", Steps: 5}, 3, 9)
-	want := toUint8(nil, x)
+	want := imageio.ToUint8(nil, x)
 	if a.Descr != "|u1" || len(a.Values) != len(want) {
 		t.Fatalf("npz holds %s x %d, want |u1 x %d", a.Descr, len(a.Values), len(want))
 	}
@@ -384,7 +384,7 @@ func TestStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			img, err := png.Decode(bytes.NewReader(b))
-			if err != nil || img.Bounds().Dx() != 2*9+1 {
+			if err != nil || img.Bounds().Dx() != 2*10+2 {
 				t.Errorf("frame %d: bad PNG (%v)", i, err)
 			}
 		}

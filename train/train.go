@@ -17,6 +17,7 @@ import (
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
@@ -412,7 +413,7 @@ func SampleGrid(ctx context.Context, model *nn.UNet, s *schedule.Schedule, obj d
 		img[i] = float32(v)
 	}
 	cols := int(math.Ceil(math.Sqrt(float64(n))))
-	if err := data.WriteGrid(path, img, n, c.InChannels, c.ImageSize, c.ImageSize, cols); err != nil {
+	if err := imageio.WriteGrid(path, img, n, c.InChannels, c.ImageSize, c.ImageSize, cols); err != nil {
 		return "", err
 	}
 	return path, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 func init() {
@@ -169,7 +170,7 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	}
 	if *grid != "" {
 		k := min(max(*n, 1), set.N)
-		if err := data.WriteGrid(*grid, set.Images[:k*set.Size()], k, set.C, set.H, set.W, 16); err != nil {
+		if err := imageio.WriteGrid(*grid, set.Images[:k*set.Size()], k, set.C, set.H, set.W, 16); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %d images to %s\n", k, *grid)

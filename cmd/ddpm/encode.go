@@ -162,7 +162,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 		c, h, w := m.Shape()
 		k := min(*cols, *n)
 		px := pairRows(x0, back, *n, dim, k)
-		if err := data.WriteGrid(*grid, px, len(px)/dim, c, h, w, k); err != nil {
+		if err := imageio.WriteGrid(*grid, px, len(px)/dim, c, h, w, k); err != nil {
 			return err
 		}
 	}

@@ -300,7 +300,7 @@ func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, err
 // quantise maps samples to the 8-bit values a saved image would hold and back to [-1, 1], so a
 // model's score equals the score of its `ddpm sample --npz` output.
 func quantise(x []float64) []float32 {
-	u := generate.ToUint8(x)
+	u := imageio.ToUint8(nil, x)
 	out := make([]float32, len(u))
 	for i, v := range u {
 		out[i] = float32(v)/127.5 - 1

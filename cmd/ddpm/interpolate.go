@@ -9,10 +9,10 @@ import (
 	"os/signal"
 	"path/filepath"
 
-	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 func init() {
@@ -116,13 +116,8 @@ func runInterpolate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	u := generate.ToUint8(x)
-	vals := make([]float32, len(u))
-	for i, v := range u {
-		vals[i] = float32(v)/127.5 - 1
-	}
 	c, h, w := m.Shape()
-	if err := data.WriteGrid(*out, vals, n, c, h, w, *frames); err != nil {
+	if err := imageio.WriteGrid(*out, x, n, c, h, w, *frames); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d pairs x %d frames, %s)\n", *out, *pairs, *frames, spec)

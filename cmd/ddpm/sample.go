@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -13,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
@@ -134,7 +134,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 		defer npz.Abort() // removes the archive unless writeSamples closed it
 	}
 	job.Emit = func(b generate.Batch, x []float64) error {
-		u8 := generate.ToUint8(x)
+		u8 := imageio.ToUint8(make([]uint8, 0, len(x)), x)
 		if px != nil {
 			px = append(px, u8...)
 		}
@@ -145,7 +145,7 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 		}
 		if f.outDir != "" {
 			for i := range b.N {
-				if err := data.EncodePNG(filepath.Join(f.outDir, fmt.Sprintf("%06d.png", b.Start+i)), c, h, w, u8[i*dim:(i+1)*dim]); err != nil {
+				if err := imageio.WritePNG(filepath.Join(f.outDir, fmt.Sprintf("%06d.png", b.Start+i)), c, h, w, u8[i*dim:(i+1)*dim]); err != nil {
 					return err
 				}
 			}
@@ -309,12 +309,15 @@ func writeSamples(stdout io.Writer, f sampleFlags, px []uint8, npz *imageio.Imag
 		if cols == 0 {
 			cols = int(math.Ceil(math.Sqrt(float64(job.N))))
 		}
-		// Back to [-1, 1] for data.WriteGrid; b/127.5 - 1 maps to byte b again exactly.
-		vals := make([]float32, len(px))
-		for i, b := range px {
-			vals[i] = float32(b)/127.5 - 1
+		img, err := imageio.Grid(px, job.N, c, h, w, cols, 1)
+		if err != nil {
+			return err
 		}
-		if err := data.WriteGrid(f.grid, vals, job.N, c, h, w, cols); err != nil {
+		var buf bytes.Buffer
+		if err := imageio.EncodePNG(&buf, img); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.grid, buf.Bytes(), 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", f.grid)

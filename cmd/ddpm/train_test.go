@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/train"
 )
 
@@ -26,7 +26,7 @@ func trainFolder(t *testing.T, n int) string {
 				pix[j] = 255
 			}
 		}
-		if err := data.EncodePNG(filepath.Join(dir, fmt.Sprintf("%02d.png", i)), 1, 8, 8, pix); err != nil {
+		if err := imageio.WritePNG(filepath.Join(dir, fmt.Sprintf("%02d.png", i)), 1, 8, 8, pix); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,9 +6,9 @@ import (
 	"context"
 	"log"
 
-	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 func main() {
@@ -22,7 +22,7 @@ func main() {
 	x, err := m.Sample(context.Background(), ddim, generate.Job{N: 16, Seed: 1})
 	check(err)
 	c, h, w := m.Shape()
-	check(data.WriteGrid("digits.png", generate.Float32(x), 16, c, h, w, 4))
+	check(imageio.WriteGrid("digits.png", x, 16, c, h, w, 4))
 	log.Printf("wrote digits.png: 16 samples of %s, DDIM-20, on %s", m.Source, engine.Describe(be))
 }
 
