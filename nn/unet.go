@@ -175,8 +175,18 @@ func (u *UNet) ZeroGrad() {
 }
 
 // Forward returns eps (N,OutChannels,H,W) for x (N,InChannels,H,W) at integer timesteps t (len N).
+// It follows the network of Ho et al. 2020 (Appendix B; the peer's UNet), which Backward walks in
+// reverse:
+//
+//	act = silu(temb(t))                        shared by every block
+//	h = conv_in(x)
+//	down: h = block(h, act) [attn]; keep h as a skip; downsample at each level's end but the last
+//	mid:  h = block(h, act) [attn, block]
+//	up:   h = block(concat(h, latest skip), act) [attn]; upsample at each level's end but the last
+//	eps = out_conv(silu(out_norm(h)))
+//
 // With train set it keeps the activations for Backward and applies dropout; without, it releases
-// every intermediate as soon as its last consumer has run (sampling keeps memory low). The caller
+// every intermediate as soon as its last reader has run (sampling keeps memory low). The caller
 // owns x and the result.
 func (u *UNet) Forward(x *tensor.Tensor, t []int, train bool) (*tensor.Tensor, error) {
 	cfg := u.Cfg
@@ -185,89 +195,138 @@ func (u *UNet) Forward(x *tensor.Tensor, t []int, train bool) (*tensor.Tensor, e
 		return nil, fmt.Errorf("unet forward: input shape %v, want %v (one timestep per image)", x.Shape, want)
 	}
 	u.dropForward()
-	be := u.be
-	s := &forwardState{}
-	isSkip := map[*tensor.Tensor]bool{}
-	// made records a new activation; done says one is no longer needed by the forward pass, which
-	// frees it in inference (training keeps everything until Backward).
-	made := func(a *tensor.Tensor) *tensor.Tensor {
-		if train {
-			s.acts = append(s.acts, a)
-		}
-		return a
-	}
-	done := func(a *tensor.Tensor) {
-		if !train && a != x && !isSkip[a] {
-			be.Release(a)
-		}
-	}
-	seed := func() uint64 { u.DropoutSeed++; return u.DropoutSeed }
+	p := &forwardPass{u: u, train: train, s: &forwardState{}, h: x, lent: true}
+	p.act = p.keep(u.Temb.Forward(t, train))
 
-	act := made(u.Temb.Forward(t, train)) // silu(temb), shared by every block
-
-	// next replaces the running activation h by f(h).
-	h := x
-	next := func(f func(*tensor.Tensor) *tensor.Tensor) {
-		old := h
-		h = made(f(old))
-		done(old)
-	}
-	block := func(r *ResBlock) func(*tensor.Tensor) *tensor.Tensor {
-		sd := seed()
-		return func(in *tensor.Tensor) *tensor.Tensor { return r.Forward(in, act, train, sd) }
-	}
-	attn := func(a *AttnBlock) func(*tensor.Tensor) *tensor.Tensor {
-		return func(in *tensor.Tensor) *tensor.Tensor { return a.Forward(in, train) }
-	}
-	conv := func(c *Conv2d) func(*tensor.Tensor) *tensor.Tensor {
-		return func(in *tensor.Tensor) *tensor.Tensor { return c.Forward(in, train) }
-	}
-
-	next(conv(u.ConvIn))
+	p.layer(u.ConvIn)
 	per := cfg.ResBlocks
-	var skips []*tensor.Tensor
 	for k, blk := range u.Down {
-		next(block(blk))
+		p.block(blk)
 		if a := u.DownAttn[k]; a != nil {
-			next(attn(a))
+			p.layer(a)
 		}
-		skips = append(skips, h)
-		isSkip[h] = true
+		p.pushSkip()
 		if k%per == per-1 && k/per < len(u.Downsample) {
-			next(conv(u.Downsample[k/per]))
+			p.layer(u.Downsample[k/per])
 		}
 	}
-	next(block(u.Mid))
+
+	p.block(u.Mid)
 	if u.MidAttn != nil {
-		next(attn(u.MidAttn))
-		next(block(u.Mid2))
+		p.layer(u.MidAttn)
+		p.block(u.Mid2)
 	}
+
 	for k, blk := range u.Up {
-		skip := skips[len(skips)-1]
-		skips = skips[:len(skips)-1]
-		s.upSplit = append(s.upSplit, h.Shape[1])
-		next(func(in *tensor.Tensor) *tensor.Tensor { return be.Concat(in, skip) })
-		delete(isSkip, skip)
-		done(skip)
-		next(block(blk))
+		p.concatSkip()
+		p.block(blk)
 		if a := u.UpAttn[k]; a != nil {
-			next(attn(a))
+			p.layer(a)
 		}
 		if k%per == per-1 && k/per < len(u.Upsample) {
-			up := u.Upsample[k/per]
-			next(func(in *tensor.Tensor) *tensor.Tensor { return up.Forward(in, train) })
+			p.layer(u.Upsample[k/per])
 		}
 	}
-	next(func(in *tensor.Tensor) *tensor.Tensor { return u.OutNorm.Forward(in, train) })
-	s.outN = h
-	next(be.SiLU)
-	eps := u.OutConv.Forward(h, train)
-	done(h)
-	done(act)
+
+	p.layer(u.OutNorm)
+	p.s.outN = p.h
+	p.then(u.be.SiLU(p.h))
+	eps := u.OutConv.Forward(p.h, train)
+	p.dropH()
+	p.drop(p.act)
 	if train {
-		u.fwd = s
+		u.fwd = p.s
 	}
 	return eps, nil
+}
+
+// forwardPass is one Forward in progress: the running activation h and the skips the down path
+// leaves for the up path. Every tensor the pass makes is handed to keep, and every tensor it has
+// read for the last time to drop, so what memory a pass holds is decided in those two places:
+// training keeps every activation until Backward; inference releases each at its last read, so
+// sampling holds only the skips, silu(temb) and the tensors of the op in flight.
+type forwardPass struct {
+	u     *UNet
+	train bool
+	s     *forwardState
+	act   *tensor.Tensor // silu(temb), read by every block
+	h     *tensor.Tensor
+	// lent is set while h is not the running path's to drop: the caller's x, or a skip, which the
+	// up block that concatenates it drops.
+	lent  bool
+	skips []*tensor.Tensor // a stack: the up path takes them in the reverse order of the down path
+}
+
+// keep records y, a new activation, for Backward.
+func (p *forwardPass) keep(y *tensor.Tensor) *tensor.Tensor {
+	if p.train {
+		p.s.acts = append(p.s.acts, y)
+	}
+	return y
+}
+
+// drop marks the last read of a tensor the pass made: inference releases it there, training leaves
+// it to Backward.
+func (p *forwardPass) drop(a *tensor.Tensor) {
+	if !p.train {
+		p.u.be.Release(a)
+	}
+}
+
+// dropH drops h unless it is lent.
+func (p *forwardPass) dropH() {
+	if !p.lent {
+		p.drop(p.h)
+	}
+}
+
+// then makes y, just computed from h, the running activation; h has had its last read.
+func (p *forwardPass) then(y *tensor.Tensor) {
+	p.keep(y)
+	p.dropH()
+	p.h, p.lent = y, false
+}
+
+// layer applies a layer without time input: a convolution, attention, Up or the output norm.
+func (p *forwardPass) layer(l interface {
+	Forward(x *tensor.Tensor, train bool) *tensor.Tensor
+}) {
+	p.then(l.Forward(p.h, p.train))
+}
+
+// block applies a residual block; each block of a training pass draws its own dropout seed, in
+// network order, so a run replays from its starting DropoutSeed.
+func (p *forwardPass) block(r *ResBlock) {
+	p.u.DropoutSeed++
+	p.then(r.Forward(p.h, p.act, p.train, p.u.DropoutSeed))
+}
+
+// pushSkip keeps h for the up block that mirrors the current down block. h stays the running
+// activation too, but lent: the op that reads it next must not drop it; concatSkip does.
+func (p *forwardPass) pushSkip() {
+	p.skips = append(p.skips, p.h)
+	p.lent = true
+}
+
+// concatSkip joins h and the latest skip along channels, the input of an up block (the U-Net's
+// skip connection), and drops the skip: the concatenation was its last read.
+func (p *forwardPass) concatSkip() {
+	skip := p.skips[len(p.skips)-1]
+	p.skips = p.skips[:len(p.skips)-1]
+	p.s.upSplit = append(p.s.upSplit, p.h.Shape[1])
+	p.then(p.u.be.Concat(p.h, skip))
+	p.drop(skip)
+}
+
+// accumulate returns sum + d and releases both; a nil sum is the first term (then d is returned).
+// silu(temb) feeds every residual block, so its gradient is the sum of theirs.
+func accumulate(be tensor.Backend, sum, d *tensor.Tensor) *tensor.Tensor {
+	if sum == nil {
+		return d
+	}
+	s := be.Add(sum, d)
+	release(be, sum, d)
+	return s
 }
 
 // release frees every activation the forward pass made (the output eps is the caller's).
@@ -311,15 +370,6 @@ func (u *UNet) Backward(dEps *tensor.Tensor) (*tensor.Tensor, error) {
 	be := u.be
 	per := u.Cfg.ResBlocks
 	var dact *tensor.Tensor // dL/d silu(temb), summed over the blocks
-	addAct := func(d *tensor.Tensor) {
-		if dact == nil {
-			dact = d
-			return
-		}
-		sum := be.Add(dact, d)
-		release(be, dact, d)
-		dact = sum
-	}
 	// step replaces the running gradient by a layer's backward of it.
 	step := func(dh, dnew *tensor.Tensor) *tensor.Tensor {
 		release(be, dh)
@@ -343,7 +393,7 @@ func (u *UNet) Backward(dEps *tensor.Tensor) (*tensor.Tensor, error) {
 		}
 		dcat, dt := u.Up[k].Backward(dh)
 		release(be, dh)
-		addAct(dt)
+		dact = accumulate(be, dact, dt)
 		// The concat's first part is the running h, the second the skip of down block len(Down)-1-k.
 		var dskip *tensor.Tensor
 		dh, dskip = be.ConcatBackward(dcat, s.upSplit[k])
@@ -354,12 +404,12 @@ func (u *UNet) Backward(dEps *tensor.Tensor) (*tensor.Tensor, error) {
 	// Middle.
 	if u.MidAttn != nil {
 		dm, dt := u.Mid2.Backward(dh)
-		addAct(dt)
+		dact = accumulate(be, dact, dt)
 		dh = step(dh, dm)
 		dh = step(dh, u.MidAttn.Backward(dh))
 	}
 	dm, dt := u.Mid.Backward(dh)
-	addAct(dt)
+	dact = accumulate(be, dact, dt)
 	dh = step(dh, dm)
 
 	// Down path, last block first; each block's output also fed its skip.
@@ -373,7 +423,7 @@ func (u *UNet) Backward(dEps *tensor.Tensor) (*tensor.Tensor, error) {
 			dh = step(dh, a.Backward(dh))
 		}
 		dd, dt := u.Down[k].Backward(dh)
-		addAct(dt)
+		dact = accumulate(be, dact, dt)
 		dh = step(dh, dd)
 	}
 	dx := u.ConvIn.Backward(dh)
