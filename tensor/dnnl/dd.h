@@ -11,7 +11,6 @@ enum { DD_F32 = 0, DD_BF16 = 1 };
 
 // dd_init creates the engine once per process and a stream for the calling thread.
 int dd_init(int threads);
-int dd_max_threads(void);
 const char *dd_isa(void);
 // dd_peak times an FMA loop (kind 0: fp32 AVX-512, 1: fp32 AVX2, 2: bf16 AVX512-BF16).
 double dd_peak(int kind, int threads, long long iters, double *flops);

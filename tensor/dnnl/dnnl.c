@@ -36,8 +36,6 @@ int dd_init(int threads) {
 	return 0;
 }
 
-int dd_max_threads(void) { return omp_get_max_threads(); }
-
 // dd_isa names the widest instruction set oneDNN dispatches its kernels to on this CPU (after any
 // DNNL_MAX_CPU_ISA limit), so test logs and run headers can say which kernels ran.
 const char *dd_isa(void) {

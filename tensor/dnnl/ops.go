@@ -112,9 +112,10 @@ func (b *Backend) Conv2DBackward(dy, x *tensor.Tensor, w, bias *tensor.Param, c 
 	return dx
 }
 
-// ConvImpl names the oneDNN implementations chosen for a convolution (forward, backward data,
-// backward weights), for benchmarks and profiles; backward names are empty until first used.
-func (b *Backend) ConvImpl(x []int, w *tensor.Param, bias bool, c tensor.Conv) [3]string {
+// convImpl names the oneDNN implementations chosen for a convolution (forward, backward data,
+// backward weights), so BenchmarkConv can say which kernels it timed; backward names are empty
+// until first used.
+func (b *Backend) convImpl(x []int, w *tensor.Param, bias bool, c tensor.Conv) [3]string {
 	var out [3]string
 	k := convKey{n: x[0], cin: x[1], h: x[2], w: x[3], cout: w.Shape[0], k: w.Shape[2], stride: c.Stride, pad: c.Pad, bias: bias}
 	b.w.do(func() {
@@ -199,22 +200,10 @@ func groupDims(op string, x *tensor.Tensor, gamma, beta *tensor.Param, groups in
 
 // GroupNorm: stats is (N, groups, 2): the mean and 1/sqrt(var+eps) of each group, as the reference.
 func (b *Backend) GroupNorm(x *tensor.Tensor, gamma, beta *tensor.Param, groups int, eps float32) (y, stats *tensor.Tensor) {
-	return b.groupNorm("GroupNorm", x, gamma, beta, groups, eps, false)
-}
-
-// GroupNormSiLU is SiLU(GroupNorm(x)) in one pass over memory; backward takes the same stats with
-// GroupNormSiLUBackward.
-func (b *Backend) GroupNormSiLU(x *tensor.Tensor, gamma, beta *tensor.Param, groups int, eps float32) (y, stats *tensor.Tensor) {
-	return b.groupNorm("GroupNormSiLU", x, gamma, beta, groups, eps, true)
-}
-
-func (b *Backend) groupNorm(op string, x *tensor.Tensor, gamma, beta *tensor.Param, groups int, eps float32, silu bool) (y, stats *tensor.Tensor) {
+	const op = "GroupNorm"
 	n, c, hw := groupDims(op, x, gamma, beta, groups)
 	if len(x.Shape) != 4 && len(x.Shape) != 2 {
 		// Only 4-D (NHWC) and 2-D tensors keep channels last; others run on the reference.
-		if silu {
-			shapePanic(op, "x %v: the fused op takes rank-2 or rank-4 tensors", x.Shape)
-		}
 		yr, sr := b.ref.GroupNorm(b.toRef(x), gamma, beta, groups, eps)
 		return b.fromRef(yr), b.fromRef(sr)
 	}
@@ -222,7 +211,7 @@ func (b *Backend) groupNorm(op string, x *tensor.Tensor, gamma, beta *tensor.Par
 	dt := b.actDT(x.Shape)
 	stats = b.newBuf([]int{n, groups, 2}, dtF32)
 	sb := stats.Impl.(*buf)
-	if !silu && len(x.Shape) == 4 && xb.dt == dt {
+	if len(x.Shape) == 4 && xb.dt == dt {
 		// Stats now, the output when first used (lazy.go): usually only through SiLU.
 		b.w.do(func() {
 			C.dd_gn_fwd(dt, xb.p, nil, fptr(gamma.W), fptr(beta.W), (*C.float)(sb.p), C.int(n), C.int(hw), C.int(c),
@@ -234,36 +223,20 @@ func (b *Backend) groupNorm(op string, x *tensor.Tensor, gamma, beta *tensor.Par
 	}
 	y = b.newBuf(x.Shape, dt)
 	yb := y.Impl.(*buf)
-	fuse := C.int(0)
-	if silu {
-		fuse = 1
-	}
 	b.w.do(func() {
 		xp, free := b.in(x, xb, dt)
 		defer free()
 		C.dd_gn_fwd(dt, xp, yb.p, fptr(gamma.W), fptr(beta.W), (*C.float)(sb.p), C.int(n), C.int(hw), C.int(c),
-			C.int(groups), C.float(eps), fuse, 0)
+			C.int(groups), C.float(eps), 0, 0)
 	})
 	return y, stats
 }
 
 // GroupNormBackward returns dx and accumulates dgamma, dbeta.
 func (b *Backend) GroupNormBackward(dy, x, stats *tensor.Tensor, gamma, beta *tensor.Param, groups int) *tensor.Tensor {
-	return b.groupNormBackward("GroupNormBackward", dy, x, stats, gamma, beta, groups, false)
-}
-
-// GroupNormSiLUBackward is the backward of GroupNormSiLU: it needs only x and the stats, recomputing
-// the normalised values instead of keeping them.
-func (b *Backend) GroupNormSiLUBackward(dy, x, stats *tensor.Tensor, gamma, beta *tensor.Param, groups int) *tensor.Tensor {
-	return b.groupNormBackward("GroupNormSiLUBackward", dy, x, stats, gamma, beta, groups, true)
-}
-
-func (b *Backend) groupNormBackward(op string, dy, x, stats *tensor.Tensor, gamma, beta *tensor.Param, groups int, silu bool) *tensor.Tensor {
+	const op = "GroupNormBackward"
 	n, c, hw := groupDims(op, x, gamma, beta, groups)
 	if len(x.Shape) != 4 && len(x.Shape) != 2 {
-		if silu {
-			shapePanic(op, "x %v: the fused op takes rank-2 or rank-4 tensors", x.Shape)
-		}
 		return b.fromRef(b.ref.GroupNormBackward(b.toRef(dy), b.toRef(x), b.toRef(stats), gamma, beta, groups))
 	}
 	if dy == nil || stats == nil || !sameShape(dy.Shape, x.Shape) || !sameShape(stats.Shape, []int{n, groups, 2}) {
@@ -272,10 +245,11 @@ func (b *Backend) groupNormBackward(op string, dy, x, stats *tensor.Tensor, gamm
 	xb, sb := b.get(op, x), b.get(op, stats)
 	gammaF, betaF := gamma.W, beta.W // the affine that made the forward's output
 	var dyb *buf
-	if l, ok := b.peek(op, dy).lazy.(*lazySiLUGrad); ok && !silu {
+	fuse := C.int(0) // 1: SiLU's backward is folded into the kernel's
+	if l, ok := b.peek(op, dy).lazy.(*lazySiLUGrad); ok {
 		// dy = SiLUBackward(d, GroupNorm(x)) not yet computed: fuse it (lazy.go).
 		if ln, ok := l.a.lazy.(*lazyNorm); ok && ln.x == xb && ln.stats == sb && ln.group == groups {
-			dyb, silu, gammaF, betaF = l.dy, true, ln.gamma, ln.beta
+			dyb, fuse, gammaF, betaF = l.dy, 1, ln.gamma, ln.beta
 		}
 	}
 	if dyb == nil {
@@ -284,10 +258,6 @@ func (b *Backend) groupNormBackward(op string, dy, x, stats *tensor.Tensor, gamm
 	dt := b.actDT(x.Shape)
 	dx := b.newBuf(x.Shape, dt)
 	dxb := dx.Impl.(*buf)
-	fuse := C.int(0)
-	if silu {
-		fuse = 1
-	}
 	b.w.do(func() {
 		xp, freeX := b.in(x, xb, dt)
 		defer freeX()

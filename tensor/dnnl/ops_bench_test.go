@@ -47,7 +47,7 @@ func BenchmarkConv(b *testing.B) {
 					if bwd {
 						be.Release(be.Conv2D(x, w, bias, conv))
 					}
-					impl := be.ConvImpl(x.Shape, w, true, conv)
+					impl := be.convImpl(x.Shape, w, true, conv)
 					b.Logf("impl %q", impl)
 				})
 			}
