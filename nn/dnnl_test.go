@@ -28,7 +28,7 @@ func TestUNetSMatchesPyTorchDNNL(t *testing.T) {
 		t.Skip("built without oneDNN")
 	}
 	limit := os.Getenv("DNNL_MAX_CPU_ISA")
-	t.Logf("oneDNN ISA %s (DNNL_MAX_CPU_ISA=%q); auto precision %s", dnnl.ISA(), limit, dnnl.AutoReason())
+	t.Logf("oneDNN ISA %s (DNNL_MAX_CPU_ISA=%q); auto precision %s", dnnl.ISA(), limit, dnnl.AutoPrecision())
 	for _, c := range []struct {
 		prec             string
 		tolOut, tolGrads float64

@@ -91,14 +91,3 @@ func (c CPU) ISAs() string {
 
 // AutoPrecision is the precision "auto" selects on this machine.
 func AutoPrecision() tensor.Precision { return ThisCPU().AutoPrecision() }
-
-// AutoReason says why "auto" picks what it picks here, for run headers and /v1/info, e.g.
-// "bf16 (AMD EPYC: avx512_bf16 avx512 avx2)".
-func AutoReason() string {
-	c := ThisCPU()
-	m := c.Model
-	if m == "" {
-		m = "unknown CPU"
-	}
-	return c.AutoPrecision().String() + " (" + m + ": " + c.ISAs() + ")"
-}
