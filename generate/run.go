@@ -44,18 +44,34 @@ type Batch struct {
 
 // Batches splits a job into its sampler calls.
 func (j Job) Batches() []Batch {
-	size := j.Batch
-	if size < 1 || size > j.N {
-		size = j.N
-	}
-	var out []Batch
-	for lo := 0; lo < j.N; lo += size {
-		out = append(out, Batch{Start: j.Start + lo, N: min(size, j.N-lo)})
-	}
-	for i := range out {
-		out[i].Index, out[i].Count = i, len(out)
+	out := make([]Batch, j.NumBatches())
+	for k := range out {
+		out[k] = j.batch(k)
 	}
 	return out
+}
+
+// NumBatches is the number of sampler calls of a job, computed rather than listed: a job of 2^31
+// images in batches of one would need gigabytes for the list alone.
+func (j Job) NumBatches() int {
+	size := j.batchSize()
+	if size < 1 {
+		return 0
+	}
+	return (j.N + size - 1) / size
+}
+
+func (j Job) batchSize() int {
+	if j.Batch < 1 || j.Batch > j.N {
+		return j.N
+	}
+	return j.Batch
+}
+
+// batch is sampler call k of the job.
+func (j Job) batch(k int) Batch {
+	size, lo := j.batchSize(), k*j.batchSize()
+	return Batch{Index: k, Count: j.NumBatches(), Start: j.Start + lo, N: min(size, j.N-lo)}
 }
 
 // Run draws the job's images with sampler s driven by pred (which outputs p-parameterised
@@ -80,7 +96,9 @@ func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p d
 	if j.Emit == nil {
 		out = make([]float64, 0, j.N*dim)
 	}
-	for _, b := range j.Batches() {
+	// Batch by batch without listing them, so a job's bookkeeping is not sized by its N either.
+	for k := range j.NumBatches() {
+		b := j.batch(k)
 		opts := diffusion.Options{Seed: j.Seed, Start: b.Start, Prediction: p}
 		if j.XT != nil {
 			lo := b.Start - j.Start

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"time"
@@ -49,10 +48,8 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	recon := fs.Bool("recon", false, "decode x_T with the same DDIM and print the reconstruction MSE as JSON")
 	grid := fs.String("grid", "", "with --recon: write the images over their reconstructions as a PNG (rows of --cols)")
 	cols := fs.Int("cols", 10, "images per row of --grid")
-	ema := fs.Bool("ema", true, "use the EMA weights of a run or checkpoint")
-	engName := fs.String("engine", "auto", "auto, dnnl or ref")
-	precision := fs.String("precision", "fp32", "auto, fp32 or bf16")
-	threads := fs.Int("threads", 0, "threads (0: all cores)")
+	var eng engineFlags
+	addEngineFlags(fs, &eng, engineOpts{ema: true, precision: "fp32", precisionHelp: "auto, fp32 or bf16"})
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return err
 	}
@@ -61,7 +58,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("nothing to do: give --out FILE.npy and/or --recon")
 	case *grid != "" && !*recon:
 		return fmt.Errorf("--grid shows reconstructions: give --recon too")
-	case *n < 1 || *first < 0 || *batch < 1 || *steps < 1 || *threads < 0 || *cols < 1:
+	case *n < 1 || *first < 0 || *batch < 1 || *steps < 1 || eng.threads < 0 || *cols < 1:
 		return fmt.Errorf("--n, --batch, --steps and --cols must be >= 1, --first and --threads >= 0")
 	case *split != "train" && *split != "test":
 		return fmt.Errorf("--split %q: want train or test", *split)
@@ -71,123 +68,74 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := checkExt("out", *out, ".npy"); err != nil {
 		return err
 	}
-	sp := data.Test
-	if *split == "train" {
-		sp = data.Train
-	}
-	set, err := data.Load(*dataName, *dataDir, sp)
+	set, err := data.Load(*dataName, *dataDir, map[string]data.Split{"train": data.Train, "test": data.Test}[*split])
 	if err != nil {
 		return err
 	}
 	if *first+*n > set.N {
 		return fmt.Errorf("images %d..%d requested, %s %s has %d", *first, *first+*n-1, *dataName, *split, set.N)
 	}
-	be, err := engine.New(*engName, *precision, *threads)
+	be, err := eng.backend(eng.threads)
 	if err != nil {
 		return err
 	}
 	defer engine.Close(be)
-	m, err := generate.Load(*ckpt, be, *ema)
+	m, err := generate.Load(*ckpt, be, eng.ema)
 	if err != nil {
 		return err
 	}
-	if c, h, w := m.Shape(); c != set.C || h != set.H || w != set.W {
+	c, h, w := m.Shape()
+	if c != set.C || h != set.H || w != set.W {
 		return fmt.Errorf("model %s takes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, *dataName, set.C, set.H, set.W)
 	}
 	sm, spec, err := generate.SamplerSpec{Name: "ddim", Steps: *steps, Spacing: *spacing}.New(m.Schedule)
 	if err != nil {
 		return err
 	}
-	ddim := sm.(*diffusion.DDIM)
-	dim := m.Dim()
-	x0 := make([]float64, *n*dim)
-	for i, v := range set.Images[*first*dim : (*first+*n)*dim] {
+	job := generate.Job{N: *n, Batch: *batch}
+	if err := m.CheckMemory(job); err != nil {
+		return err
+	}
+	x0 := make([]float64, *n*m.Dim())
+	for i, v := range set.Images[*first*m.Dim() : (*first+*n)*m.Dim()] {
 		x0[i] = float64(v)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	t0 := time.Now()
-	job := generate.Job{N: *n, Batch: *batch}
-	if err := checkBatchMemory(m, job); err != nil {
+	bar := generate.NewProgress(stderr, job.NumBatches()*map[bool]int{true: 2, false: 1}[*recon], spec.Steps)
+	defer bar.Finish()
+	job.Step = bar.Step
+	ddim := sm.(*diffusion.DDIM)
+	xT, err := m.Encode(ctx, ddim, x0, job)
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted; nothing written")
+	} else if err != nil {
 		return err
-	}
-	bar := newStepBar(stderr, len(job.Batches())*map[bool]int{true: 2, false: 1}[*recon], spec.Steps)
-	xT := make([]float64, 0, len(x0))
-	for _, b := range job.Batches() {
-		lo := b.Start * dim
-		z, err := ddim.Encode(ctx, m.Net, x0[lo:lo+b.N*dim], b.N, dim, diffusion.Options{Prediction: m.Prediction,
-			Callback: func(s diffusion.Step) error { bar.step(b, s); return nil }})
-		if err != nil {
-			bar.finish()
-			if errors.Is(err, context.Canceled) {
-				return fmt.Errorf("interrupted; nothing written")
-			}
-			return err
-		}
-		xT = append(xT, z...)
 	}
 	if *out != "" {
 		x32 := make([]float32, len(xT))
 		for i, v := range xT {
 			x32[i] = float32(v)
 		}
-		c, h, w := m.Shape()
 		if err := imageio.SaveNPY(*out, []int{*n, c, h, w}, x32); err != nil {
-			bar.finish()
 			return err
 		}
 	}
 	if !*recon {
-		bar.finish()
 		fmt.Fprintf(stdout, "wrote %s\n", *out)
 		return nil
 	}
-	job.XT = xT
-	job.Step = func(b generate.Batch, s diffusion.Step) error { bar.step(b, s); return nil }
-	back, err := m.Sample(ctx, ddim, job)
-	bar.finish()
+	back, mse, err := m.Reconstruct(ctx, ddim, x0, xT, job)
 	if err != nil {
 		return err
 	}
-	mse := 0.0
-	for i, v := range back {
-		d := v - x0[i]
-		mse += d * d
-	}
-	mse /= float64(len(back))
-	if math.IsNaN(mse) {
-		return fmt.Errorf("reconstruction produced NaN")
-	}
 	if *grid != "" {
-		c, h, w := m.Shape()
-		k := min(*cols, *n)
-		px := pairRows(x0, back, *n, dim, k)
-		if err := imageio.WriteGrid(*grid, px, len(px)/dim, c, h, w, k); err != nil {
+		if err := generate.WriteReconGrid(*grid, x0, back, *n, c, h, w, *cols); err != nil {
 			return err
 		}
 	}
-	res := encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Source: m.Source, Secs: time.Since(t0).Seconds()}
-	b, _ := json.Marshal(res)
+	b, _ := json.Marshal(encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Source: m.Source, Secs: time.Since(t0).Seconds()})
 	fmt.Fprintln(stdout, string(b))
 	return nil
-}
-
-// pairRows lays out images and their reconstructions for a grid of cols columns: a row of
-// originals, the row of their reconstructions below it, and so on.
-func pairRows(orig, back []float64, n, dim, cols int) []float32 {
-	out := make([]float32, 0, 2*n*dim)
-	put := func(src []float64, lo, hi int) {
-		for _, v := range src[lo*dim : hi*dim] {
-			out = append(out, float32(max(-1, min(1, v))))
-		}
-	}
-	for lo := 0; lo < n; lo += cols {
-		hi := min(n, lo+cols)
-		put(orig, lo, hi)
-		for range (cols - (hi - lo)) * dim { // white fills a short last row: reconstructions stay under their images
-			out = append(out, 1)
-		}
-		put(back, lo, hi)
-	}
-	return out
 }

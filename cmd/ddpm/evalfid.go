@@ -225,13 +225,13 @@ func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, err
 				job.Chunk = 32
 			}
 		}
-		if err := checkBatchMemory(m, job); err != nil {
+		if err := m.CheckMemory(job); err != nil {
 			return nil, err
 		}
-		bar := newStepBar(stderr, len(job.Batches()), spec.Steps)
+		bar := generate.NewProgress(stderr, job.NumBatches(), spec.Steps)
 		var drift eval.Drift
 		job.Step = func(b generate.Batch, s diffusion.Step) error {
-			bar.step(b, s)
+			bar.Step(b, s)
 			if f.drift != "" {
 				drift.Add(s.Index, s.T, s.X, b.N, dim)
 			}
@@ -240,7 +240,7 @@ func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, err
 		fmt.Fprintf(stderr, "sampling %d images from %s with %s on %s\n", f.n, m.Source, spec, engine.Describe(be))
 		t0 := time.Now()
 		x, err := m.Sample(ctx, sampler, job)
-		bar.finish()
+		bar.Finish()
 		if err != nil {
 			return nil, err
 		}

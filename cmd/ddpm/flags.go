@@ -5,7 +5,9 @@ import (
 	"strings"
 
 	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // addSamplerFlags registers the sampler flags that every command drawing from a model shares
@@ -20,3 +22,54 @@ func addSamplerFlags(fs *flag.FlagSet, spec *generate.SamplerSpec) {
 	fs.BoolVar(&spec.Clip, "clip", false, "clip the predicted x0 to [-1, 1] at every step")
 	fs.Float64Var(&spec.EpsScale, "eps-scale", 1, "multiply the predicted eps by this at every step (epsilon scaling; see docs/eval.md)")
 }
+
+// engineFlags are what a command computes on (--engine, --precision, --threads) and with which
+// weights of a run (--ema, --no-ema).
+type engineFlags struct {
+	engine, precision string
+	threads           int
+	ema, noEMA        bool
+}
+
+// engineOpts says which engine flags a command has and where its defaults and help differ from
+// the usual ones; the zero value is --engine, --precision auto and --threads 0 with the usual help.
+type engineOpts struct {
+	engineHelp    string // "" for "auto, dnnl or ref"
+	precision     string // default of --precision: "" for auto, "-" for no such flag
+	precisionHelp string // "" for the help naming what auto picks
+	threads       int    // default of --threads
+	threadsHelp   string // "" for "threads (0: all cores)"
+	ema, noEMA    bool   // whether --ema and --no-ema exist
+	noEMAHelp     string // "" for the usual
+}
+
+// addEngineFlags registers the engine flags o names, so their names, defaults and help stay one
+// definition across commands.
+func addEngineFlags(fs *flag.FlagSet, e *engineFlags, o engineOpts) {
+	or := func(s, def string) string {
+		if s == "" {
+			return def
+		}
+		return s
+	}
+	fs.StringVar(&e.engine, "engine", "auto", or(o.engineHelp, "auto, dnnl or ref"))
+	if o.precision != "-" {
+		fs.StringVar(&e.precision, "precision", or(o.precision, "auto"), or(o.precisionHelp, "auto, fp32 or bf16 (auto: bf16 where the CPU has AMX or AVX512-BF16)"))
+	}
+	fs.IntVar(&e.threads, "threads", o.threads, or(o.threadsHelp, "threads (0: all cores)"))
+	e.ema = true
+	if o.ema {
+		fs.BoolVar(&e.ema, "ema", true, "use the EMA weights of a run or checkpoint")
+	}
+	if o.noEMA {
+		fs.BoolVar(&e.noEMA, "no-ema", false, or(o.noEMAHelp, "use the raw (non-EMA) weights of a run or checkpoint"))
+	}
+}
+
+// backend starts the engine the flags ask for, on threads threads.
+func (e *engineFlags) backend(threads int) (tensor.Backend, error) {
+	return engine.New(e.engine, e.precision, threads)
+}
+
+// useEMA is whether the flags ask for a run's EMA weights.
+func (e *engineFlags) useEMA() bool { return e.ema && !e.noEMA }

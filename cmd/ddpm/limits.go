@@ -10,9 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ddpm-go/ddpm/generate"
-	"github.com/ddpm-go/ddpm/internal/sysmem"
-	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
@@ -112,26 +109,4 @@ func checkExt(flagName, path, ext string) error {
 		return fmt.Errorf("--%s %s: the file is %s; name it *%s", flagName, strconv.Quote(path), strings.ToUpper(strings.TrimPrefix(ext, ".")), ext)
 	}
 	return nil
-}
-
-// checkBatchMemory refuses a job whose single batch the machine cannot hold, before the first
-// allocation (every command that samples or encodes calls it; 10,000 images in one batch ended
-// in a dnnl out-of-memory panic): the sampler's float64 state of the batch (x_t, the prediction, x0, the next x and up
-// to four past predictions for PLMS) and the network's forward over the rows of one call (the chunk,
-// or the whole batch when calls are not chunked).
-func checkBatchMemory(m *generate.Model, j generate.Job) error {
-	rows := j.N
-	if j.Batch >= 1 && j.Batch < j.N {
-		rows = j.Batch
-	}
-	callRows := rows
-	if j.Chunk > 0 {
-		callRows = j.Chunk
-	}
-	net, err := nn.InferenceBytes(m.Net.Cfg, callRows)
-	if err != nil {
-		return err
-	}
-	return sysmem.Check(fmt.Sprintf("sampling a batch of %d images (--batch %d, %d per network call)", rows, j.Batch, callRows),
-		8*8*float64(rows)*float64(m.Dim())+net)
 }

@@ -2,22 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ddpm-go/ddpm/engine"
-	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/serve"
 	"github.com/ddpm-go/ddpm/tensor"
 )
@@ -38,68 +34,75 @@ var serveSignals = func() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func runServe(args []string, stdout, stderr io.Writer) error {
+// serveFlags are the flags of `ddpm serve`.
+type serveFlags struct {
+	ckpts              ckptList
+	addr, allowedHosts string
+	opt                serve.Options
+	workers, maxBatch  int
+	grace              time.Duration
+	quiet              bool
+	eng                engineFlags
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs := newFlagSet("serve", stderr)
-	var ckpts ckptList
-	fs.Var(&ckpts, "ckpt", "model to serve, repeatable: a run directory or weights file, optionally NAME=PATH (default: the shipped MNIST model as \"mnist\")")
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address (loopback by default; the server has no authentication)")
-	d := serve.DefaultOptions
-	maxN := fs.Int("max-n", d.MaxN, "most images per request")
-	maxSteps := fs.Int("max-steps", d.MaxSteps, "most sampling steps per request")
-	queue := fs.Int("queue", d.Queue, "jobs waiting for a worker; beyond it requests get 429 with Retry-After")
+	f := &serveFlags{opt: serve.DefaultOptions}
+	o := &f.opt
+	fs.Var(&f.ckpts, "ckpt", "model to serve, repeatable: a run directory or weights file, optionally NAME=PATH (default: the shipped MNIST model as \"mnist\")")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (loopback by default; the server has no authentication)")
+	fs.IntVar(&o.MaxN, "max-n", o.MaxN, "most images per request")
+	fs.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "most sampling steps per request")
+	fs.IntVar(&o.Queue, "queue", o.Queue, "jobs waiting for a worker; beyond it requests get 429 with Retry-After")
 	// Two workers by default so the page's Compare runs both samplers at once; on a busy machine two
 	// single-threaded workers also served more than one two-threaded one (docs/serve.md).
-	workers := fs.Int("workers", min(2, runtime.NumCPU()), "sampling workers, each with its own copy of every model and its own engine")
-	timeout := fs.Duration("timeout", d.Timeout, "per-request limit, queue wait included")
-	maxBody := fs.Int64("max-body", d.MaxBody, "most bytes of a request body")
-	grace := fs.Duration("grace", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight work may finish before it is canceled")
-	noEMA := fs.Bool("no-ema", false, "serve the raw (non-EMA) weights of runs and checkpoints")
-	engName := fs.String("engine", "auto", "auto, dnnl or ref")
-	precision := fs.String("precision", "auto", "auto, fp32 or bf16")
-	threads := fs.Int("threads", 0, "engine threads per worker (0: all cores divided among the workers)")
-	maxBatch := fs.Int("max-batch", 64, "most images per network call (bounds memory; results do not depend on it on the ref engine)")
-	chunk := fs.Int("chunk", 0, "if > 0, network calls of exactly this many rows aligned to image indices, so image i of a seed does not depend on n on dnnl (costs up to chunk/n more work); 0: calls of power-of-two row counts up to --max-batch, which bounds dnnl's per-shape memory")
-	quiet := fs.Bool("quiet", false, "do not log every job")
-	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host names (or host:port) the server also answers to besides its listen address and, on loopback, localhost; other Host headers get 403 (DNS rebinding)")
+	fs.IntVar(&f.workers, "workers", min(2, runtime.NumCPU()), "sampling workers, each with its own copy of every model and its own engine")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "per-request limit, queue wait included")
+	fs.Int64Var(&o.MaxBody, "max-body", o.MaxBody, "most bytes of a request body")
+	fs.DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight work may finish before it is canceled")
+	addEngineFlags(fs, &f.eng, engineOpts{noEMA: true, noEMAHelp: "serve the raw (non-EMA) weights of runs and checkpoints",
+		precisionHelp: "auto, fp32 or bf16", threadsHelp: "engine threads per worker (0: all cores divided among the workers)"})
+	fs.IntVar(&f.maxBatch, "max-batch", 64, "most images per network call (bounds memory; results do not depend on it on the ref engine)")
+	fs.IntVar(&o.Chunk, "chunk", 0, "if > 0, network calls of exactly this many rows aligned to image indices, so image i of a seed does not depend on n on dnnl (costs up to chunk/n more work); 0: calls of power-of-two row counts up to --max-batch, which bounds dnnl's per-shape memory")
+	fs.BoolVar(&f.quiet, "quiet", false, "do not log every job")
+	fs.StringVar(&f.allowedHosts, "allowed-hosts", "", "comma-separated host names (or host:port) the server also answers to besides its listen address and, on loopback, localhost; other Host headers get 403 (DNS rebinding)")
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
-		return err
+		return nil, err
 	}
-	for _, c := range []struct {
-		name string
-		v    int64
-	}{{"max-n", int64(*maxN)}, {"max-steps", int64(*maxSteps)}, {"queue", int64(*queue)}, {"workers", int64(*workers)}, {"max-batch", int64(*maxBatch)}} {
-		if c.v < 1 {
-			return fmt.Errorf("--%s %d must be >= 1", c.name, c.v)
+	for i, v := range []int{o.MaxN, o.MaxSteps, o.Queue, f.workers, f.maxBatch} {
+		if v < 1 {
+			return nil, fmt.Errorf("--%s %d must be >= 1", []string{"max-n", "max-steps", "queue", "workers", "max-batch"}[i], v)
 		}
 	}
-	if *workers > 64 {
-		return fmt.Errorf("--workers %d: at most 64", *workers)
+	switch {
+	case f.workers > 64:
+		return nil, fmt.Errorf("--workers %d: at most 64", f.workers)
+	case o.Timeout <= 0 || f.grace < 0:
+		return nil, fmt.Errorf("--timeout %v must be > 0 and --grace %v >= 0", o.Timeout, f.grace)
+	case o.MaxBody < 64:
+		return nil, fmt.Errorf("--max-body %d must be >= 64", o.MaxBody)
+	case o.Chunk < 0 || f.eng.threads < 0:
+		return nil, fmt.Errorf("--chunk %d and --threads %d must be >= 0", o.Chunk, f.eng.threads)
 	}
-	if *timeout <= 0 || *grace < 0 {
-		return fmt.Errorf("--timeout %v must be > 0 and --grace %v >= 0", *timeout, *grace)
+	var err error
+	if o.AllowedHosts, err = serve.ParseHosts(f.allowedHosts); err != nil {
+		return nil, fmt.Errorf("--allowed-hosts: %w", err)
 	}
-	if *maxBody < 64 {
-		return fmt.Errorf("--max-body %d must be >= 64", *maxBody)
-	}
-	if *chunk < 0 || *threads < 0 {
-		return fmt.Errorf("--chunk %d and --threads %d must be >= 0", *chunk, *threads)
-	}
-	hosts, err := serve.ParseHosts(*allowedHosts)
-	if err != nil {
-		return fmt.Errorf("--allowed-hosts: %w", err)
-	}
-	named, err := modelNames(ckpts)
+	return f, nil
+}
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	f, err := parseServeFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	perWorker := *threads
-	if perWorker == 0 {
-		perWorker = max(1, runtime.NumCPU()/(*workers))
+	paths, err := serve.ParseModels(f.ckpts)
+	if err != nil {
+		return fmt.Errorf("--ckpt %w", err)
 	}
-
-	models := make([]serve.Model, len(named))
-	for i, n := range named {
-		models[i].Name = n.name
+	threads := f.eng.threads
+	if threads == 0 {
+		threads = max(1, runtime.NumCPU()/f.workers)
 	}
 	var backends []tensor.Backend
 	defer func() {
@@ -107,35 +110,29 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			engine.Close(be)
 		}
 	}()
-	for w := 0; w < *workers; w++ {
-		be, err := engine.New(*engName, *precision, perWorker)
+	for range f.workers {
+		be, err := f.eng.backend(threads)
 		if err != nil {
 			return err
 		}
 		backends = append(backends, be)
-		for i, n := range named {
-			m, err := generate.Load(n.path, be, !*noEMA)
-			if err != nil {
-				return fmt.Errorf("model %s: %w", n.name, err)
-			}
-			m.Net.MaxBatch = *maxBatch
-			models[i].Copies = append(models[i].Copies, m)
-		}
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	opt := serve.Options{MaxN: *maxN, MaxSteps: *maxSteps, Queue: *queue, Timeout: *timeout, MaxBody: *maxBody, Chunk: *chunk,
-		AllowedHosts: hosts, Log: logger, Engine: engine.Explain(backends[0], *precision)}
-	if *quiet {
-		opt.Log = nil
-	}
-	srv, err := serve.New(models, opt)
+	models, err := serve.LoadModels(paths, backends, !f.eng.noEMA, f.maxBatch)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	f.opt.Engine = engine.Explain(backends[0], f.eng.precision)
+	if !f.quiet {
+		f.opt.Log = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	srv, err := serve.New(models, f.opt)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		srv.Shutdown(context.Background())
-		return fmt.Errorf("listen %s: %w", *addr, err)
+		return fmt.Errorf("listen %s: %w", f.addr, err)
 	}
 	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
@@ -147,66 +144,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		ch, h, w := c.Shape()
 		fmt.Fprintf(stderr, "model %s: %s (%dx%dx%d, %s T=%d, %s)\n", m.Name, c.Source, ch, h, w, c.Schedule.Name, c.Schedule.T, c.Prediction)
 	}
-	fmt.Fprintf(stderr, "serving on http://%s (%d worker(s) on %s, queue %d) — page at /, API at /v1/samples\n", ln.Addr(), *workers, engine.Describe(backends[0]), *queue)
-
-	// No WriteTimeout: streams last as long as their run; serve bounds each write instead.
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	fmt.Fprintf(stderr, "serving on http://%s (%d worker(s) on %s, queue %d) — page at /, API at /v1/samples\n", ln.Addr(), f.workers, engine.Describe(backends[0]), f.opt.Queue)
 	ctx, stop := serveSignals()
 	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	select {
-	case err := <-served:
-		srv.Shutdown(context.Background())
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	fmt.Fprintf(stderr, "shutting down: finishing in-flight work (up to %v)\n", *grace)
-	// The job side first: new requests get 503, running jobs finish or are canceled at the grace
-	// deadline, which lets their handlers answer; then the HTTP side waits for those answers.
-	graceCtx, cancel := context.WithTimeout(context.Background(), *grace)
-	defer cancel()
-	jobsDone := make(chan error, 1)
-	go func() { jobsDone <- srv.Shutdown(graceCtx) }()
-	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), *grace+5*time.Second)
-	defer cancelHTTP()
-	httpErr := hs.Shutdown(httpCtx)
-	jobErr := <-jobsDone
-	if httpErr != nil {
-		hs.Close()
-	}
-	if errors.Is(jobErr, context.DeadlineExceeded) {
-		fmt.Fprintln(stderr, "stopped: in-flight work was canceled at the grace deadline")
-	} else {
-		fmt.Fprintln(stderr, "stopped")
-	}
-	return nil
-}
-
-type namedCkpt struct{ name, path string }
-
-// modelNames turns --ckpt values into unique API names: NAME=PATH as given, else the file name
-// without .safetensors or the run directory's name; no --ckpt is the shipped model, "mnist".
-func modelNames(ckpts []string) ([]namedCkpt, error) {
-	if len(ckpts) == 0 {
-		return []namedCkpt{{"mnist", ""}}, nil
-	}
-	var out []namedCkpt
-	seen := map[string]string{}
-	for _, c := range ckpts {
-		name, path, ok := strings.Cut(c, "=")
-		if !ok {
-			path = c
-			name = strings.TrimSuffix(filepath.Base(filepath.Clean(c)), ".safetensors")
-		}
-		if path == "" || name == "" || strings.ContainsAny(name, " /?&#") {
-			return nil, fmt.Errorf("--ckpt %q: want PATH or NAME=PATH with a name of letters, digits, '-', '_' or '.'", c)
-		}
-		if prev, dup := seen[name]; dup {
-			return nil, fmt.Errorf("--ckpt: %s and %s are both named %q; name them with NAME=PATH", prev, path, name)
-		}
-		seen[name] = path
-		out = append(out, namedCkpt{name, path})
-	}
-	return out, nil
+	return serve.Run(ctx, srv, ln, f.grace, stderr)
 }

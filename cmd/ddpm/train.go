@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/train"
@@ -64,7 +65,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := train.Run(ctx, cfg, train.Options{Resume: *resume != "", Log: stderr, Terminal: trainTTY(stderr)})
+	res, err := train.Run(ctx, cfg, train.Options{Resume: *resume != "", Log: stderr, Terminal: generate.IsTerminal(stderr)})
 	if err != nil {
 		if errors.Is(err, train.ErrInterrupted) {
 			fmt.Fprintln(stderr) // end the progress line
@@ -74,17 +75,6 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "trained %s to step %d/%d on %s: loss %.5f, %.1f img/s, wall %s\ncheckpoint %s\ngrid %s\n",
 		cfg.Out, res.Step, res.Steps, res.Backend, res.Loss, res.ImgPerSec, res.Wall.Round(1e9), res.Checkpoint, res.Grid)
 	return nil
-}
-
-// trainTTY reports whether w is a character device (a terminal), where a redrawn progress bar
-// is wanted instead of log lines.
-func trainTTY(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // checkTrainMemory refuses a run whose forward pass alone, at its batch, needs more than the

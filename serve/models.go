@@ -1,0 +1,99 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/tensor"
+)
+
+// ModelPath is a model to serve: its name in the API and the run directory or weights file it is
+// loaded from ("" for the shipped model).
+type ModelPath struct{ Name, Path string }
+
+// ParseModels turns model arguments into unique API names: NAME=PATH as given, else the file name
+// without .safetensors or the run directory's name; none is the shipped model, "mnist".
+func ParseModels(args []string) ([]ModelPath, error) {
+	if len(args) == 0 {
+		return []ModelPath{{"mnist", ""}}, nil
+	}
+	var out []ModelPath
+	seen := map[string]string{}
+	for _, c := range args {
+		name, path, ok := strings.Cut(c, "=")
+		if !ok {
+			path = c
+			name = strings.TrimSuffix(filepath.Base(filepath.Clean(c)), ".safetensors")
+		}
+		if path == "" || name == "" || strings.ContainsAny(name, " /?&#") {
+			return nil, fmt.Errorf("%q: want PATH or NAME=PATH with a name of letters, digits, '-', '_' or '.'", c)
+		}
+		if prev, dup := seen[name]; dup {
+			return nil, fmt.Errorf("%s and %s are both named %q; name them with NAME=PATH", prev, path, name)
+		}
+		seen[name] = path
+		out = append(out, ModelPath{name, path})
+	}
+	return out, nil
+}
+
+// LoadModels loads every model once per backend (one backend per worker, so workers share no
+// engine state), with network calls of at most maxBatch rows.
+func LoadModels(paths []ModelPath, backends []tensor.Backend, ema bool, maxBatch int) ([]Model, error) {
+	models := make([]Model, len(paths))
+	for i, p := range paths {
+		models[i].Name = p.Name
+		for _, be := range backends {
+			m, err := generate.Load(p.Path, be, ema)
+			if err != nil {
+				return nil, fmt.Errorf("model %s: %w", p.Name, err)
+			}
+			m.Net.MaxBatch = maxBatch
+			models[i].Copies = append(models[i].Copies, m)
+		}
+	}
+	return models, nil
+}
+
+// Run serves s on ln until ctx ends, then shuts down gracefully, reporting to log: the job side
+// first (new requests get 503, running jobs finish or are canceled at the grace deadline, which
+// lets their handlers answer), then the HTTP side waits for those answers. It returns nil after a
+// shutdown and the listener's error if serving fails.
+func Run(ctx context.Context, s *Server, ln net.Listener, grace time.Duration, log io.Writer) error {
+	// No WriteTimeout: streams last as long as their run; the handlers bound each write instead.
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		s.Shutdown(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintf(log, "shutting down: finishing in-flight work (up to %v)\n", grace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	jobsDone := make(chan error, 1)
+	go func() { jobsDone <- s.Shutdown(graceCtx) }()
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), grace+5*time.Second)
+	defer cancelHTTP()
+	httpErr := hs.Shutdown(httpCtx)
+	jobErr := <-jobsDone
+	if httpErr != nil {
+		hs.Close()
+	}
+	if errors.Is(jobErr, context.DeadlineExceeded) {
+		fmt.Fprintln(log, "stopped: in-flight work was canceled at the grace deadline")
+	} else {
+		fmt.Fprintln(log, "stopped")
+	}
+	return nil
+}
