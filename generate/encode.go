@@ -52,6 +52,45 @@ func (m *Model) Reconstruct(ctx context.Context, ddim *diffusion.DDIM, x0, xT []
 	return back, mse, nil
 }
 
+// RoundTrip is what to do with the DDIM encoding of j.N clean images (Model.RoundTrip).
+type RoundTrip struct {
+	Latents string // save x_T here as a float32 .npy (N,C,H,W), the starting noise of a later job
+	Decode  bool   // decode x_T again and measure the reconstruction
+	Grid    string // with Decode: the images over their reconstructions (WriteReconGrid), Cols per row
+	Cols    int
+}
+
+// RoundTrip encodes images x0 (j.N rows in [-1, 1]) with ddim, saves their latents and, with
+// rt.Decode, decodes them and returns the reconstruction's MSE (else 0). j.Step sees both passes.
+func (m *Model) RoundTrip(ctx context.Context, ddim *diffusion.DDIM, x0 []float32, j Job, rt RoundTrip) (mse float64, err error) {
+	x := make([]float64, len(x0))
+	for i, v := range x0 {
+		x[i] = float64(v)
+	}
+	xT, err := m.Encode(ctx, ddim, x, j)
+	if err != nil {
+		return 0, err
+	}
+	c, h, w := m.Shape()
+	if rt.Latents != "" {
+		x32 := make([]float32, len(xT))
+		for i, v := range xT {
+			x32[i] = float32(v)
+		}
+		if err := imageio.SaveNPY(rt.Latents, []int{j.N, c, h, w}, x32); err != nil {
+			return 0, err
+		}
+	}
+	if !rt.Decode {
+		return 0, nil
+	}
+	back, mse, err := m.Reconstruct(ctx, ddim, x, xT, j)
+	if err == nil && rt.Grid != "" {
+		err = WriteReconGrid(rt.Grid, x, back, j.N, c, h, w, rt.Cols)
+	}
+	return mse, err
+}
+
 // WriteReconGrid writes n images over their reconstructions as a PNG grid of cols columns: a row
 // of originals, the row of their reconstructions below it, and so on; white fills a short last
 // row, so reconstructions stay under their images.

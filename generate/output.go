@@ -4,43 +4,66 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
 )
 
-// Outputs writes a job's images as its batches finish (its Emit is a Job.Emit): one PNG per image
-// named by global index, an .npz appended batch by batch, and a grid. Only the grid keeps images, as
-// one byte per value, so a job of any N needs the memory of one batch and the disk of its images.
-// Every output is made from the same bytes (imageio.ToUint8), so they show identical pixels.
+// Outputs writes a job's images as its batches finish: one PNG per image named by global index, an
+// .npz appended batch by batch, a grid, and a GIF of the reverse process of the first few images.
+// Only the grid keeps images, as one byte per value, so a job of any N needs the memory of one batch
+// and the disk of its images. Every output is made from the same bytes (imageio.ToUint8), so they
+// show identical pixels.
 type Outputs struct {
 	Grid string // PNG grid of all images, Cols per row (0: near-square)
 	Cols int
-	Dir  string // one PNG per image, 000000.png ...
+	Dir  string // one PNG per image, 000000.png ...; must exist
 	NPZ  string // uint8 (N,H,W,C) under arr_0
+	GIF  string // x_t beside the predicted x0 of the first GIFN images, every GIFEvery steps (Recorder)
+
+	GIFN, GIFEvery int
 
 	n, c, h, w int
 	px         []uint8
 	npz        *imageio.ImagesNPZ
+	rec        *Recorder
 }
 
-// Open checks that the outputs can hold n images of c x h x w, before any sampling: the grid's
-// bytes against memory, the .npz against the disk (it is created now); Dir must exist. Call Abort
-// unless Close is reached.
-func (o *Outputs) Open(n, c, h, w int) error {
-	o.n, o.c, o.h, o.w = n, c, h, w
-	dim := c * h * w
+// Open readies the outputs for j on m and hooks them into j (Emit, and Step for the GIF ahead of
+// j's own), refusing before any sampling what cannot be held: the batch (Model.CheckMemory), the
+// grid's bytes against memory, the .npz against the disk (it is created now). Call Abort unless
+// Close is reached.
+func (o *Outputs) Open(m *Model, j *Job) error {
+	if err := m.CheckMemory(*j); err != nil {
+		return err
+	}
+	o.n = j.N
+	o.c, o.h, o.w = m.Shape()
+	dim := m.Dim()
 	if o.Grid != "" {
-		if err := sysmem.Check(fmt.Sprintf("keeping %d images for --grid", n), 5*float64(n)*float64(dim)); err != nil {
+		if err := sysmem.Check(fmt.Sprintf("keeping %d images for --grid", j.N), 5*float64(j.N)*float64(dim)); err != nil {
 			return err
 		}
-		o.px = make([]uint8, 0, n*dim)
+		o.px = make([]uint8, 0, j.N*dim)
 	}
 	if o.NPZ != "" {
 		var err error
-		if o.npz, err = imageio.CreateImagesNPZ(o.NPZ, n, c, h, w); err != nil {
+		if o.npz, err = imageio.CreateImagesNPZ(o.NPZ, j.N, o.c, o.h, o.w); err != nil {
 			return err
 		}
 	}
+	if o.GIF != "" {
+		o.rec = NewRecorder(*j, dim, o.GIFN, o.GIFEvery)
+		step := j.Step
+		j.Step = func(b Batch, s diffusion.Step) error {
+			o.rec.Record(b, s)
+			if step == nil {
+				return nil
+			}
+			return step(b, s)
+		}
+	}
+	j.Emit = o.Emit
 	return nil
 }
 
@@ -66,21 +89,39 @@ func (o *Outputs) Emit(b Batch, x []float64) error {
 	return nil
 }
 
-// Close writes the grid and completes the .npz.
-func (o *Outputs) Close() error {
+// Close writes the grid and the GIF and completes the .npz; it returns a line naming each output.
+func (o *Outputs) Close() ([]string, error) {
+	var wrote []string
 	if o.Grid != "" {
 		cols := o.Cols
 		if cols == 0 {
 			cols = imageio.GridCols(o.n)
 		}
 		if err := imageio.WriteGridBytes(o.Grid, o.px, o.n, o.c, o.h, o.w, cols); err != nil {
-			return err
+			return nil, err
 		}
+		wrote = append(wrote, o.Grid)
+	}
+	if o.Dir != "" {
+		wrote = append(wrote, fmt.Sprintf("%d PNGs to %s", o.n, o.Dir))
 	}
 	if o.npz != nil {
-		return o.npz.Close()
+		if err := o.npz.Close(); err != nil {
+			return nil, err
+		}
+		wrote = append(wrote, o.NPZ)
 	}
-	return nil
+	if o.rec != nil {
+		reel, err := o.rec.Reel(o.c, o.h, o.w)
+		if err == nil {
+			err = reel.Save(o.GIF)
+		}
+		if err != nil {
+			return nil, err
+		}
+		wrote = append(wrote, fmt.Sprintf("%s (%d frames)", o.GIF, reel.Frames()))
+	}
+	return wrote, nil
 }
 
 // Abort removes the .npz unless Close completed it.

@@ -45,22 +45,44 @@ func ParseModels(args []string) ([]ModelPath, error) {
 	return out, nil
 }
 
-// LoadModels loads every model once per backend (one backend per worker, so workers share no
-// engine state), with network calls of at most maxBatch rows.
-func LoadModels(paths []ModelPath, backends []tensor.Backend, ema bool, maxBatch int) ([]Model, error) {
+// LoadModels starts one backend per worker with newBackend, so workers share no engine state, and
+// loads every model on each, with network calls of at most maxBatch rows. The caller closes the
+// backends returned, also on error.
+func LoadModels(paths []ModelPath, workers int, newBackend func() (tensor.Backend, error), ema bool, maxBatch int) ([]Model, []tensor.Backend, error) {
+	var backends []tensor.Backend
 	models := make([]Model, len(paths))
-	for i, p := range paths {
-		models[i].Name = p.Name
-		for _, be := range backends {
+	for range workers {
+		be, err := newBackend()
+		if err != nil {
+			return nil, backends, err
+		}
+		backends = append(backends, be)
+		for i, p := range paths {
 			m, err := generate.Load(p.Path, be, ema)
 			if err != nil {
-				return nil, fmt.Errorf("model %s: %w", p.Name, err)
+				return nil, backends, fmt.Errorf("model %s: %w", p.Name, err)
 			}
 			m.Net.MaxBatch = maxBatch
+			models[i].Name = p.Name
 			models[i].Copies = append(models[i].Copies, m)
 		}
 	}
-	return models, nil
+	return models, backends, nil
+}
+
+// Listen listens on addr, warning on log when that is not a loopback address: the server has no
+// authentication, so anyone who can reach it can use it.
+func Listen(addr string, log io.Writer) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			fmt.Fprintf(log, "warning: listening on %s, not loopback: anyone who can reach it can use it (no authentication); clients must use the address or a name from --allowed-hosts\n", ln.Addr())
+		}
+	}
+	return ln, nil
 }
 
 // Run serves s on ln until ctx ends, then shuts down gracefully, reporting to log: the job side

@@ -12,9 +12,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/diffusion"
-	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
-	"github.com/ddpm-go/ddpm/imageio"
 )
 
 func init() {
@@ -75,15 +73,11 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if *first+*n > set.N {
 		return fmt.Errorf("images %d..%d requested, %s %s has %d", *first, *first+*n-1, *dataName, *split, set.N)
 	}
-	be, err := eng.backend(eng.threads)
+	m, _, done, err := eng.load(*ckpt)
 	if err != nil {
 		return err
 	}
-	defer engine.Close(be)
-	m, err := generate.Load(*ckpt, be, eng.ema)
-	if err != nil {
-		return err
-	}
+	defer done()
 	c, h, w := m.Shape()
 	if c != set.C || h != set.H || w != set.W {
 		return fmt.Errorf("model %s takes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, *dataName, set.C, set.H, set.W)
@@ -96,44 +90,22 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := m.CheckMemory(job); err != nil {
 		return err
 	}
-	x0 := make([]float64, *n*m.Dim())
-	for i, v := range set.Images[*first*m.Dim() : (*first+*n)*m.Dim()] {
-		x0[i] = float64(v)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	t0 := time.Now()
 	bar := generate.NewProgress(stderr, job.NumBatches()*map[bool]int{true: 2, false: 1}[*recon], spec.Steps)
-	defer bar.Finish()
 	job.Step = bar.Step
-	ddim := sm.(*diffusion.DDIM)
-	xT, err := m.Encode(ctx, ddim, x0, job)
+	mse, err := m.RoundTrip(ctx, sm.(*diffusion.DDIM), set.Images[*first*m.Dim():(*first+*n)*m.Dim()], job,
+		generate.RoundTrip{Latents: *out, Decode: *recon, Grid: *grid, Cols: *cols})
+	bar.Finish()
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted; nothing written")
 	} else if err != nil {
 		return err
 	}
-	if *out != "" {
-		x32 := make([]float32, len(xT))
-		for i, v := range xT {
-			x32[i] = float32(v)
-		}
-		if err := imageio.SaveNPY(*out, []int{*n, c, h, w}, x32); err != nil {
-			return err
-		}
-	}
 	if !*recon {
 		fmt.Fprintf(stdout, "wrote %s\n", *out)
 		return nil
-	}
-	back, mse, err := m.Reconstruct(ctx, ddim, x0, xT, job)
-	if err != nil {
-		return err
-	}
-	if *grid != "" {
-		if err := generate.WriteReconGrid(*grid, x0, back, *n, c, h, w, *cols); err != nil {
-			return err
-		}
 	}
 	b, _ := json.Marshal(encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Source: m.Source, Secs: time.Since(t0).Seconds()})
 	fmt.Fprintln(stdout, string(b))

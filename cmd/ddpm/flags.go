@@ -71,5 +71,15 @@ func (e *engineFlags) backend(threads int) (tensor.Backend, error) {
 	return engine.New(e.engine, e.precision, threads)
 }
 
-// useEMA is whether the flags ask for a run's EMA weights.
-func (e *engineFlags) useEMA() bool { return e.ema && !e.noEMA }
+// load starts the engine the flags ask for and loads ckpt on it with the weights they ask for;
+// done closes the engine.
+func (e *engineFlags) load(ckpt string) (m *generate.Model, be tensor.Backend, done func(), err error) {
+	if be, err = e.backend(e.threads); err != nil {
+		return nil, nil, nil, err
+	}
+	if m, err = generate.Load(ckpt, be, e.ema && !e.noEMA); err != nil {
+		engine.Close(be)
+		return nil, nil, nil, err
+	}
+	return m, be, func() { engine.Close(be) }, nil
+}

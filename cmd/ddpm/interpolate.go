@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/ddpm-go/ddpm/diffusion"
-	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/imageio"
 )
@@ -48,15 +47,11 @@ func runInterpolate(args []string, stdout, stderr io.Writer) error {
 	if st, err := os.Stat(filepath.Dir(*out)); err != nil || !st.IsDir() {
 		return fmt.Errorf("cannot write %s: directory %s does not exist", *out, filepath.Dir(*out))
 	}
-	be, err := eng.backend(eng.threads)
+	m, _, done, err := eng.load(*ckpt)
 	if err != nil {
 		return err
 	}
-	defer engine.Close(be)
-	m, err := generate.Load(*ckpt, be, eng.ema)
-	if err != nil {
-		return err
-	}
+	defer done()
 	sm, spec, err := generate.SamplerSpec{Name: "ddim", Steps: *steps, Spacing: *spacing}.New(m.Schedule)
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/schedule"
@@ -31,8 +30,6 @@ type sampleFlags struct {
 	initPath               string
 	eng                    engineFlags
 	out                    generate.Outputs
-	gif                    string
-	gifN, gifEvery         int
 	set                    map[string]bool
 }
 
@@ -52,9 +49,9 @@ func parseSampleFlags(args []string, stderr io.Writer) (*sampleFlags, error) {
 	fs.IntVar(&f.out.Cols, "cols", 0, "grid columns (default: ceil(sqrt(n)))")
 	fs.StringVar(&f.out.Dir, "out-dir", "", "write one PNG per image here, named by global index (000000.png, ...)")
 	fs.StringVar(&f.out.NPZ, "npz", "", "write the images as uint8 (N,H,W,C) under arr_0 in this .npz")
-	fs.StringVar(&f.gif, "gif", "", "animate the reverse process (x_t beside the predicted x0) of the first images")
-	fs.IntVar(&f.gifN, "gif-n", 4, "images in the --gif (at most 256)")
-	fs.IntVar(&f.gifEvery, "gif-every", 0, "steps between --gif frames (0: about 40 frames)")
+	fs.StringVar(&f.out.GIF, "gif", "", "animate the reverse process (x_t beside the predicted x0) of the first images")
+	fs.IntVar(&f.out.GIFN, "gif-n", 4, "images in the --gif (at most 256)")
+	fs.IntVar(&f.out.GIFEvery, "gif-every", 0, "steps between --gif frames (0: about 40 frames)")
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return nil, err
 	}
@@ -67,15 +64,11 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, err := f.eng.backend(f.eng.threads)
+	m, be, done, err := f.eng.load(f.ckpt)
 	if err != nil {
 		return err
 	}
-	defer engine.Close(be)
-	m, err := generate.Load(f.ckpt, be, f.eng.useEMA())
-	if err != nil {
-		return err
-	}
+	defer done()
 	sampler, spec, err := f.spec.New(m.Schedule)
 	if err != nil {
 		return err
@@ -93,26 +86,13 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--n %d but --init %s holds %d images", f.n, f.initPath, job.N)
 		}
 	}
-	var rec *generate.Recorder
-	if f.gif != "" {
-		rec = generate.NewRecorder(job, m.Dim(), f.gifN, f.gifEvery)
-	}
 	bar := generate.NewProgress(stderr, job.NumBatches(), spec.Steps)
-	job.Step = func(b generate.Batch, s diffusion.Step) error {
-		if rec != nil {
-			rec.Record(b, s)
-		}
-		return bar.Step(b, s)
-	}
+	job.Step = bar.Step
 	// Every check that can refuse the job comes before its header, so a refusal is one line.
-	if err := m.CheckMemory(job); err != nil {
-		return err
-	}
-	if err := f.out.Open(job.N, c, h, w); err != nil {
+	if err := f.out.Open(m, &job); err != nil {
 		return err
 	}
 	defer f.out.Abort()
-	job.Emit = f.out.Emit
 
 	fmt.Fprintf(stderr, "sampling %d images (%d..%d, seed %d) of %dx%dx%d from %s (%s weights, %s, T=%d, %s) with %s on %s\n",
 		job.N, job.Start, job.Start+job.N-1, job.Seed, c, h, w, m.Source, map[bool]string{true: "EMA", false: "raw"}[m.EMA],
@@ -130,7 +110,11 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	}
 	secs := time.Since(t0).Seconds()
 	fmt.Fprintf(stderr, "%d images in %.1f s (%.2f img/s)\n", job.N, secs, float64(job.N)/secs)
-	return f.finish(stdout, rec, job.N, c, h, w)
+	wrote, err := f.out.Close()
+	for _, w := range wrote {
+		fmt.Fprintf(stdout, "wrote %s\n", w)
+	}
+	return err
 }
 
 func (f *sampleFlags) validate() error {
@@ -153,10 +137,10 @@ func (f *sampleFlags) validate() error {
 		return fmt.Errorf("--threads %d must be >= 0", f.eng.threads)
 	case f.out.Cols < 0:
 		return fmt.Errorf("--cols %d must be >= 0", f.out.Cols)
-	case f.gifN < 1 || f.gifEvery < 0:
+	case f.out.GIFN < 1 || f.out.GIFEvery < 0:
 		return fmt.Errorf("--gif-n must be at least 1 and --gif-every >= 0")
-	case f.gifN > maxGifImages:
-		return fmt.Errorf("--gif-n %d: at most %d (every recorded step of each is kept in memory)", f.gifN, maxGifImages)
+	case f.out.GIFN > maxGifImages:
+		return fmt.Errorf("--gif-n %d: at most %d (every recorded step of each is kept in memory)", f.out.GIFN, maxGifImages)
 	case f.set["ema"] && f.set["no-ema"]:
 		return fmt.Errorf("give --ema or --no-ema, not both")
 	case f.out.Grid == "" && f.out.Dir == "" && f.out.NPZ == "":
@@ -190,33 +174,5 @@ func (f *sampleFlags) validate() error {
 			return fmt.Errorf("--npz %q: directory %s does not exist", f.out.NPZ, filepath.Dir(f.out.NPZ))
 		}
 	}
-	return nil
-}
-
-// finish completes the outputs and names each on stdout.
-func (f *sampleFlags) finish(stdout io.Writer, rec *generate.Recorder, n, c, h, w int) error {
-	if err := f.out.Close(); err != nil {
-		return err
-	}
-	if f.out.Grid != "" {
-		fmt.Fprintf(stdout, "wrote %s\n", f.out.Grid)
-	}
-	if f.out.Dir != "" {
-		fmt.Fprintf(stdout, "wrote %d PNGs to %s\n", n, f.out.Dir)
-	}
-	if f.out.NPZ != "" {
-		fmt.Fprintf(stdout, "wrote %s\n", f.out.NPZ)
-	}
-	if rec == nil {
-		return nil
-	}
-	reel, err := rec.Reel(c, h, w)
-	if err == nil {
-		err = reel.Save(f.gif)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s (%d frames)\n", f.gif, reel.Frames())
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -104,20 +103,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if threads == 0 {
 		threads = max(1, runtime.NumCPU()/f.workers)
 	}
-	var backends []tensor.Backend
+	models, backends, err := serve.LoadModels(paths, f.workers, func() (tensor.Backend, error) { return f.eng.backend(threads) }, !f.eng.noEMA, f.maxBatch)
 	defer func() {
 		for _, be := range backends {
 			engine.Close(be)
 		}
 	}()
-	for range f.workers {
-		be, err := f.eng.backend(threads)
-		if err != nil {
-			return err
-		}
-		backends = append(backends, be)
-	}
-	models, err := serve.LoadModels(paths, backends, !f.eng.noEMA, f.maxBatch)
 	if err != nil {
 		return err
 	}
@@ -129,15 +120,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", f.addr)
+	ln, err := serve.Listen(f.addr, stderr)
 	if err != nil {
 		srv.Shutdown(context.Background())
-		return fmt.Errorf("listen %s: %w", f.addr, err)
-	}
-	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			fmt.Fprintf(stderr, "warning: listening on %s, not loopback: anyone who can reach it can use it (no authentication); clients must use the address or a name from --allowed-hosts\n", ln.Addr())
-		}
+		return err
 	}
 	for _, m := range models {
 		c := m.Copies[0]
