@@ -14,7 +14,6 @@ import (
 
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
-	"github.com/ddpm-go/ddpm/schedule"
 )
 
 func init() {
@@ -121,8 +120,6 @@ func (f *sampleFlags) validate() error {
 	switch {
 	case f.set["steps"] && f.spec.Steps < 1:
 		return fmt.Errorf("--steps %d must be at least 1", f.spec.Steps)
-	case !(f.spec.Eta >= 0) || math.IsInf(f.spec.Eta, 0):
-		return fmt.Errorf("--eta %v must be a finite number >= 0", f.spec.Eta)
 	case !(f.spec.EpsScale > 0) || math.IsInf(f.spec.EpsScale, 0):
 		return fmt.Errorf("--eps-scale %v must be a finite number > 0", f.spec.EpsScale)
 	case f.n < 1:
@@ -159,14 +156,11 @@ func (f *sampleFlags) validate() error {
 	if !f.set["spacing"] {
 		f.spec.Spacing = ""
 	}
-	// Check the sampler settings before loading anything, against a stand-in schedule (the model's
-	// own T is checked once it is loaded), so a typo costs nothing.
-	standIn, err := schedule.New("linear", max(1000, f.spec.Steps), false)
-	if err != nil {
-		return err
-	}
-	if _, _, err := f.spec.New(standIn); err != nil {
-		return err
+	// Check the sampler settings before loading anything, against a stand-in T (the model's own is
+	// checked once it is loaded), so a typo costs nothing.
+	var fe *generate.FieldError
+	if err := f.spec.Validate(max(1000, f.spec.Steps)); errors.As(err, &fe) {
+		return errors.New(fe.Flag())
 	}
 	// checkFlags saw to --grid's and --gif's directories; --npz is an input elsewhere (eval fid).
 	if f.out.NPZ != "" {
