@@ -51,13 +51,14 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return err
 	}
+	if err := atLeast(fs, map[string]int64{"n": 1, "first": 0, "batch": 1, "steps": 1, "threads": 0, "cols": 1}); err != nil {
+		return err
+	}
 	switch {
 	case *out == "" && !*recon:
 		return fmt.Errorf("nothing to do: give --out FILE.npy and/or --recon")
 	case *grid != "" && !*recon:
 		return fmt.Errorf("--grid shows reconstructions: give --recon too")
-	case *n < 1 || *first < 0 || *batch < 1 || *steps < 1 || eng.threads < 0 || *cols < 1:
-		return fmt.Errorf("--n, --batch, --steps and --cols must be >= 1, --first and --threads >= 0")
 	case *split != "train" && *split != "test":
 		return fmt.Errorf("--split %q: want train or test", *split)
 	case *first > maxImages-*n: // not first+n, which overflows for a first near the largest int

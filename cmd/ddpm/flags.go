@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"strings"
 
 	"github.com/ddpm-go/ddpm/diffusion"
@@ -82,4 +83,27 @@ func (e *engineFlags) load(ckpt string) (m *generate.Model, be tensor.Backend, d
 		return nil, nil, nil, err
 	}
 	return m, be, func() { engine.Close(be) }, nil
+}
+
+// atLeast refuses the first integer flag set on the command line (in name order) below its
+// minimum in lo; defaults are in range, so only given values need the check.
+func atLeast(fs *flag.FlagSet, lo map[string]int64) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		min, ok := lo[f.Name]
+		if !ok || err != nil {
+			return
+		}
+		var v int64
+		switch x := f.Value.(flag.Getter).Get().(type) {
+		case int:
+			v = int64(x)
+		case int64:
+			v = x
+		}
+		if v < min {
+			err = fmt.Errorf("--%s %d must be >= %d", f.Name, v, min)
+		}
+	})
+	return err
 }

@@ -31,11 +31,12 @@ func runInterpolate(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return err
 	}
+	if err := atLeast(fs, map[string]int64{"pairs": 1, "frames": 2, "steps": 1, "threads": 0}); err != nil {
+		return err
+	}
 	switch {
 	case *out == "":
 		return fmt.Errorf("--out FILE.png is required")
-	case *pairs < 1 || *frames < 2 || *steps < 1 || eng.threads < 0:
-		return fmt.Errorf("--pairs and --steps must be >= 1, --frames >= 2, --threads >= 0")
 	case *pairs**frames > maxGridImages:
 		// The strip is one PNG assembled in memory, like sample's --grid.
 		return fmt.Errorf("--pairs %d x --frames %d: %d images, at most %d in one strip", *pairs, *frames, *pairs**frames, maxGridImages)

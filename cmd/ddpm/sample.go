@@ -55,6 +55,9 @@ func parseSampleFlags(args []string, stderr io.Writer) (*sampleFlags, error) {
 		return nil, err
 	}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if err := atLeast(fs, map[string]int64{"steps": 1, "n": 1, "start": 0, "batch": 1, "chunk": -1, "threads": 0, "cols": 0, "gif-n": 1, "gif-every": 0}); err != nil {
+		return nil, err
+	}
 	return f, f.validate()
 }
 
@@ -118,24 +121,8 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 
 func (f *sampleFlags) validate() error {
 	switch {
-	case f.set["steps"] && f.spec.Steps < 1:
-		return fmt.Errorf("--steps %d must be at least 1", f.spec.Steps)
 	case !(f.spec.EpsScale > 0) || math.IsInf(f.spec.EpsScale, 0):
 		return fmt.Errorf("--eps-scale %v must be a finite number > 0", f.spec.EpsScale)
-	case f.n < 1:
-		return fmt.Errorf("--n %d must be at least 1", f.n)
-	case f.start < 0:
-		return fmt.Errorf("--start %d must be >= 0", f.start)
-	case f.batch < 1:
-		return fmt.Errorf("--batch %d must be at least 1", f.batch)
-	case f.chunk < -1:
-		return fmt.Errorf("--chunk %d must be >= 0 (or -1 for the engine's default)", f.chunk)
-	case f.eng.threads < 0:
-		return fmt.Errorf("--threads %d must be >= 0", f.eng.threads)
-	case f.out.Cols < 0:
-		return fmt.Errorf("--cols %d must be >= 0", f.out.Cols)
-	case f.out.GIFN < 1 || f.out.GIFEvery < 0:
-		return fmt.Errorf("--gif-n must be at least 1 and --gif-every >= 0")
 	case f.out.GIFN > maxGifImages:
 		return fmt.Errorf("--gif-n %d: at most %d (every recorded step of each is kept in memory)", f.out.GIFN, maxGifImages)
 	case f.set["ema"] && f.set["no-ema"]:

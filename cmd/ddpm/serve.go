@@ -68,20 +68,14 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return nil, err
 	}
-	for i, v := range []int{o.MaxN, o.MaxSteps, o.Queue, f.workers, f.maxBatch} {
-		if v < 1 {
-			return nil, fmt.Errorf("--%s %d must be >= 1", []string{"max-n", "max-steps", "queue", "workers", "max-batch"}[i], v)
-		}
+	if err := atLeast(fs, map[string]int64{"max-n": 1, "max-steps": 1, "queue": 1, "workers": 1, "max-batch": 1, "max-body": 64, "chunk": 0, "threads": 0}); err != nil {
+		return nil, err
 	}
 	switch {
 	case f.workers > 64:
 		return nil, fmt.Errorf("--workers %d: at most 64", f.workers)
 	case o.Timeout <= 0 || f.grace < 0:
 		return nil, fmt.Errorf("--timeout %v must be > 0 and --grace %v >= 0", o.Timeout, f.grace)
-	case o.MaxBody < 64:
-		return nil, fmt.Errorf("--max-body %d must be >= 64", o.MaxBody)
-	case o.Chunk < 0 || f.eng.threads < 0:
-		return nil, fmt.Errorf("--chunk %d and --threads %d must be >= 0", o.Chunk, f.eng.threads)
 	}
 	var err error
 	if o.AllowedHosts, err = serve.ParseHosts(f.allowedHosts); err != nil {
