@@ -42,10 +42,11 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int("steps", 50, "DDIM steps S")
 	spacing := fs.String("spacing", "linspace", "timestep spacing: "+diffusion.SpacingNames)
 	batch := fs.Int("batch", 64, "images per call")
-	out := fs.String("out", "", "write x_T as float32 .npy (N,C,H,W) here, for ddpm sample --init")
-	recon := fs.Bool("recon", false, "decode x_T with the same DDIM and print the reconstruction MSE as JSON")
-	grid := fs.String("grid", "", "with --recon: write the images over their reconstructions as a PNG (rows of --cols)")
-	cols := fs.Int("cols", 10, "images per row of --grid")
+	var rt generate.RoundTrip
+	fs.StringVar(&rt.Latents, "out", "", "write x_T as float32 .npy (N,C,H,W) here, for ddpm sample --init")
+	fs.BoolVar(&rt.Decode, "recon", false, "decode x_T with the same DDIM and print the reconstruction MSE as JSON")
+	fs.StringVar(&rt.Grid, "grid", "", "with --recon: write the images over their reconstructions as a PNG (rows of --cols)")
+	fs.IntVar(&rt.Cols, "cols", 10, "images per row of --grid")
 	var eng engineFlags
 	addEngineFlags(fs, &eng, engineOpts{ema: true, precision: "fp32", precisionHelp: "auto, fp32 or bf16"})
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
@@ -55,24 +56,21 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
-	case *out == "" && !*recon:
+	case rt.Latents == "" && !rt.Decode:
 		return fmt.Errorf("nothing to do: give --out FILE.npy and/or --recon")
-	case *grid != "" && !*recon:
+	case rt.Grid != "" && !rt.Decode:
 		return fmt.Errorf("--grid shows reconstructions: give --recon too")
 	case *split != "train" && *split != "test":
 		return fmt.Errorf("--split %q: want train or test", *split)
 	case *first > maxImages-*n: // not first+n, which overflows for a first near the largest int
 		return fmt.Errorf("--first %d + --n %d: image indices past %d", *first, *n, maxImages)
 	}
-	if err := checkExt("out", *out, ".npy"); err != nil {
+	if err := checkExt("out", rt.Latents, ".npy"); err != nil {
 		return err
 	}
-	set, err := data.Load(*dataName, *dataDir, map[string]data.Split{"train": data.Train, "test": data.Test}[*split])
+	set, x0, err := loadImages(*dataName, *dataDir, *split, *first, *n)
 	if err != nil {
 		return err
-	}
-	if *first+*n > set.N {
-		return fmt.Errorf("images %d..%d requested, %s %s has %d", *first, *first+*n-1, *dataName, *split, set.N)
 	}
 	m, _, done, err := eng.load(*ckpt)
 	if err != nil {
@@ -94,21 +92,32 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	t0 := time.Now()
-	bar := generate.NewProgress(stderr, job.NumBatches()*map[bool]int{true: 2, false: 1}[*recon], spec.Steps)
+	bar := generate.NewProgress(stderr, job.NumBatches()*map[bool]int{true: 2, false: 1}[rt.Decode], spec.Steps)
 	job.Step = bar.Step
-	mse, err := m.RoundTrip(ctx, sm.(*diffusion.DDIM), set.Images[*first*m.Dim():(*first+*n)*m.Dim()], job,
-		generate.RoundTrip{Latents: *out, Decode: *recon, Grid: *grid, Cols: *cols})
+	mse, err := m.RoundTrip(ctx, sm.(*diffusion.DDIM), x0, job, rt)
 	bar.Finish()
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted; nothing written")
 	} else if err != nil {
 		return err
 	}
-	if !*recon {
-		fmt.Fprintf(stdout, "wrote %s\n", *out)
+	if !rt.Decode {
+		fmt.Fprintf(stdout, "wrote %s\n", rt.Latents)
 		return nil
 	}
 	b, _ := json.Marshal(encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Source: m.Source, Secs: time.Since(t0).Seconds()})
 	fmt.Fprintln(stdout, string(b))
 	return nil
+}
+
+// loadImages loads images first..first+n-1 of a data set's split ("train" or "test").
+func loadImages(name, dir, split string, first, n int) (*data.Set, []float32, error) {
+	set, err := data.Load(name, dir, map[string]data.Split{"train": data.Train, "test": data.Test}[split])
+	if err != nil {
+		return nil, nil, err
+	}
+	if first+n > set.N {
+		return nil, nil, fmt.Errorf("images %d..%d requested, %s %s has %d", first, first+n-1, name, split, set.N)
+	}
+	return set, set.Images[first*set.Size() : (first+n)*set.Size()], nil
 }

@@ -140,9 +140,6 @@ func (f *sampleFlags) validate() error {
 			return fmt.Errorf("--out-dir: %w", err)
 		}
 	}
-	if !f.set["spacing"] {
-		f.spec.Spacing = ""
-	}
 	// Check the sampler settings before loading anything, against a stand-in T (the model's own is
 	// checked once it is loaded), so a typo costs nothing.
 	var fe *generate.FieldError
