@@ -65,6 +65,15 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseSplit is the --split of data show and encode.
+func parseSplit(s string) (data.Split, error) {
+	sp, ok := map[string]data.Split{"train": data.Train, "test": data.Test}[s]
+	if !ok {
+		return sp, fmt.Errorf("--split %q: want train or test", s)
+	}
+	return sp, nil
+}
+
 // sourceNames expands "all" and checks every name before any work starts.
 func sourceNames(pos []string) ([]string, error) {
 	if len(pos) == 0 {
@@ -140,14 +149,9 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	if *grid != "" && *n > maxGridImages {
 		return fmt.Errorf("--n %d: at most %d images in one --grid", *n, maxGridImages)
 	}
-	var sp data.Split
-	switch *split {
-	case "train":
-		sp = data.Train
-	case "test":
-		sp = data.Test
-	default:
-		return fmt.Errorf("--split %q: want train or test", *split)
+	sp, err := parseSplit(*split)
+	if err != nil {
+		return err
 	}
 	t0 := time.Now()
 	set, err := data.Open(pos[0], *dir, sp, *size, *channels)

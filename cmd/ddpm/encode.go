@@ -60,15 +60,17 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("nothing to do: give --out FILE.npy and/or --recon")
 	case rt.Grid != "" && !rt.Decode:
 		return fmt.Errorf("--grid shows reconstructions: give --recon too")
-	case *split != "train" && *split != "test":
-		return fmt.Errorf("--split %q: want train or test", *split)
 	case *first > maxImages-*n: // not first+n, which overflows for a first near the largest int
 		return fmt.Errorf("--first %d + --n %d: image indices past %d", *first, *n, maxImages)
 	}
 	if err := checkExt("out", rt.Latents, ".npy"); err != nil {
 		return err
 	}
-	set, x0, err := loadImages(*dataName, *dataDir, *split, *first, *n)
+	sp, err := parseSplit(*split)
+	if err != nil {
+		return err
+	}
+	set, x0, err := loadImages(*dataName, *dataDir, sp, *first, *n)
 	if err != nil {
 		return err
 	}
@@ -110,9 +112,9 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// loadImages loads images first..first+n-1 of a data set's split ("train" or "test").
-func loadImages(name, dir, split string, first, n int) (*data.Set, []float32, error) {
-	set, err := data.Load(name, dir, map[string]data.Split{"train": data.Train, "test": data.Test}[split])
+// loadImages loads images first..first+n-1 of a data set's split.
+func loadImages(name, dir string, split data.Split, first, n int) (*data.Set, []float32, error) {
+	set, err := data.Load(name, dir, split)
 	if err != nil {
 		return nil, nil, err
 	}
