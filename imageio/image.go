@@ -91,31 +91,37 @@ func GridPNG[F float32 | float64](x []F, n, c, h, w, cols int) ([]byte, error) {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := EncodePNG(&buf, img); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	err = EncodePNG(&buf, img)
+	return buf.Bytes(), err
 }
 
 // WriteGrid writes n images in [-1, 1] (NCHW) as one PNG grid, cols per row, so training and
 // sampling progress can be looked at and compared over time.
 func WriteGrid[F float32 | float64](path string, x []F, n, c, h, w, cols int) error {
-	b, err := GridPNG(x, n, c, h, w, cols)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.WriteFile(path, b, 0o644)
+	return WriteGridBytes(path, ToUint8(make([]uint8, 0, len(x)), x), n, c, h, w, cols)
 }
 
-// WritePNG writes one image of CHW bytes (c = 1 or 3) as a PNG. It writes in place rather than
-// through a synced temporary file: a sampling job writes one per image, tens of thousands of them.
+// WriteGridBytes is WriteGrid of images already converted to bytes, for a job that keeps one byte
+// per value instead of eight.
+func WriteGridBytes(path string, px []uint8, n, c, h, w, cols int) error {
+	img, err := Grid(px, n, c, h, w, cols, 1)
+	return writePNG(path, img, err)
+}
+
+// WritePNG writes one image of CHW bytes (c = 1 or 3) as a PNG.
 func WritePNG(path string, c, h, w int, chw []uint8) error {
 	img, err := Image(c, h, w, chw)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
+	return writePNG(path, img, err)
+}
+
+// writePNG writes in place rather than through a synced temporary file: a sampling job writes one
+// PNG per image, tens of thousands of them. err is that of making img.
+func writePNG(path string, img image.Image, err error) error {
 	var buf bytes.Buffer
-	if err := EncodePNG(&buf, img); err != nil {
+	if err == nil {
+		err = EncodePNG(&buf, img)
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
