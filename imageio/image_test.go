@@ -70,3 +70,17 @@ func TestGridRGBAndScale(t *testing.T) {
 		t.Errorf("border is %v", c)
 	}
 }
+
+// Image is a picture of one image alone: no border.
+func TestImage(t *testing.T) {
+	img, err := Image(1, 1, 2, []uint8{7, 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 2 || b.Dy() != 1 || color.GrayModel.Convert(img.At(1, 0)).(color.Gray).Y != 9 {
+		t.Fatalf("image %v: %v", b, img)
+	}
+	if _, err := Image(2, 1, 2, []uint8{7, 9, 1, 2}); err == nil {
+		t.Error("2 channels accepted")
+	}
+}
