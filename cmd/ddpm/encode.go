@@ -66,11 +66,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := checkExt("out", rt.Latents, ".npy"); err != nil {
 		return err
 	}
-	sp, err := parseSplit(*split)
-	if err != nil {
-		return err
-	}
-	set, x0, err := loadImages(*dataName, *dataDir, sp, *first, *n)
+	set, x0, err := loadImages(*dataName, *dataDir, *split, *first, *n)
 	if err != nil {
 		return err
 	}
@@ -112,9 +108,13 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// loadImages loads images first..first+n-1 of a data set's split.
-func loadImages(name, dir string, split data.Split, first, n int) (*data.Set, []float32, error) {
-	set, err := data.Load(name, dir, split)
+// loadImages loads images first..first+n-1 of a data set's split ("train" or "test").
+func loadImages(name, dir, split string, first, n int) (*data.Set, []float32, error) {
+	sp, err := parseSplit(split)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := data.Load(name, dir, sp)
 	if err != nil {
 		return nil, nil, err
 	}
