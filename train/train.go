@@ -86,6 +86,7 @@ type run struct {
 	sampler  *nn.UNet // holds the EMA weights for grids
 	adam     *nn.AdamW
 	ema      *nn.EMA
+	stepper  *Stepper
 	batcher  *data.Batcher
 	metrics  *metrics
 	prog     *progress
@@ -202,11 +203,8 @@ func (r *run) setup() error {
 	if r.model, err = nn.New(mcfg, r.be, c.Seed); err != nil {
 		return err
 	}
-	r.adam = nn.NewAdamW(r.model.Params(), c.LR)
-	r.adam.WeightDecay = c.WeightDecay
-	r.adam.Threads = c.Threads
-	r.ema = nn.NewEMA(r.model.Params(), c.EMA)
-	r.ema.Threads = c.Threads
+	r.stepper = NewStepper(c, r.model, r.sched, r.obj)
+	r.adam, r.ema = r.stepper.Adam, r.stepper.EMA
 	if r.batcher, err = data.NewBatcher(r.set, c.Batch, c.Seed, c.Flip); err != nil {
 		return err
 	}
@@ -421,16 +419,8 @@ func SampleGrid(ctx context.Context, model *nn.UNet, s *schedule.Schedule, obj d
 
 func (r *run) loop(ctx context.Context) (*Result, error) {
 	c := r.cfg
-	n, dim := c.Batch, r.set.Size()
-	x32 := make([]float32, n*dim)
-	x0 := make([]float64, n*dim)
-	noise := make([]float64, n*dim)
-	xt := make([]float64, n*dim)
-	target := make([]float64, n*dim)
-	buf := make([]float32, n*dim)
-	ts := make([]int, n)
-	shape := []int{n, r.set.C, r.set.H, r.set.W}
-	params := r.model.Params()
+	n := c.Batch
+	x32 := make([]float32, n*r.set.Size())
 
 	r.res.Start, r.res.Steps = r.step, r.total
 	var lossAvg, lossW float64
@@ -459,53 +449,15 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err := r.batcher.Next(x32, nil); err != nil {
 			return nil, err
 		}
-		rng := StepRNG(c.Seed, step)
-		for i := range ts {
-			ts[i] = rng.IntN(c.Timesteps)
-		}
-		for i := range noise {
-			noise[i] = rng.NormFloat64()
-		}
-		for i, v := range x32 {
-			x0[i] = float64(v)
-		}
-		if err := diffusion.TrainingBatch(r.sched, r.obj, x0, n, dim, ts, noise, xt, target); err != nil {
-			return nil, err
-		}
-		for i, v := range xt {
-			buf[i] = float32(v)
-		}
-		xtT := r.be.Upload(shape, buf)
-		for i, v := range target {
-			buf[i] = float32(v)
-		}
-		tgtT := r.be.Upload(shape, buf)
-		out, err := r.model.Forward(xtT, ts, true)
-		if err != nil {
-			return nil, err
-		}
-		loss, dOut := r.be.MSE(out, tgtT)
-		r.model.ZeroGrad()
-		dx, err := r.model.Backward(dOut)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range []*tensor.Tensor{xtT, tgtT, out, dOut, dx} {
-			r.be.Release(t)
-		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("step %d: loss is %g; lower --lr or enable --grad-clip (last checkpoint %s)", step, loss, r.res.Checkpoint)
-		}
-		if c.GradClip > 0 {
-			if norm := nn.ClipGradNorm(params, c.GradClip); math.IsNaN(norm) || math.IsInf(norm, 0) {
-				return nil, fmt.Errorf("step %d: gradient norm is %g (last checkpoint %s)", step, norm, r.res.Checkpoint)
-			}
-		}
 		lr := nn.CooldownLR(c.LR, c.Warmup, c.Cooldown, r.total, step)
-		r.adam.LR = lr
-		r.adam.Step()
-		r.ema.Decay = EMADecay(c.EMA, step)
-		r.ema.Update()
+		loss, err := r.stepper.Step(x32, StepRNG(c.Seed, step), lr, EMADecay(c.EMA, step))
+		var nf *NonFiniteError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("step %d: %w (last checkpoint %s)", step, err, r.res.Checkpoint)
+		}
+		if err != nil {
+			return nil, err
+		}
 		r.step = step
 
 		secs := time.Since(t0).Seconds()
