@@ -15,10 +15,8 @@ import (
 	"github.com/ddpm-go/ddpm/classifier"
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/eval/fid"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
-	classifierfashion "github.com/ddpm-go/ddpm/models/classifier-fashion"
-	classifiermnist "github.com/ddpm-go/ddpm/models/classifier-mnist"
-	"github.com/ddpm-go/ddpm/tensor"
 )
 
 func init() {
@@ -148,7 +146,7 @@ func runClassifierAccuracy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer engine.Close(be)
-	net, src, err := loadClassifier(*path, *dataName, be)
+	net, src, err := fid.LoadClassifier(*path, *dataName, be)
 	if err != nil {
 		return err
 	}
@@ -162,26 +160,6 @@ func runClassifierAccuracy(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "classifier %s: test accuracy %.4f on %s (%d images)\n", src, acc, *dataName, testSet.N)
 	return nil
-}
-
-// loadClassifier loads the weights at path, or the shipped classifier for the data set when path is
-// empty, and returns a description of where they came from.
-func loadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, string, error) {
-	if path != "" {
-		n, _, err := classifier.Load(path, be)
-		return n, path, err
-	}
-	shipped := map[string]func() (string, []byte){"mnist": classifiermnist.Weights, "fashion": classifierfashion.Weights}
-	w, ok := shipped[dataName]
-	if !ok {
-		return nil, "", fmt.Errorf("no shipped classifier for %q: pass --classifier FILE", dataName)
-	}
-	name, b := w()
-	n, _, err := classifier.Decode(b, be)
-	if err != nil {
-		return nil, "", fmt.Errorf("shipped %s: %w", name, err)
-	}
-	return n, name, nil
 }
 
 // classifierStepBytes estimates a training step of the classifier at batch n as nn.TrainingBytes

@@ -11,6 +11,7 @@ import (
 	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/classifier"
 	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/eval/fid"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
 	"github.com/ddpm-go/ddpm/tensor/dnnl"
@@ -52,7 +53,7 @@ func evalFixtures(t *testing.T) (model, clf string) {
 	return model, clf
 }
 
-func fidJSON(t *testing.T, args ...string) fidResult {
+func fidJSON(t *testing.T, args ...string) fid.Result {
 	t.Helper()
 	code, out, errs := runCLI(t, append([]string{"eval", "fid"}, args...)...)
 	if code != 0 {
@@ -61,7 +62,7 @@ func fidJSON(t *testing.T, args ...string) fidResult {
 	if strings.Count(out, "\n") != 1 {
 		t.Fatalf("want one JSON line, got %q", out)
 	}
-	var r fidResult
+	var r fid.Result
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("output is not JSON: %v: %q", err, out)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,41 +8,14 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"os/signal"
-	"time"
 
-	"github.com/ddpm-go/ddpm/data"
-	"github.com/ddpm-go/ddpm/diffusion"
-	"github.com/ddpm-go/ddpm/engine"
-	"github.com/ddpm-go/ddpm/eval"
+	"github.com/ddpm-go/ddpm/eval/fid"
 	"github.com/ddpm-go/ddpm/generate"
-	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/schedule"
 )
-
-// fidResult is the JSON line `ddpm eval fid` prints.
-type fidResult struct {
-	FID        float64 `json:"fid"`
-	KID        float64 `json:"kid"`
-	KIDStd     float64 `json:"kid_std"`
-	N          int     `json:"n"`
-	Floor      float64 `json:"floor"`     // FID of n training images against the test set
-	KIDFloor   float64 `json:"kid_floor"` // KID of the same
-	Classes    []int   `json:"classes"`   // predicted-class histogram of the samples
-	Confident  float64 `json:"confident"` // fraction with top softmax probability >= Threshold
-	Threshold  float64 `json:"threshold"`
-	ClassKL    float64 `json:"class_kl"` // KL(histogram || uniform), nats
-	Data       string  `json:"data"`
-	Source     string  `json:"source"`            // model (or npz) scored
-	Sampler    string  `json:"sampler,omitempty"` // e.g. "ddim-50 eta=0 linspace"
-	Seed       uint64  `json:"seed"`
-	Classifier string  `json:"classifier"`
-	RefN       int     `json:"ref_n"` // test images the statistics are fitted to
-	SampleSecs float64 `json:"sample_secs,omitempty"`
-}
 
 // fidFlags are the flags of `ddpm eval fid`.
 type fidFlags struct {
@@ -92,7 +64,7 @@ func runEvalFID(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := evalFID(ctx, f, stderr)
+	res, err := fid.Run(ctx, f.options(), stderr)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted")
 	}
@@ -159,218 +131,10 @@ func (f *fidFlags) validate() error {
 	return err
 }
 
-// evalFID produces the samples (or reads them), extracts the classifier's features and scores them.
-func evalFID(ctx context.Context, f fidFlags, stderr io.Writer) (*fidResult, error) {
-	res := &fidResult{Data: f.dataName, Seed: f.seed, Threshold: f.threshold}
-	testSet, err := data.Load(f.dataName, f.dataDir, data.Test)
-	if err != nil {
-		return nil, err
-	}
-	trainSet, err := data.Load(f.dataName, f.dataDir, data.Train)
-	if err != nil {
-		return nil, err
-	}
-	dim := testSet.Size()
-	if f.refN > 0 && f.refN < testSet.N {
-		testSet.N, testSet.Images = f.refN, testSet.Images[:f.refN*dim]
-	}
-
-	// The classifier is read before any sampling, so a bad --classifier costs nothing.
-	cbe, err := engine.New(f.engine, "fp32", f.threads)
-	if err != nil {
-		return nil, err
-	}
-	defer engine.Close(cbe)
-	net, src, err := loadClassifier(f.classifierPath, f.dataName, cbe)
-	if err != nil {
-		return nil, err
-	}
-	res.Classifier = src
-
-	// 1. The images to score, as [-1, 1] floats quantised to 8 bits like any saved image.
-	var images []float32
-	if f.npz != "" {
-		images, err = readNPZImages(f.npz, testSet.C, testSet.H, testSet.W)
-		if err != nil {
-			return nil, err
-		}
-		if f.set["n"] {
-			if f.n > len(images)/dim {
-				return nil, fmt.Errorf("--n %d but %s holds %d images", f.n, f.npz, len(images)/dim)
-			}
-			images = images[:f.n*dim]
-		}
-		res.Source = f.npz
-	} else {
-		be, err := engine.New(f.engine, f.precision, f.threads)
-		if err != nil {
-			return nil, err
-		}
-		defer engine.Close(be)
-		m, err := generate.Load(f.ckpt, be, f.ema && !f.noEMA)
-		if err != nil {
-			return nil, err
-		}
-		if c, h, w := m.Shape(); c != testSet.C || h != testSet.H || w != testSet.W {
-			return nil, fmt.Errorf("model %s makes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, f.dataName, testSet.C, testSet.H, testSet.W)
-		}
-		sampler, spec, err := f.spec.New(m.Schedule)
-		if err != nil {
-			return nil, err
-		}
-		job := generate.Job{N: f.n, Seed: f.seed, Batch: f.batch, Chunk: f.chunk}
-		if job.Chunk < 0 {
-			job.Chunk = 0
-			if be.Name() != "ref" {
-				job.Chunk = 32
-			}
-		}
-		if err := m.CheckMemory(job); err != nil {
-			return nil, err
-		}
-		bar := generate.NewProgress(stderr, job.NumBatches(), spec.Steps)
-		var drift eval.Drift
-		job.Step = func(b generate.Batch, s diffusion.Step) error {
-			bar.Step(b, s)
-			if f.drift != "" {
-				drift.Add(s.Index, s.T, s.X, b.N, dim)
-			}
-			return nil
-		}
-		fmt.Fprintf(stderr, "sampling %d images from %s with %s on %s\n", f.n, m.Source, spec, engine.Describe(be))
-		t0 := time.Now()
-		x, err := m.Sample(ctx, sampler, job)
-		bar.Finish()
-		if err != nil {
-			return nil, err
-		}
-		res.SampleSecs = time.Since(t0).Seconds()
-		if f.drift != "" {
-			drift.AddFinal(x, f.n, dim)
-			if err := writeDrift(f.drift, &drift, m.Schedule.AlphaBar, eval.SecondMoment(trainSet.Images), stderr); err != nil {
-				return nil, err
-			}
-		}
-		images = quantise(x)
-		res.Source, res.Sampler = m.Source, spec.String()
-	}
-	res.N = len(images) / dim
-
-	// 2. Features of the samples, the test set and n training images (the floor), on fp32.
-	fmt.Fprintf(stderr, "features of %d samples, %d test and %d training images with %s\n", res.N, testSet.N, res.N, src)
-	genF, genL, err := net.Apply(ctx, images, res.N, 500)
-	if err != nil {
-		return nil, err
-	}
-	testF, _, err := net.Apply(ctx, testSet.Images, testSet.N, 500)
-	if err != nil {
-		return nil, err
-	}
-	floorImgs := pickImages(trainSet, res.N, f.seed)
-	floorF, _, err := net.Apply(ctx, floorImgs, len(floorImgs)/dim, 500)
-	if err != nil {
-		return nil, err
-	}
-	res.RefN = testSet.N
-
-	// 3. The scores.
-	k := net.Cfg.Features
-	if res.FID, err = eval.FID(genF, res.N, testF, testSet.N, k); err != nil {
-		return nil, err
-	}
-	floorN := len(floorF) / k
-	if res.Floor, err = eval.FID(floorF, floorN, testF, testSet.N, k); err != nil {
-		return nil, err
-	}
-	ko := eval.KIDOptions{Subsets: f.kidSubsets, SubsetSize: f.kidSize, Seed: f.seed, Threads: 2}
-	if res.KID, res.KIDStd, err = eval.KID(genF, res.N, testF, testSet.N, k, ko); err != nil {
-		return nil, err
-	}
-	if res.KIDFloor, _, err = eval.KID(floorF, floorN, testF, testSet.N, k, ko); err != nil {
-		return nil, err
-	}
-	cs, err := eval.Classes(genL, res.N, net.Cfg.Classes, f.threshold)
-	if err != nil {
-		return nil, err
-	}
-	res.Classes, res.Confident, res.ClassKL = cs.Histogram, cs.Confident, cs.KLUniform
-	return res, nil
-}
-
-// quantise maps samples to the 8-bit values a saved image would hold and back to [-1, 1], so a
-// model's score equals the score of its `ddpm sample --npz` output.
-func quantise(x []float64) []float32 {
-	u := imageio.ToUint8(nil, x)
-	out := make([]float32, len(u))
-	for i, v := range u {
-		out[i] = float32(v)/127.5 - 1
-	}
-	return out
-}
-
-// pickImages returns n training images (all of them if n >= N) chosen by seed, without replacement.
-func pickImages(s *data.Set, n int, seed uint64) []float32 {
-	n = min(n, s.N)
-	perm := rand.New(rand.NewPCG(seed, 0x666c6f6f72)).Perm(s.N)[:n]
-	out := make([]float32, 0, n*s.Size())
-	for _, i := range perm {
-		out = append(out, s.Image(i)...)
-	}
-	return out
-}
-
-// readNPZImages reads arr_0 of an .npz as uint8 (N,H,W,C) images and returns them NCHW in [-1, 1].
-func readNPZImages(path string, c, h, w int) ([]float32, error) {
-	z, err := imageio.LoadNPZ(path)
-	if err != nil {
-		return nil, err
-	}
-	a := z["arr_0"]
-	if a == nil {
-		return nil, fmt.Errorf("%s has no arr_0", path)
-	}
-	if len(a.Descr) != 3 || a.Descr[1:] != "u1" {
-		return nil, fmt.Errorf("%s: arr_0 has dtype %s, want uint8 (|u1)", path, a.Descr)
-	}
-	if len(a.Shape) != 4 || a.Shape[1] != h || a.Shape[2] != w || a.Shape[3] != c || a.Shape[0] < 2 {
-		return nil, fmt.Errorf("%s: arr_0 has shape %v, want (N>=2, %d, %d, %d)", path, a.Shape, h, w, c)
-	}
-	n := a.Shape[0]
-	out := make([]float32, n*c*h*w)
-	for i := range n {
-		for y := range h {
-			for x := range w {
-				for ch := range c {
-					v := a.Values[((i*h+y)*w+x)*c+ch]
-					out[((i*c+ch)*h+y)*w+x] = float32(v)/127.5 - 1
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-// writeDrift writes the drift report as JSON lines and names its largest departure on stderr.
-func writeDrift(path string, d *eval.Drift, abar []float64, m2 float64, stderr io.Writer) error {
-	rows, err := d.Rows(abar, m2)
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	worst := rows[0]
-	for _, r := range rows {
-		line, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		b.Write(append(line, '\n'))
-		if math.Abs(r.Ratio-1) > math.Abs(worst.Ratio-1) {
-			worst = r
-		}
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "drift: energy / forward process's is furthest from 1 at t = %d: %.4f (%s)\n", worst.T, worst.Ratio, path)
-	return nil
+// options are the library's options the flags ask for.
+func (f *fidFlags) options() fid.Options {
+	return fid.Options{Data: f.dataName, DataDir: f.dataDir, Classifier: f.classifierPath, NPZ: f.npz, LimitN: f.set["n"],
+		Ckpt: f.ckpt, EMA: f.ema && !f.noEMA, Drift: f.drift, Spec: f.spec, N: f.n, Batch: f.batch, Chunk: f.chunk,
+		Seed: f.seed, Engine: f.engine, Precision: f.precision, Threads: f.threads, RefN: f.refN,
+		KIDSubsets: f.kidSubsets, KIDSize: f.kidSize, Threshold: f.threshold}
 }

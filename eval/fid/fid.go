@@ -1,0 +1,258 @@
+// Package fid is the pipeline of `ddpm eval fid` and `ddpm eval table`: it samples a model (or reads
+// its saved images), extracts the features of the project's MNIST or Fashion-MNIST classifier and
+// scores them with package eval (FID, Heusel et al. 2017; KID, Binkowski et al. 2018) against the
+// test set, beside the floor that n training images reach; and it tabulates such results in the
+// layout of the DDIM paper's Table 1.
+package fid
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/ddpm-go/ddpm/classifier"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/eval"
+	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
+	classifierfashion "github.com/ddpm-go/ddpm/models/classifier-fashion"
+	classifiermnist "github.com/ddpm-go/ddpm/models/classifier-mnist"
+	"github.com/ddpm-go/ddpm/tensor"
+)
+
+// Options are what Run scores and how.
+type Options struct {
+	Data, DataDir string // reference set and classifier: mnist or fashion
+	Classifier    string // classifier weights ("": the shipped one for Data)
+	NPZ           string // score these images (uint8 (N,H,W,C) arr_0) instead of sampling
+	LimitN        bool   // with NPZ: score the first N images instead of all
+	Ckpt          string // run directory or weights file to sample ("": the shipped model)
+	EMA           bool   // sample the EMA weights of a run or checkpoint
+	Drift         string // also write the samples' energy per step (eval.Drift) as JSON lines here
+	Spec          generate.SamplerSpec
+	N, Batch      int
+	Chunk         int // images per network call (< 0: generate.DefaultChunk)
+	Seed          uint64
+	Engine        string
+	Precision     string // of sampling; the classifier always runs fp32
+	Threads       int
+	RefN          int // test images the statistics are fitted to (0: all)
+	KIDSubsets    int
+	KIDSize       int
+	Threshold     float64 // top softmax probability of a confident prediction
+}
+
+// Result is one scoring, the JSON line `ddpm eval fid` prints and `ddpm eval table` reads.
+type Result struct {
+	FID        float64 `json:"fid"`
+	KID        float64 `json:"kid"`
+	KIDStd     float64 `json:"kid_std"`
+	N          int     `json:"n"`
+	Floor      float64 `json:"floor"`     // FID of n training images against the test set
+	KIDFloor   float64 `json:"kid_floor"` // KID of the same
+	Classes    []int   `json:"classes"`   // predicted-class histogram of the samples
+	Confident  float64 `json:"confident"` // fraction with top softmax probability >= Threshold
+	Threshold  float64 `json:"threshold"`
+	ClassKL    float64 `json:"class_kl"` // KL(histogram || uniform), nats
+	Data       string  `json:"data"`
+	Source     string  `json:"source"`            // model (or npz) scored
+	Sampler    string  `json:"sampler,omitempty"` // e.g. "ddim-50 eta=0 linspace"
+	Setting    string  `json:"setting,omitempty"` // the sampler without its step count: a row of the table
+	Steps      int     `json:"steps,omitempty"`   // sampling steps S: a column of the table
+	Seed       uint64  `json:"seed"`
+	Classifier string  `json:"classifier"`
+	RefN       int     `json:"ref_n"` // test images the statistics are fitted to
+	SampleSecs float64 `json:"sample_secs,omitempty"`
+}
+
+// Run produces the images (or reads them), extracts the classifier's features of them, of the test
+// set and of n training images, and scores them. Progress goes to log.
+func Run(ctx context.Context, o Options, log io.Writer) (*Result, error) {
+	res := &Result{Data: o.Data, Seed: o.Seed, Threshold: o.Threshold}
+	testSet, err := data.Load(o.Data, o.DataDir, data.Test)
+	if err != nil {
+		return nil, err
+	}
+	trainSet, err := data.Load(o.Data, o.DataDir, data.Train)
+	if err != nil {
+		return nil, err
+	}
+	dim := testSet.Size()
+	if o.RefN > 0 && o.RefN < testSet.N {
+		testSet.N, testSet.Images = o.RefN, testSet.Images[:o.RefN*dim]
+	}
+	// The classifier is read before any sampling, so a bad one costs nothing.
+	cbe, err := engine.New(o.Engine, "fp32", o.Threads)
+	if err != nil {
+		return nil, err
+	}
+	defer engine.Close(cbe)
+	net, src, err := LoadClassifier(o.Classifier, o.Data, cbe)
+	if err != nil {
+		return nil, err
+	}
+	res.Classifier = src
+
+	// 1. The images to score, as [-1, 1] floats quantised to 8 bits like any saved image.
+	var images []float32
+	if o.NPZ != "" {
+		if images, err = readNPZ(o, testSet); err != nil {
+			return nil, err
+		}
+		res.Source = o.NPZ
+	} else if images, err = sample(ctx, o, testSet, trainSet, res, log); err != nil {
+		return nil, err
+	}
+	res.N = len(images) / dim
+
+	// 2. Features of the samples, the test set and n training images (the floor), on fp32.
+	fmt.Fprintf(log, "features of %d samples, %d test and %d training images with %s\n", res.N, testSet.N, res.N, src)
+	genF, genL, err := net.Apply(ctx, images, res.N, 500)
+	if err != nil {
+		return nil, err
+	}
+	testF, _, err := net.Apply(ctx, testSet.Images, testSet.N, 500)
+	if err != nil {
+		return nil, err
+	}
+	floorImgs := pickImages(trainSet, res.N, o.Seed)
+	floorF, _, err := net.Apply(ctx, floorImgs, len(floorImgs)/dim, 500)
+	if err != nil {
+		return nil, err
+	}
+	res.RefN = testSet.N
+	return res, score(res, o, net.Cfg, genF, genL, floorF, testF)
+}
+
+// score fills in the distances of the samples' and the floor's features to the test set's, and
+// the class statistics of the samples' logits.
+func score(res *Result, o Options, cfg classifier.Config, genF, genL, floorF, testF []float64) error {
+	k, refN := cfg.Features, res.RefN
+	var err error
+	if res.FID, err = eval.FID(genF, res.N, testF, refN, k); err != nil {
+		return err
+	}
+	floorN := len(floorF) / k
+	if res.Floor, err = eval.FID(floorF, floorN, testF, refN, k); err != nil {
+		return err
+	}
+	ko := eval.KIDOptions{Subsets: o.KIDSubsets, SubsetSize: o.KIDSize, Seed: o.Seed, Threads: 2}
+	if res.KID, res.KIDStd, err = eval.KID(genF, res.N, testF, refN, k, ko); err != nil {
+		return err
+	}
+	if res.KIDFloor, _, err = eval.KID(floorF, floorN, testF, refN, k, ko); err != nil {
+		return err
+	}
+	cs, err := eval.Classes(genL, res.N, cfg.Classes, o.Threshold)
+	if err != nil {
+		return err
+	}
+	res.Classes, res.Confident, res.ClassKL = cs.Histogram, cs.Confident, cs.KLUniform
+	return nil
+}
+
+// sample draws o.N images from the model and records what drew them in res.
+func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Result, log io.Writer) ([]float32, error) {
+	be, err := engine.New(o.Engine, o.Precision, o.Threads)
+	if err != nil {
+		return nil, err
+	}
+	defer engine.Close(be)
+	m, err := generate.Load(o.Ckpt, be, o.EMA)
+	if err != nil {
+		return nil, err
+	}
+	if c, h, w := m.Shape(); c != testSet.C || h != testSet.H || w != testSet.W {
+		return nil, fmt.Errorf("model %s makes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, o.Data, testSet.C, testSet.H, testSet.W)
+	}
+	sampler, spec, err := o.Spec.New(m.Schedule)
+	if err != nil {
+		return nil, err
+	}
+	job := generate.Job{N: o.N, Seed: o.Seed, Batch: o.Batch, Chunk: o.Chunk}
+	if job.Chunk < 0 {
+		job.Chunk = generate.DefaultChunk(be)
+	}
+	if err := m.CheckMemory(job); err != nil {
+		return nil, err
+	}
+	dim := testSet.Size()
+	bar := generate.NewProgress(log, job.NumBatches(), spec.Steps)
+	var drift eval.Drift
+	job.Step = func(b generate.Batch, s diffusion.Step) error {
+		bar.Step(b, s)
+		if o.Drift != "" {
+			drift.Add(s.Index, s.T, s.X, b.N, dim)
+		}
+		return nil
+	}
+	fmt.Fprintf(log, "sampling %d images from %s with %s on %s\n", o.N, m.Source, spec, engine.Describe(be))
+	t0 := time.Now()
+	x, err := m.Sample(ctx, sampler, job)
+	bar.Finish()
+	if err != nil {
+		return nil, err
+	}
+	res.SampleSecs = time.Since(t0).Seconds()
+	if o.Drift != "" {
+		drift.AddFinal(x, o.N, dim)
+		if err := writeDrift(o.Drift, &drift, m.Schedule.AlphaBar, eval.SecondMoment(trainSet.Images), log); err != nil {
+			return nil, err
+		}
+	}
+	res.Source, res.Sampler, res.Steps, res.Setting = m.Source, spec.String(), spec.Steps, setting(spec)
+	return quantise(x), nil
+}
+
+// setting is the sampler's description without the step count, which the table has as a column.
+func setting(sp generate.SamplerSpec) string {
+	sp.Steps = 0
+	return sp.Name + strings.TrimPrefix(sp.String(), sp.Name+"-0")
+}
+
+// quantise maps samples to the 8-bit values a saved image would hold and back to [-1, 1], so a
+// model's score equals the score of its `ddpm sample --npz` output.
+func quantise(x []float64) []float32 {
+	u := imageio.ToUint8(nil, x)
+	out := make([]float32, len(u))
+	for i, v := range u {
+		out[i] = float32(v)/127.5 - 1
+	}
+	return out
+}
+
+// pickImages returns n training images (all of them if n >= N) chosen by seed, without replacement.
+func pickImages(s *data.Set, n int, seed uint64) []float32 {
+	n = min(n, s.N)
+	perm := rand.New(rand.NewPCG(seed, 0x666c6f6f72)).Perm(s.N)[:n]
+	out := make([]float32, 0, n*s.Size())
+	for _, i := range perm {
+		out = append(out, s.Image(i)...)
+	}
+	return out
+}
+
+// LoadClassifier loads the weights at path, or the shipped classifier for the data set when path is
+// empty, and returns a description of where they came from.
+func LoadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, string, error) {
+	if path != "" {
+		n, _, err := classifier.Load(path, be)
+		return n, path, err
+	}
+	shipped := map[string]func() (string, []byte){"mnist": classifiermnist.Weights, "fashion": classifierfashion.Weights}
+	w, ok := shipped[dataName]
+	if !ok {
+		return nil, "", fmt.Errorf("no shipped classifier for %q: pass --classifier FILE", dataName)
+	}
+	name, b := w()
+	n, _, err := classifier.Decode(b, be)
+	if err != nil {
+		return nil, "", fmt.Errorf("shipped %s: %w", name, err)
+	}
+	return n, name, nil
+}
