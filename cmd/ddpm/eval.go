@@ -6,17 +6,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/ddpm-go/ddpm/classifier"
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/eval/fid"
-	"github.com/ddpm-go/ddpm/internal/sysmem"
 )
 
 func init() {
@@ -74,59 +71,23 @@ func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return fmt.Errorf("--out FILE.safetensors is required")
 	}
-	if *dataName != "mnist" && *dataName != "fashion" {
-		return fmt.Errorf("--data %q: want mnist or fashion", *dataName)
-	}
 	if *batch < 1 {
 		return fmt.Errorf("--batch %d must be at least 1", *batch)
-	}
-	if err := sysmem.Check(fmt.Sprintf("training the classifier at --batch %d", *batch), classifierStepBytes(classifier.Default(), *batch)); err != nil {
-		return err
-	}
-	trainSet, err := data.Load(*dataName, *dataDir, data.Train)
-	if err != nil {
-		return err
-	}
-	testSet, err := data.Load(*dataName, *dataDir, data.Test)
-	if err != nil {
-		return err
 	}
 	be, err := engine.New(*engName, "fp32", *threads)
 	if err != nil {
 		return err
 	}
 	defer engine.Close(be)
-	net, err := classifier.New(classifier.Default(), be, *seed)
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	start := time.Now()
 	opts := classifier.TrainOptions{Epochs: *epochs, Batch: *batch, LR: *lr, WeightDecay: *wd, Warmup: *warmup,
 		Shift: *shiftPx, Flip: *flip, Seed: *seed, Log: stderr, LogEvery: 100}
-	if err := classifier.Train(ctx, net, trainSet, opts); err != nil {
-		return err
-	}
-	acc, err := net.Accuracy(ctx, testSet, 500)
+	t, err := fid.TrainClassifier(ctx, be, *dataName, *dataDir, *out, opts, map[string]string{"command": "ddpm eval train-classifier " + strings.Join(args, " ")})
 	if err != nil {
 		return err
 	}
-	wall := time.Since(start).Round(time.Second)
-	meta := map[string]string{
-		"data":          *dataName,
-		"test_accuracy": fmt.Sprintf("%.4f", acc),
-		"command":       "ddpm eval train-classifier " + strings.Join(args, " "),
-		"engine":        engine.Describe(be),
-		"wall":          wall.String(),
-	}
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		return err
-	}
-	if err := classifier.Save(*out, net, meta); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "classifier %s: test accuracy %.4f on %d images (%s, %s, %d epochs)\n", *out, acc, testSet.N, engine.Describe(be), wall, *epochs)
+	fmt.Fprintf(stdout, "classifier %s: test accuracy %.4f on %d images (%s, %s, %d epochs)\n", *out, t.Accuracy, t.TestN, engine.Describe(be), t.Wall, *epochs)
 	return nil
 }
 
@@ -160,21 +121,4 @@ func runClassifierAccuracy(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "classifier %s: test accuracy %.4f on %s (%d images)\n", src, acc, *dataName, testSet.N)
 	return nil
-}
-
-// classifierStepBytes estimates a training step of the classifier at batch n as nn.TrainingBytes
-// does the UNet's: per image every convolution's output, kept for the backward pass with its norm
-// and activation and met again as a gradient (eight times), and the batch's input with its
-// augmented copy. A batch of ten million images died out of memory allocating its input.
-func classifierStepBytes(c classifier.Config, n int) float64 {
-	res := c.ImageSize
-	per := 2 * float64(c.InChannels*res*res)
-	for i, w := range c.Widths {
-		per += 8 * float64(w*res*res)
-		if i < len(c.Widths)-1 {
-			res = (res + 1) / 2
-			per += 8 * float64(w*res*res)
-		}
-	}
-	return 4 * float64(n) * per
 }

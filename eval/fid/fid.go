@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -20,9 +21,8 @@ import (
 	"github.com/ddpm-go/ddpm/eval"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/imageio"
-	classifierfashion "github.com/ddpm-go/ddpm/models/classifier-fashion"
-	classifiermnist "github.com/ddpm-go/ddpm/models/classifier-mnist"
-	"github.com/ddpm-go/ddpm/tensor"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // Options are what Run scores and how.
@@ -237,22 +237,45 @@ func pickImages(s *data.Set, n int, seed uint64) []float32 {
 	return out
 }
 
-// LoadClassifier loads the weights at path, or the shipped classifier for the data set when path is
-// empty, and returns a description of where they came from.
-func LoadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, string, error) {
-	if path != "" {
-		n, _, err := classifier.Load(path, be)
-		return n, path, err
+// Validate checks the options before anything is loaded; its errors name them as the flags of
+// `ddpm eval fid` do. The sampler settings are checked against a stand-in T (the model's own is
+// checked once it is loaded).
+func (o Options) Validate() error {
+	switch {
+	case o.Data != "mnist" && o.Data != "fashion":
+		return fmt.Errorf("--data %q: want mnist or fashion", o.Data)
+	case o.N < 2:
+		return fmt.Errorf("--n %d must be at least 2", o.N)
+	case o.Batch < 1:
+		return fmt.Errorf("--batch %d must be at least 1", o.Batch)
+	case o.Chunk < -1:
+		return fmt.Errorf("--chunk %d must be >= 0 (or -1)", o.Chunk)
+	case o.Threads < 0:
+		return fmt.Errorf("--threads %d must be >= 0", o.Threads)
+	case o.RefN < 0 || o.RefN == 1:
+		return fmt.Errorf("--ref-n %d must be 0 (all) or at least 2", o.RefN)
+	case o.KIDSubsets < 1 || o.KIDSize < 2:
+		return fmt.Errorf("--kid-subsets must be >= 1 and --kid-subset-size >= 2")
+	case !(o.Threshold > 0 && o.Threshold <= 1):
+		return fmt.Errorf("--confidence %v outside (0, 1]", o.Threshold)
+	case !(o.Spec.EpsScale > 0) || math.IsInf(o.Spec.EpsScale, 0):
+		return fmt.Errorf("--eps-scale %v must be a finite number > 0", o.Spec.EpsScale)
 	}
-	shipped := map[string]func() (string, []byte){"mnist": classifiermnist.Weights, "fashion": classifierfashion.Weights}
-	w, ok := shipped[dataName]
-	if !ok {
-		return nil, "", fmt.Errorf("no shipped classifier for %q: pass --classifier FILE", dataName)
+	if o.NPZ != "" {
+		return nil
 	}
-	name, b := w()
-	n, _, err := classifier.Decode(b, be)
+	// FID scores all samples at once, so they are all kept: per image its float64 sample, the
+	// float32 copy the classifier reads, a training image for the floor and the features of both
+	// (a few KiB). Both data sets are 28x28 grey. Refused now rather than after hours of sampling or
+	// in an allocation of terabytes.
+	const dim = 28 * 28
+	if err := sysmem.Check(fmt.Sprintf("scoring %d samples", o.N), float64(o.N)*(16*dim+8<<10)); err != nil {
+		return fmt.Errorf("--n %d: %w", o.N, err)
+	}
+	standIn, err := schedule.New("linear", max(1000, o.Spec.Steps), false)
 	if err != nil {
-		return nil, "", fmt.Errorf("shipped %s: %w", name, err)
+		return err
 	}
-	return n, name, nil
+	_, _, err = o.Spec.New(standIn)
+	return err
 }

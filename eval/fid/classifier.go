@@ -1,0 +1,102 @@
+package fid
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ddpm-go/ddpm/classifier"
+	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/engine"
+	"github.com/ddpm-go/ddpm/internal/sysmem"
+	classifierfashion "github.com/ddpm-go/ddpm/models/classifier-fashion"
+	classifiermnist "github.com/ddpm-go/ddpm/models/classifier-mnist"
+	"github.com/ddpm-go/ddpm/tensor"
+)
+
+// LoadClassifier loads the weights at path, or the shipped classifier for the data set when path is
+// empty, and returns a description of where they came from.
+func LoadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, string, error) {
+	if path != "" {
+		n, _, err := classifier.Load(path, be)
+		return n, path, err
+	}
+	shipped := map[string]func() (string, []byte){"mnist": classifiermnist.Weights, "fashion": classifierfashion.Weights}
+	w, ok := shipped[dataName]
+	if !ok {
+		return nil, "", fmt.Errorf("no shipped classifier for %q: pass --classifier FILE", dataName)
+	}
+	name, b := w()
+	n, _, err := classifier.Decode(b, be)
+	if err != nil {
+		return nil, "", fmt.Errorf("shipped %s: %w", name, err)
+	}
+	return n, name, nil
+}
+
+// Trained is what TrainClassifier reports.
+type Trained struct {
+	Accuracy float64 // on the test set
+	TestN    int
+	Wall     time.Duration
+}
+
+// TrainClassifier trains the feature network of FID (classifier.Default, seeded by o.Seed) on the
+// training set of dataName with o, scores it on the test set and writes its weights to out with
+// their provenance in the metadata: meta and the data set, test accuracy, engine and wall time.
+func TrainClassifier(ctx context.Context, be tensor.Backend, dataName, dataDir, out string, o classifier.TrainOptions, meta map[string]string) (*Trained, error) {
+	if dataName != "mnist" && dataName != "fashion" {
+		return nil, fmt.Errorf("--data %q: want mnist or fashion", dataName)
+	}
+	if err := sysmem.Check(fmt.Sprintf("training the classifier at --batch %d", o.Batch), trainingBytes(classifier.Default(), o.Batch)); err != nil {
+		return nil, err
+	}
+	trainSet, err := data.Load(dataName, dataDir, data.Train)
+	if err != nil {
+		return nil, err
+	}
+	testSet, err := data.Load(dataName, dataDir, data.Test)
+	if err != nil {
+		return nil, err
+	}
+	net, err := classifier.New(classifier.Default(), be, o.Seed)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := classifier.Train(ctx, net, trainSet, o); err != nil {
+		return nil, err
+	}
+	acc, err := net.Accuracy(ctx, testSet, 500)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trained{Accuracy: acc, TestN: testSet.N, Wall: time.Since(start).Round(time.Second)}
+	m := map[string]string{"data": dataName, "test_accuracy": fmt.Sprintf("%.4f", acc), "engine": engine.Describe(be), "wall": t.Wall.String()}
+	for k, v := range meta {
+		m[k] = v
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	return t, classifier.Save(out, net, m)
+}
+
+// trainingBytes estimates a training step of the classifier at batch n as nn.TrainingBytes
+// does the UNet's: per image every convolution's output, kept for the backward pass with its norm
+// and activation and met again as a gradient (eight times), and the batch's input with its
+// augmented copy. A batch of ten million images died out of memory allocating its input.
+func trainingBytes(c classifier.Config, n int) float64 {
+	res := c.ImageSize
+	per := 2 * float64(c.InChannels*res*res)
+	for i, w := range c.Widths {
+		per += 8 * float64(w*res*res)
+		if i < len(c.Widths)-1 {
+			res = (res + 1) / 2
+			per += 8 * float64(w*res*res)
+		}
+	}
+	return 4 * float64(n) * per
+}
