@@ -13,12 +13,10 @@ import (
 	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/imageio"
-	"github.com/ddpm-go/ddpm/models"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
 	"github.com/ddpm-go/ddpm/tensor"
 	"github.com/ddpm-go/ddpm/tensor/dnnl"
-	"github.com/ddpm-go/ddpm/train"
 )
 
 // tinyConfig is a UNet small enough to sample in milliseconds, with attention at 4x4 so every kind
@@ -39,7 +37,7 @@ func tinyModel(t testing.TB, be tensor.Backend, seed uint64) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Model{Net: u, Schedule: s, Prediction: diffusion.Eps, Source: "random"}
+	return &Model{checkpoint.Model{Net: u, Schedule: s, Prediction: diffusion.Eps, Source: "random"}}
 }
 
 func TestBatches(t *testing.T) {
@@ -257,12 +255,12 @@ func TestLoad(t *testing.T) {
 			p.W[i] += 0.25
 		}
 	}
-	meta := map[string]string{train.MetaSchedule: "cosine", train.MetaTimesteps: "50", train.MetaZeroSNR: "false", train.MetaPrediction: "v"}
-	if err := checkpoint.SaveWeights(filepath.Join(run, train.EMAFile), u.Cfg, ema.Params(), meta); err != nil {
+	meta := map[string]string{checkpoint.MetaSchedule: "cosine", checkpoint.MetaTimesteps: "50", checkpoint.MetaZeroSNR: "false", checkpoint.MetaPrediction: "v"}
+	if err := checkpoint.SaveWeights(filepath.Join(run, checkpoint.EMAFile), u.Cfg, ema.Params(), meta); err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Dir(train.CheckpointPath(run, 7)), 0o755)
-	if err := checkpoint.SaveTraining(train.CheckpointPath(run, 7), &checkpoint.Training{Model: u, EMA: ema, Step: 7, Meta: meta}); err != nil {
+	os.MkdirAll(filepath.Dir(checkpoint.CheckpointPath(run, 7)), 0o755)
+	if err := checkpoint.SaveTraining(checkpoint.CheckpointPath(run, 7), &checkpoint.Training{Model: u, EMA: ema, Step: 7, Meta: meta}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -273,8 +271,8 @@ func TestLoad(t *testing.T) {
 	}{
 		{run, true, nil, ema.Params()},
 		{run, false, u, nil},
-		{train.CheckpointPath(run, 7), true, nil, ema.Params()},
-		{train.CheckpointPath(run, 7), false, u, nil},
+		{checkpoint.CheckpointPath(run, 7), true, nil, ema.Params()},
+		{checkpoint.CheckpointPath(run, 7), false, u, nil},
 	} {
 		m, err := Load(tc.path, be, tc.ema)
 		if err != nil {
@@ -296,12 +294,12 @@ func TestLoad(t *testing.T) {
 	bad := filepath.Join(run, "bad.safetensors")
 	os.WriteFile(bad, []byte("not a safetensors file at all"), 0o644)
 	badMeta := filepath.Join(run, "badmeta.safetensors")
-	checkpoint.SaveModel(badMeta, u, map[string]string{train.MetaSchedule: "quadratic"})
+	checkpoint.SaveModel(badMeta, u, map[string]string{checkpoint.MetaSchedule: "quadratic"})
 	for _, tc := range []struct{ path, want string }{
 		{bad, bad},
 		{badMeta, badMeta},
 		{filepath.Join(run, "missing.safetensors"), "missing.safetensors"},
-		{t.TempDir(), train.EMAFile},
+		{t.TempDir(), checkpoint.EMAFile},
 	} {
 		if _, err := Load(tc.path, be, true); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Load(%s): %v, want an error naming %q", tc.path, err, tc.want)
@@ -309,27 +307,8 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func TestSetupOf(t *testing.T) {
-	s, p, err := setupOf(map[string]string{})
-	if err != nil || s.Name != "linear" || s.T != 1000 || s.ZeroSNR || p != diffusion.Eps {
-		t.Errorf("defaults: %v %v %v", s, p, err)
-	}
-	s, p, err = setupOf(map[string]string{"schedule": "cosine", "timesteps": "30", "zero_snr": "true", "objective": "x0"})
-	if err != nil || s.Name != "cosine" || s.T != 30 || !s.ZeroSNR || p != diffusion.X0 {
-		t.Errorf("keys: %v %v %v", s, p, err)
-	}
-	for _, meta := range []map[string]string{{"timesteps": "x"}, {"zero_snr": "maybe"}, {"objective": "score"}, {"schedule": "quadratic"}} {
-		if _, _, err := setupOf(meta); err == nil {
-			t.Errorf("%v accepted", meta)
-		}
-	}
-}
-
 func TestLoadShipped(t *testing.T) {
 	m, err := LoadShipped(tensor.NewReference(1))
-	if errors.Is(err, models.ErrNone) {
-		t.Skip("this build ships no model")
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,27 +350,6 @@ func TestAligned(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-// A binary without embedded weights finds models/mnist/ in the working directory.
-func TestLoadShippedFromDisk(t *testing.T) {
-	if _, _, err := models.MNIST(); !errors.Is(err, models.ErrNone) {
-		t.Skip("this build embeds the shipped model")
-	}
-	dir := t.TempDir()
-	if _, err := LoadShipped(tensor.NewReference(1)); !errors.Is(err, models.ErrNone) {
-		t.Skipf("a model is on disk under the working directory already: %v", err)
-	}
-	os.MkdirAll(filepath.Join(dir, "models", "mnist"), 0o755)
-	u, _ := nn.New(tinyConfig(), tensor.NewReference(1), 1)
-	if err := checkpoint.SaveModel(filepath.Join(dir, "models", "mnist", "model-ema.safetensors"), u, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(dir)
-	m, err := LoadShipped(tensor.NewReference(1))
-	if err != nil || m.Dim() != 64 {
-		t.Fatalf("LoadShipped from disk: %v", err)
 	}
 }
 

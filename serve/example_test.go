@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/nn"
@@ -26,7 +27,7 @@ func ExampleNew() {
 		panic(err)
 	}
 	sched, _ := schedule.New("linear", 100, false)
-	m := &generate.Model{Net: net, Schedule: sched, Prediction: diffusion.Eps, Source: "example"}
+	m := &generate.Model{Model: checkpoint.Model{Net: net, Schedule: sched, Prediction: diffusion.Eps, Source: "example"}}
 
 	srv, err := serve.New([]serve.Model{{Name: "tiny", Copies: []*generate.Model{m}}}, serve.Options{MaxN: 8})
 	if err != nil {

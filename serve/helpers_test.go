@@ -46,7 +46,7 @@ func tinyModel(t testing.TB, seed uint64) *generate.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &generate.Model{Net: u2, Schedule: s, Prediction: diffusion.Eps, Source: path}
+	return &generate.Model{Model: checkpoint.Model{Net: u2, Schedule: s, Prediction: diffusion.Eps, Source: path}}
 }
 
 // newTestServer serves the named models (one copy per worker each) on an httptest server.

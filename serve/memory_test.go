@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
@@ -62,7 +63,7 @@ func TestMemoryBoundedOverN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &generate.Model{Net: u, Schedule: sch, Prediction: diffusion.Eps, Source: "random"}
+	m := &generate.Model{Model: checkpoint.Model{Net: u, Schedule: sch, Prediction: diffusion.Eps, Source: "random"}}
 	s, err := New([]Model{{Name: "m", Copies: []*generate.Model{m}}}, Options{MaxN: 64})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 )
 
 // modelFileKeys are the metadata a model file carries from its run so that it can be sampled alone.
-var modelFileKeys = []string{MetaSchedule, MetaTimesteps, MetaZeroSNR, MetaPrediction, metaLegacyPrediction, MetaDataset}
+var modelFileKeys = []string{checkpoint.MetaSchedule, checkpoint.MetaTimesteps, checkpoint.MetaZeroSNR, checkpoint.MetaPrediction, checkpoint.MetaLegacyPrediction, checkpoint.MetaDataset}
 
 // MetaAveraged names the metadata key of an averaged model file: the steps of the checkpoints in it.
 const MetaAveraged = "averaged_steps"
@@ -27,22 +27,22 @@ func AverageWeights(out string, paths []string, ema bool) error {
 		return fmt.Errorf("average: no checkpoints")
 	}
 	be := tensor.NewReference(1)
-	var first *Sampling
+	var first *checkpoint.Model
 	var sum [][]float64
 	var steps []string
 	for i, p := range paths {
-		s, err := LoadForSampling(p, be, ema)
+		s, err := checkpoint.LoadForSampling(p, be, ema)
 		if err != nil {
 			return fmt.Errorf("average: %w", err)
 		}
-		params := s.Model.Params()
+		params := s.Net.Params()
 		if i == 0 {
 			first = s
 			for _, prm := range params {
 				sum = append(sum, make([]float64, len(prm.W)))
 			}
 		} else {
-			if !bytes.Equal(s.Model.Cfg.JSON(), first.Model.Cfg.JSON()) {
+			if !bytes.Equal(s.Net.Cfg.JSON(), first.Net.Cfg.JSON()) {
 				return fmt.Errorf("average: %s holds another network than %s", p, paths[0])
 			}
 			for _, k := range modelFileKeys {
@@ -58,7 +58,7 @@ func AverageWeights(out string, paths []string, ema bool) error {
 		}
 		steps = append(steps, strconv.Itoa(s.Step))
 	}
-	for j, prm := range first.Model.Params() {
+	for j, prm := range first.Net.Params() {
 		for k := range prm.W {
 			prm.W[k] = float32(sum[j][k] / float64(len(paths)))
 		}
@@ -69,7 +69,7 @@ func AverageWeights(out string, paths []string, ema bool) error {
 			meta[k] = v
 		}
 	}
-	if err := checkpoint.SaveModel(out, first.Model, meta); err != nil {
+	if err := checkpoint.SaveModel(out, first.Net, meta); err != nil {
 		return fmt.Errorf("average: %w", err)
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
+
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/internal/safeio"
@@ -171,7 +173,7 @@ func Resolve(preset, configPath string, flags Config, set []string) (Config, err
 // ResumeConfig reads the config.json of run directory dir and applies the flags in set, which must
 // all be in ResumeFlags.
 func ResumeConfig(dir string, flags Config, set []string) (Config, error) {
-	path := fileIn(dir, ConfigFile)
+	path := fileIn(dir, checkpoint.ConfigFile)
 	b, err := safeio.ReadFile(path, 1<<20)
 	if err != nil {
 		return Config{}, fmt.Errorf("resume: %w", err)

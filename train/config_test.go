@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ddpm-go/ddpm/checkpoint"
 )
 
 // The JSON keys of Config and the flags of `ddpm train` are the same set of names, so a run file
@@ -103,7 +105,7 @@ func TestResumeConfigRefusesChanges(t *testing.T) {
 	c := Default()
 	c.Out = "elsewhere"
 	b := []byte(`{"data":"mnist","data-dir":"","size":0,"channels":0,"flip":false,"model":"unet-s","schedule":"linear","timesteps":1000,"zero-snr":false,"prediction":"eps","batch":128,"lr":0.0002,"steps":100,"epochs":0,"warmup":10,"ema":0.999,"grad-clip":1,"weight-decay":0,"seed":3,"out":"x","engine":"auto","precision":"auto","threads":0,"sample-every":0,"sample-n":4,"ckpt-every":0,"keep":1,"log-every":1}`)
-	os.WriteFile(filepath.Join(dir, ConfigFile), b, 0o644)
+	os.WriteFile(filepath.Join(dir, checkpoint.ConfigFile), b, 0o644)
 	got, err := ResumeConfig(dir, Config{Steps: 200, Threads: 2}, []string{"steps", "threads"})
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +116,7 @@ func TestResumeConfigRefusesChanges(t *testing.T) {
 	if _, err := ResumeConfig(dir, Config{Batch: 64}, []string{"batch"}); err == nil || !strings.Contains(err.Error(), "--batch") {
 		t.Fatalf("changing --batch on resume: %v", err)
 	}
-	if _, err := ResumeConfig(t.TempDir(), Config{}, nil); err == nil || !strings.Contains(err.Error(), ConfigFile) {
+	if _, err := ResumeConfig(t.TempDir(), Config{}, nil); err == nil || !strings.Contains(err.Error(), checkpoint.ConfigFile) {
 		t.Fatalf("resume of an empty directory: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
+
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/tensor/dnnl"
@@ -55,7 +57,7 @@ func TestUNetSDeterministicDNNL(t *testing.T) {
 			twin.Out = filepath.Join(t.TempDir(), "twin")
 			runDNNL(t, c, set, false)
 			runDNNL(t, twin, set, false)
-			sameFile(t, CheckpointPath(c.Out, 4), CheckpointPath(twin.Out, 4))
+			sameFile(t, checkpoint.CheckpointPath(c.Out, 4), checkpoint.CheckpointPath(twin.Out, 4))
 			resumeMatches(t, c, set)
 		})
 	}
@@ -66,7 +68,7 @@ func TestUNetSDeterministicDNNL(t *testing.T) {
 // resumeMatches trains first if a.Out has no checkpoint at its last step).
 func resumeMatches(t *testing.T, a Config, set *data.Set) {
 	t.Helper()
-	if _, err := os.Stat(CheckpointPath(a.Out, a.Steps)); err != nil {
+	if _, err := os.Stat(checkpoint.CheckpointPath(a.Out, a.Steps)); err != nil {
 		runDNNL(t, a, set, false)
 	}
 	b := a
@@ -77,7 +79,7 @@ func resumeMatches(t *testing.T, a Config, set *data.Set) {
 		t.Fatal(err)
 	}
 	runDNNL(t, rc, set, true)
-	sameFile(t, CheckpointPath(a.Out, a.Steps), CheckpointPath(b.Out, a.Steps))
+	sameFile(t, checkpoint.CheckpointPath(a.Out, a.Steps), checkpoint.CheckpointPath(b.Out, a.Steps))
 }
 
 func runDNNL(t *testing.T, c Config, set *data.Set, resume bool) {

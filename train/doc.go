@@ -40,7 +40,8 @@
 //	"prediction" what the network predicts: eps, x0 or v
 //	"dataset"    the --data value
 //
-// LoadForSampling reads a RUNDIR, a model-ema file, a checkpoint, or any model file saved with
-// checkpoint.SaveModel (files without these keys are taken as linear, T = 1000, eps: the DDPM
-// setting) and returns the network with its schedule and prediction.
+// The names of the run directory and these keys belong to package checkpoint, whose LoadForSampling
+// reads a RUNDIR, a model-ema file, a checkpoint, or any model file saved with checkpoint.SaveModel
+// (files without these keys are taken as linear, T = 1000, eps: the DDPM setting) and returns the
+// network with its schedule and prediction, so sampling and serving never link the trainer.
 package train

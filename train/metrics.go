@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
+
 	"github.com/ddpm-go/ddpm/plot"
 )
 
@@ -95,7 +97,7 @@ type metrics struct {
 // (later ones were logged after the checkpoint and will be computed again) and appends from there.
 // Either way the file is rewritten, which also drops a row torn by a kill (see ReadMetrics).
 func openMetrics(dir string, resume bool, step int, prog *progress) (*metrics, error) {
-	m := &metrics{path: filepath.Join(dir, MetricsFile)}
+	m := &metrics{path: filepath.Join(dir, checkpoint.MetricsFile)}
 	if resume {
 		rows, torn, err := readMetrics(m.path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -200,7 +202,7 @@ func (m *metrics) plot(dir, title string) error {
 	if err := PlotLoss(&buf, m.rows, title); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, LossPlotFile), buf.Bytes())
+	return writeAtomic(filepath.Join(dir, checkpoint.LossPlotFile), buf.Bytes())
 }
 
 // writeAtomic writes b to path through a synced temporary file renamed into place.

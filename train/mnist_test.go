@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
+
+	"os"
+
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/engine"
-	"os"
 )
 
 // mnistModel is a small UNet for 28x28 digits (26,521 parameters): enough to show the loss
@@ -67,7 +70,7 @@ func TestMNISTLossFalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ReadMetrics(filepath.Join(c.Out, MetricsFile))
+	rows, err := ReadMetrics(filepath.Join(c.Out, checkpoint.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}

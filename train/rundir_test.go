@@ -32,7 +32,7 @@ func TestTempFilesRemoved(t *testing.T) {
 	if _, err := runTiny(t, context.Background(), c, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	ckDir := filepath.Join(c.Out, CheckpointDir)
+	ckDir := filepath.Join(c.Out, checkpoint.CheckpointDir)
 	debris := map[string]string{
 		filepath.Join(ckDir, ".step-00000006.safetensors.tmp1234567"): strings.Repeat("x", 1<<16),
 		filepath.Join(ckDir, ".step-00000003.safetensors.tmp42"):      "x",
@@ -77,7 +77,7 @@ func TestTempFilesRemoved(t *testing.T) {
 	// A fresh run into a directory whose first run was killed in its first checkpoint.
 	fresh := tinyConfig(t, filepath.Join(t.TempDir(), "fresh"))
 	fresh.Steps, fresh.SampleN = 3, 0
-	leftover := filepath.Join(fresh.Out, CheckpointDir, ".step-00000003.safetensors.tmp99")
+	leftover := filepath.Join(fresh.Out, checkpoint.CheckpointDir, ".step-00000003.safetensors.tmp99")
 	if err := os.MkdirAll(filepath.Dir(leftover), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func staleRun(t *testing.T) (Config, []byte) {
 	if _, err := runTiny(t, context.Background(), c, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	emaPath := filepath.Join(c.Out, EMAFile)
+	emaPath := filepath.Join(c.Out, checkpoint.EMAFile)
 	old, err := os.ReadFile(emaPath)
 	if err != nil {
 		t.Fatal(err)
@@ -123,13 +123,13 @@ func staleRun(t *testing.T) (Config, []byte) {
 }
 
 // sameAsCheckpointEMA fails unless s holds the "ema." weights of checkpoint ck.
-func sameAsCheckpointEMA(t *testing.T, s *Sampling, ck string) {
+func sameAsCheckpointEMA(t *testing.T, s *checkpoint.Model, ck string) {
 	t.Helper()
 	f, err := checkpoint.ReadFile(ck)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range s.Model.Params() {
+	for _, p := range s.Net.Params() {
 		want, ok := f.Lookup(checkpoint.PrefixEMA + p.Name)
 		if !ok {
 			t.Fatalf("%s has no %s%s", ck, checkpoint.PrefixEMA, p.Name)
@@ -147,19 +147,19 @@ func sameAsCheckpointEMA(t *testing.T, s *Sampling, ck string) {
 func TestSamplingFollowsNewestCheckpoint(t *testing.T) {
 	c, _ := staleRun(t)
 	be := tensor.NewReference(1)
-	ck := CheckpointPath(c.Out, 6)
+	ck := checkpoint.CheckpointPath(c.Out, 6)
 	for _, name := range []string{"stale", "missing"} {
 		if name == "missing" {
-			if err := os.Remove(filepath.Join(c.Out, EMAFile)); err != nil {
+			if err := os.Remove(filepath.Join(c.Out, checkpoint.EMAFile)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		s, err := LoadForSampling(c.Out, be, true)
+		s, err := checkpoint.LoadForSampling(c.Out, be, true)
 		if err != nil {
 			t.Fatalf("%s model file: %v", name, err)
 		}
-		if s.Path != ck || s.Step != 6 || !s.EMA {
-			t.Fatalf("%s model file: sampled %s (step %d, EMA %v), want the EMA weights of %s", name, s.Path, s.Step, s.EMA, ck)
+		if s.Source != ck || s.Step != 6 || !s.EMA {
+			t.Fatalf("%s model file: sampled %s (step %d, EMA %v), want the EMA weights of %s", name, s.Source, s.Step, s.EMA, ck)
 		}
 		sameAsCheckpointEMA(t, s, ck)
 	}
@@ -191,7 +191,7 @@ func TestResumeRepairsModelFile(t *testing.T) {
 	for _, name := range []string{"stale", "missing"} {
 		t.Run(name, func(t *testing.T) {
 			c, want := staleRun(t)
-			emaPath := filepath.Join(c.Out, EMAFile)
+			emaPath := filepath.Join(c.Out, checkpoint.EMAFile)
 			if name == "missing" {
 				if err := os.Remove(emaPath); err != nil {
 					t.Fatal(err)
@@ -252,7 +252,7 @@ func TestResumeTornMetrics(t *testing.T) {
 		if _, err := runTiny(t, context.Background(), c, false, nil); err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(c.Out, MetricsFile)
+		path := filepath.Join(c.Out, checkpoint.MetricsFile)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -295,7 +295,7 @@ func TestResumeTornMetrics(t *testing.T) {
 // TestReadMetricsTorn: only the last line may be torn; a bad row before it is an error naming the
 // file and line.
 func TestReadMetricsTorn(t *testing.T) {
-	path := filepath.Join(t.TempDir(), MetricsFile)
+	path := filepath.Join(t.TempDir(), checkpoint.MetricsFile)
 	head := "step,loss,lr,img_s,wall_s\n1,0.5,0.001,100,1\n"
 	for _, tc := range []struct {
 		body string

@@ -172,12 +172,12 @@ func (r *run) setup() error {
 	r.prog = &progress{w: r.opt.Log, terminal: r.opt.Terminal, every: c.LogEvery, total: r.total}
 
 	if !r.opt.Resume {
-		if _, paths, _ := Checkpoints(c.Out); len(paths) > 0 {
+		if _, paths, _ := checkpoint.Checkpoints(c.Out); len(paths) > 0 {
 			return fmt.Errorf("%s already holds a run (%s); continue it with --resume %s or choose another --out",
 				c.Out, paths[len(paths)-1], c.Out)
 		}
 	}
-	for _, d := range []string{c.Out, filepath.Join(c.Out, CheckpointDir), filepath.Join(c.Out, SampleDir)} {
+	for _, d := range []string{c.Out, filepath.Join(c.Out, checkpoint.CheckpointDir), filepath.Join(c.Out, checkpoint.SampleDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -219,14 +219,14 @@ func (r *run) setup() error {
 		if err := r.repairEMA(); err != nil {
 			return err
 		}
-		if err := writeAtomic(fileIn(c.Out, ConfigFile), append(b, '\n')); err != nil {
+		if err := writeAtomic(fileIn(c.Out, checkpoint.ConfigFile), append(b, '\n')); err != nil {
 			return err
 		}
 	} else {
-		if err := writeAtomic(fileIn(c.Out, ConfigFile), append(b, '\n')); err != nil {
+		if err := writeAtomic(fileIn(c.Out, checkpoint.ConfigFile), append(b, '\n')); err != nil {
 			return err
 		}
-		if err := writeAtomic(fileIn(c.Out, ModelFile), append(mcfg.JSON(), '\n')); err != nil {
+		if err := writeAtomic(fileIn(c.Out, checkpoint.ModelFile), append(mcfg.JSON(), '\n')); err != nil {
 			return err
 		}
 	}
@@ -251,7 +251,7 @@ func fixedJSON(c Config) string {
 }
 
 func (r *run) restore() error {
-	path, _, err := LatestCheckpoint(r.cfg.Out)
+	path, _, err := checkpoint.LatestCheckpoint(r.cfg.Out)
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -293,8 +293,8 @@ func (r *run) restore() error {
 // run ends before one). Whatever else is wrong with the file (unreadable, from a step the run no
 // longer has) is mended the same way, since it is derived from the checkpoint alone.
 func (r *run) repairEMA() error {
-	path := fileIn(r.cfg.Out, EMAFile)
-	s, err := fileStep(path)
+	path := fileIn(r.cfg.Out, checkpoint.EMAFile)
+	s, err := checkpoint.FileStep(path)
 	if err == nil && s == r.step {
 		return nil
 	}
@@ -319,7 +319,7 @@ func (r *run) writeEMA(meta map[string]string) error {
 		emaMeta[k] = meta[k]
 	}
 	emaMeta["ema_decay"] = strconv.FormatFloat(r.cfg.EMA, 'g', -1, 64)
-	return checkpoint.SaveWeights(fileIn(r.cfg.Out, EMAFile), r.model.Cfg, r.ema.Params(), emaMeta)
+	return checkpoint.SaveWeights(fileIn(r.cfg.Out, checkpoint.EMAFile), r.model.Cfg, r.ema.Params(), emaMeta)
 }
 
 // meta is the metadata of the files a checkpoint writes.
@@ -328,8 +328,8 @@ func (r *run) meta(wall float64) map[string]string {
 	b, _ := json.Marshal(r.batcher.State())
 	tc, _ := json.Marshal(c)
 	return map[string]string{
-		MetaSchedule: c.Schedule, MetaTimesteps: strconv.Itoa(c.Timesteps), MetaZeroSNR: strconv.FormatBool(c.ZeroSNR),
-		MetaPrediction: c.Prediction, MetaDataset: c.Data,
+		checkpoint.MetaSchedule: c.Schedule, checkpoint.MetaTimesteps: strconv.Itoa(c.Timesteps), checkpoint.MetaZeroSNR: strconv.FormatBool(c.ZeroSNR),
+		checkpoint.MetaPrediction: c.Prediction, checkpoint.MetaDataset: c.Data,
 		metaBatcher: string(b), metaWall: strconv.FormatFloat(wall, 'g', -1, 64), metaTrainCfg: string(tc),
 	}
 }
@@ -339,11 +339,11 @@ func (r *run) wall() float64 { return r.wallBase + time.Since(r.start).Seconds()
 // save writes the training state of the current step, the EMA weights beside it, the metrics and
 // the loss plot, and drops checkpoints beyond the newest Keep. The checkpoint goes first: it is
 // what a resume and a sampler trust, and a model file left behind by a kill after it is repaired
-// (repairEMA) or passed over (LoadForSampling).
+// (repairEMA) or passed over (checkpoint.LoadForSampling).
 func (r *run) save() error {
 	c := r.cfg
 	meta := r.meta(r.wall())
-	path := CheckpointPath(c.Out, r.step)
+	path := checkpoint.CheckpointPath(c.Out, r.step)
 	if err := r.metrics.sync(); err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func (r *run) save() error {
 	if err := r.metrics.plot(c.Out, fmt.Sprintf("%s on %s (%s)", r.model.Cfg.Name, c.Data, c.Prediction)); err != nil {
 		return err
 	}
-	steps, paths, err := Checkpoints(c.Out)
+	steps, paths, err := checkpoint.Checkpoints(c.Out)
 	if err != nil {
 		return err
 	}
@@ -388,7 +388,7 @@ func (r *run) grid(ctx context.Context) error {
 	if err := r.ema.CopyTo(r.sampler.Params()); err != nil {
 		return err
 	}
-	path, err := SampleGrid(ctx, r.sampler, r.sched, r.obj, n, GridPath(r.cfg.Out, r.step))
+	path, err := SampleGrid(ctx, r.sampler, r.sched, r.obj, n, checkpoint.GridPath(r.cfg.Out, r.step))
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func sameFile(t *testing.T, a, b string) {
 
 func lossColumn(t *testing.T, dir string) []float64 {
 	t.Helper()
-	rows, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+	rows, err := ReadMetrics(filepath.Join(dir, checkpoint.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestResumeBitIdentical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Step != 6 || res.Checkpoint != CheckpointPath(straight.Out, 6) {
+	if res.Step != 6 || res.Checkpoint != checkpoint.CheckpointPath(straight.Out, 6) {
 		t.Fatalf("straight run: %+v", res)
 	}
 
@@ -144,7 +144,7 @@ func TestResumeBitIdentical(t *testing.T) {
 	if res.Start != 3 || res.Step != 6 {
 		t.Fatalf("resumed run went from %d to %d, want 3 to 6", res.Start, res.Step)
 	}
-	sameFile(t, CheckpointPath(straight.Out, 6), CheckpointPath(split.Out, 6))
+	sameFile(t, checkpoint.CheckpointPath(straight.Out, 6), checkpoint.CheckpointPath(split.Out, 6))
 
 	// Interrupted by a cancellation after step 2 (no periodic checkpoint yet), then resumed.
 	cut := tinyConfig(t, filepath.Join(root, "cut"))
@@ -155,7 +155,7 @@ func TestResumeBitIdentical(t *testing.T) {
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("cancelled run returned %v, want ErrInterrupted", err)
 	}
-	if _, step, err := LatestCheckpoint(cut.Out); err != nil || step != 2 {
+	if _, step, err := checkpoint.LatestCheckpoint(cut.Out); err != nil || step != 2 {
 		t.Fatalf("after Ctrl-C: latest checkpoint step %d, %v; want 2", step, err)
 	}
 	resumed, err = ResumeConfig(cut.Out, Config{}, nil)
@@ -165,7 +165,7 @@ func TestResumeBitIdentical(t *testing.T) {
 	if _, err := runTiny(t, context.Background(), resumed, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	sameFile(t, CheckpointPath(straight.Out, 6), CheckpointPath(cut.Out, 6))
+	sameFile(t, checkpoint.CheckpointPath(straight.Out, 6), checkpoint.CheckpointPath(cut.Out, 6))
 
 	// The logged losses agree too, and the metrics have exactly one row per step.
 	a, b, c := lossColumn(t, straight.Out), lossColumn(t, split.Out), lossColumn(t, cut.Out)
@@ -179,16 +179,16 @@ func TestResumeBitIdentical(t *testing.T) {
 	}
 
 	// Keep = 2: only the newest two checkpoints remain.
-	steps, _, _ := Checkpoints(straight.Out)
+	steps, _, _ := checkpoint.Checkpoints(straight.Out)
 	if len(steps) != 2 || steps[0] != 3 || steps[1] != 6 {
 		t.Fatalf("checkpoints kept: %v, want [3 6]", steps)
 	}
-	for _, f := range []string{ConfigFile, ModelFile, EMAFile, MetricsFile, LossPlotFile} {
+	for _, f := range []string{checkpoint.ConfigFile, checkpoint.ModelFile, checkpoint.EMAFile, checkpoint.MetricsFile, checkpoint.LossPlotFile} {
 		if _, err := os.Stat(filepath.Join(straight.Out, f)); err != nil {
 			t.Error(err)
 		}
 	}
-	if _, err := os.Stat(GridPath(straight.Out, 4)); err != nil {
+	if _, err := os.Stat(checkpoint.GridPath(straight.Out, 4)); err != nil {
 		t.Errorf("sample grid of step 4: %v", err)
 	}
 }
@@ -220,7 +220,7 @@ func TestLoadForSampling(t *testing.T) {
 		t.Fatal(err)
 	}
 	be := tensor.NewReference(1)
-	ck := CheckpointPath(c.Out, 3)
+	ck := checkpoint.CheckpointPath(c.Out, 3)
 	ckFile, err := checkpoint.ReadFile(ck)
 	if err != nil {
 		t.Fatal(err)
@@ -232,23 +232,23 @@ func TestLoadForSampling(t *testing.T) {
 		wantEMA bool
 		prefix  string
 	}{
-		{c.Out, true, filepath.Join(c.Out, EMAFile), true, checkpoint.PrefixEMA},
+		{c.Out, true, filepath.Join(c.Out, checkpoint.EMAFile), true, checkpoint.PrefixEMA},
 		{c.Out, false, ck, false, ""},
 		{ck, true, ck, true, checkpoint.PrefixEMA},
 		{ck, false, ck, false, ""},
-		{filepath.Join(c.Out, EMAFile), true, filepath.Join(c.Out, EMAFile), true, checkpoint.PrefixEMA},
+		{filepath.Join(c.Out, checkpoint.EMAFile), true, filepath.Join(c.Out, checkpoint.EMAFile), true, checkpoint.PrefixEMA},
 	} {
-		s, err := LoadForSampling(tc.path, be, tc.ema)
+		s, err := checkpoint.LoadForSampling(tc.path, be, tc.ema)
 		if err != nil {
 			t.Fatalf("%s ema=%v: %v", tc.path, tc.ema, err)
 		}
-		if s.Path != tc.file || s.EMA != tc.wantEMA || s.Step != 3 || s.Prediction != diffusion.V ||
+		if s.Source != tc.file || s.EMA != tc.wantEMA || s.Step != 3 || s.Prediction != diffusion.V ||
 			s.Schedule.Name != "cosine" || s.Schedule.T != 100 {
 			t.Fatalf("%s ema=%v: got path %s ema %v step %d prediction %v schedule %s/%d", tc.path, tc.ema,
-				s.Path, s.EMA, s.Step, s.Prediction, s.Schedule.Name, s.Schedule.T)
+				s.Source, s.EMA, s.Step, s.Prediction, s.Schedule.Name, s.Schedule.T)
 		}
 		// The weights are the checkpoint's EMA or model copy.
-		p := s.Model.Params()[0]
+		p := s.Net.Params()[0]
 		want, _ := ckFile.Lookup(tc.prefix + p.Name)
 		if p.W[0] != want.Data[0] {
 			t.Fatalf("%s ema=%v: %s[0] = %v, checkpoint %s%s has %v", tc.path, tc.ema, p.Name, p.W[0], tc.prefix, p.Name, want.Data[0])
@@ -263,12 +263,12 @@ func TestResumeErrors(t *testing.T) {
 	if _, err := runTiny(t, context.Background(), c, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	ck := CheckpointPath(c.Out, 3)
+	ck := checkpoint.CheckpointPath(c.Out, 3)
 	good, err := os.ReadFile(ck)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(c.Out, ConfigFile)
+	cfgPath := filepath.Join(c.Out, checkpoint.ConfigFile)
 	goodCfg, _ := os.ReadFile(cfgPath)
 	resume := func() error {
 		rc, err := ResumeConfig(c.Out, Config{Steps: 5}, []string{"steps"})
@@ -304,7 +304,7 @@ func TestResumeErrors(t *testing.T) {
 			b, _ := json.Marshal(cc)
 			os.WriteFile(cfgPath, b, 0o644)
 		}, "model"},
-		{"no checkpoint", func() { os.Remove(ck) }, filepath.Join(c.Out, CheckpointDir)},
+		{"no checkpoint", func() { os.Remove(ck) }, filepath.Join(c.Out, checkpoint.CheckpointDir)},
 		{"bad config.json", func() { os.WriteFile(cfgPath, []byte(`{"data": "tiny", "bogus": 1}`), 0o644) }, cfgPath},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -353,8 +353,8 @@ func TestCooldownOnResume(t *testing.T) {
 	if _, err := runTiny(t, context.Background(), resumed, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	sameFile(t, CheckpointPath(planned.Out, 6), CheckpointPath(late.Out, 6))
-	rows, err := ReadMetrics(filepath.Join(late.Out, MetricsFile))
+	sameFile(t, checkpoint.CheckpointPath(planned.Out, 6), checkpoint.CheckpointPath(late.Out, 6))
+	rows, err := ReadMetrics(filepath.Join(late.Out, checkpoint.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,19 +391,19 @@ func TestAverageWeights(t *testing.T) {
 	if _, err := runTiny(t, context.Background(), c, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	a, b := CheckpointPath(c.Out, 3), CheckpointPath(c.Out, 6)
+	a, b := checkpoint.CheckpointPath(c.Out, 3), checkpoint.CheckpointPath(c.Out, 6)
 	out := filepath.Join(root, "avg.safetensors")
 	if err := AverageWeights(out, []string{a, b}, true); err != nil {
 		t.Fatal(err)
 	}
 	be := tensor.NewReference(1)
-	avg, err := LoadForSampling(out, be, true)
+	avg, err := checkpoint.LoadForSampling(out, be, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa, _ := LoadForSampling(a, be, true)
-	sb, _ := LoadForSampling(b, be, true)
-	pa, pb, pm := sa.Model.Params(), sb.Model.Params(), avg.Model.Params()
+	sa, _ := checkpoint.LoadForSampling(a, be, true)
+	sb, _ := checkpoint.LoadForSampling(b, be, true)
+	pa, pb, pm := sa.Net.Params(), sb.Net.Params(), avg.Net.Params()
 	differ := false
 	for j := range pm {
 		for k := range pm[j].W {
@@ -417,7 +417,7 @@ func TestAverageWeights(t *testing.T) {
 	if !differ {
 		t.Fatal("the two checkpoints hold the same weights; the test shows nothing")
 	}
-	if avg.Meta[MetaAveraged] != "3,6" || avg.Meta[MetaPrediction] != sa.Meta[MetaPrediction] {
+	if avg.Meta[MetaAveraged] != "3,6" || avg.Meta[checkpoint.MetaPrediction] != sa.Meta[checkpoint.MetaPrediction] {
 		t.Errorf("metadata %v", avg.Meta)
 	}
 	other := tinyConfig(t, filepath.Join(root, "other"))
@@ -425,7 +425,7 @@ func TestAverageWeights(t *testing.T) {
 	if _, err := runTiny(t, context.Background(), other, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := AverageWeights(out, []string{a, CheckpointPath(other.Out, 6)}, true); err == nil || !strings.Contains(err.Error(), "prediction") {
+	if err := AverageWeights(out, []string{a, checkpoint.CheckpointPath(other.Out, 6)}, true); err == nil || !strings.Contains(err.Error(), "prediction") {
 		t.Errorf("checkpoints trained for other predictions: %v", err)
 	}
 	if err := AverageWeights(out, nil, true); err == nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
 	"github.com/ddpm-go/ddpm/tensor/dnnl"
-	"github.com/ddpm-go/ddpm/train"
 )
 
 // needMNIST skips a test when the MNIST files are not in the data cache (they are fetched by
@@ -38,7 +37,7 @@ func evalFixtures(t *testing.T) (model, clf string) {
 		t.Fatal(err)
 	}
 	model = filepath.Join(dir, "tiny.safetensors")
-	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "20", train.MetaZeroSNR: "false", train.MetaPrediction: "eps"}
+	meta := map[string]string{checkpoint.MetaSchedule: "linear", checkpoint.MetaTimesteps: "20", checkpoint.MetaZeroSNR: "false", checkpoint.MetaPrediction: "eps"}
 	if err := checkpoint.SaveModel(model, u, meta); err != nil {
 		t.Fatal(err)
 	}

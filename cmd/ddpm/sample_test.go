@@ -17,7 +17,6 @@ import (
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
 	"github.com/ddpm-go/ddpm/tensor/dnnl"
-	"github.com/ddpm-go/ddpm/train"
 )
 
 // tinyModelFile saves a small random UNet (8x8, 1 or 3 channels, attention at 4x4) with the sampling
@@ -32,7 +31,7 @@ func tinyModelFile(t *testing.T, channels int) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("tiny%d.safetensors", channels))
-	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "40", train.MetaZeroSNR: "false", train.MetaPrediction: "eps"}
+	meta := map[string]string{checkpoint.MetaSchedule: "linear", checkpoint.MetaTimesteps: "40", checkpoint.MetaZeroSNR: "false", checkpoint.MetaPrediction: "eps"}
 	if err := checkpoint.SaveModel(path, u, meta); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +249,7 @@ func TestSampleErrors(t *testing.T) {
 	}{
 		{[]string{"--ckpt", filepath.Join(dir, "nope.safetensors"), "--grid", grid}, "nope.safetensors"},
 		{[]string{"--ckpt", corrupt, "--grid", grid}, "corrupt.safetensors"},
-		{[]string{"--ckpt", dir, "--grid", grid}, train.EMAFile},
+		{[]string{"--ckpt", dir, "--grid", grid}, checkpoint.EMAFile},
 		{[]string{"--ckpt", model, "--steps", "0", "--grid", grid}, "--steps 0"},
 		{[]string{"--ckpt", model, "--steps", "41", "--grid", grid}, "steps 41 outside [1, 40]"},
 		{[]string{"--ckpt", model, "--steps", "-3", "--grid", grid}, "--steps -3"},

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
+
 	"github.com/ddpm-go/ddpm/imageio"
-	"github.com/ddpm-go/ddpm/train"
 )
 
 const trainTinyModel = `{"name": "tiny", "image_size": 8, "in_channels": 1, "out_channels": 1,
@@ -43,7 +44,7 @@ func TestTrainFolderAndResume(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, "step 3/3") || !strings.Contains(stdout, train.CheckpointPath(out, 3)) {
+	if !strings.Contains(stdout, "step 3/3") || !strings.Contains(stdout, checkpoint.CheckpointPath(out, 3)) {
 		t.Fatalf("stdout: %q", stdout)
 	}
 	if !strings.Contains(stderr, "step 3/3") { // a log line (stderr is not a terminal here)
@@ -53,7 +54,7 @@ func TestTrainFolderAndResume(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "step 5/5") {
 		t.Fatalf("resume: exit %d: %s %s", code, stdout, stderr)
 	}
-	if _, err := os.Stat(train.GridPath(out, 5)); err != nil {
+	if _, err := os.Stat(checkpoint.GridPath(out, 5)); err != nil {
 		t.Fatal(err)
 	}
 	// The run directory loads for sampling.

@@ -42,7 +42,6 @@ import (
 	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
-	"github.com/ddpm-go/ddpm/train"
 )
 
 func main() {
@@ -568,7 +567,7 @@ func writeModelFile(path, config string) error {
 	if dir := filepath.Dir(path); dir != "" {
 		os.MkdirAll(dir, 0o755)
 	}
-	meta := map[string]string{train.MetaSchedule: "linear", train.MetaTimesteps: "1000", train.MetaZeroSNR: "false", train.MetaPrediction: "eps"}
+	meta := map[string]string{checkpoint.MetaSchedule: "linear", checkpoint.MetaTimesteps: "1000", checkpoint.MetaZeroSNR: "false", checkpoint.MetaPrediction: "eps"}
 	if err := checkpoint.SaveModel(path, u, meta); err != nil {
 		return err
 	}

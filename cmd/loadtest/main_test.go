@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
+
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/serve"
-	"github.com/ddpm-go/ddpm/train"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -38,12 +39,12 @@ func tinyServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := train.LoadForSampling(path, be, true)
+	s, err := checkpoint.LoadForSampling(path, be, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Model.MaxBatch = 64
-	m := &generate.Model{Net: s.Model, Schedule: s.Schedule, Prediction: s.Prediction, Source: path}
+	s.Net.MaxBatch = 64
+	m := &generate.Model{Model: *s}
 	srv, err := serve.New([]serve.Model{{Name: "tiny", Copies: []*generate.Model{m}}}, serve.Options{Queue: 2, MaxN: 64})
 	if err != nil {
 		t.Fatal(err)
