@@ -48,6 +48,10 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	return f(args[1:], stdout, stderr)
 }
 
+// classifierEngine are the engine flags of the classifier's commands: it always runs fp32, on one
+// thread unless told otherwise.
+var classifierEngine = engineOpts{engineHelp: "tensor engine: auto, dnnl or ref", precision: "-", threads: 1, threadsHelp: "engine threads (< 1 = all cores)"}
+
 // runTrainClassifier trains the feature network of FID on MNIST or Fashion-MNIST and writes its
 // weights with their provenance in the metadata.
 func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
@@ -63,8 +67,8 @@ func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
 	shiftPx := fs.Int("shift", 2, "random translation augmentation, pixels each way")
 	flip := fs.Bool("flip", false, "random horizontal flips (clothing; not for digits)")
 	seed := fs.Uint64("seed", 1, "seed of the initial weights, data order and shifts")
-	engName := fs.String("engine", "auto", "tensor engine: auto, dnnl or ref")
-	threads := fs.Int("threads", 1, "engine threads (< 1 = all cores)")
+	var eng engineFlags
+	addEngineFlags(fs, &eng, classifierEngine)
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return err
 	}
@@ -74,7 +78,7 @@ func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
 	if *batch < 1 {
 		return fmt.Errorf("--batch %d must be at least 1", *batch)
 	}
-	be, err := engine.New(*engName, "fp32", *threads)
+	be, err := engine.New(eng.engine, "fp32", eng.threads)
 	if err != nil {
 		return err
 	}
@@ -97,12 +101,12 @@ func runClassifierAccuracy(args []string, stdout, stderr io.Writer) error {
 	dataName := fs.String("data", "mnist", "mnist or fashion")
 	dataDir := fs.String("data-dir", "", "data cache directory (default ~/.cache/ddpm)")
 	path := fs.String("classifier", "", "classifier weights (default: the shipped one for --data)")
-	engName := fs.String("engine", "auto", "tensor engine: auto, dnnl or ref")
-	threads := fs.Int("threads", 1, "engine threads (< 1 = all cores)")
+	var eng engineFlags
+	addEngineFlags(fs, &eng, classifierEngine)
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return err
 	}
-	be, err := engine.New(*engName, "fp32", *threads)
+	be, err := engine.New(eng.engine, "fp32", eng.threads)
 	if err != nil {
 		return err
 	}
