@@ -35,10 +35,10 @@ func TestEpsScaleOneIsOff(t *testing.T) {
 	}
 }
 
-// TestEpsScaleParameterization: the scaling acts on the prediction, not on the network's output
+// TestEpsScalePrediction: the scaling acts on the prediction, not on the network's output
 // format: a v-predicting and an x0-predicting oracle, scaled, give the scaled eps-predicting oracle's
 // samples with every sampler. For eps models it is the same as scaling the network's output.
-func TestEpsScaleParameterization(t *testing.T) {
+func TestEpsScalePrediction(t *testing.T) {
 	sch := mustSchedule(t, "linear", 1000, false)
 	m := &Mixture{Weights: []float64{0.5, 0.5}, Means: [][]float64{{-1, 0.5, 0}, {0.8, -0.2, 0.4}}, Stds: []float64{0.2, 0.3}}
 	const c = 1.03

@@ -136,9 +136,9 @@ func TestPosteriorBayes(t *testing.T) {
 	}
 }
 
-// TestParameterizations checks the eps/x0/v conversions and targets against each other, and the loss
+// TestPredictions checks the eps/x0/v conversions and targets against each other, and the loss
 // weighting stated in Loss's doc comment.
-func TestParameterizations(t *testing.T) {
+func TestPredictions(t *testing.T) {
 	s := mustSchedule(t, "cosine", 1000, false)
 	r := rand.New(rand.NewPCG(3, 4))
 	const D = 5

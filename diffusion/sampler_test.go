@@ -209,9 +209,9 @@ func TestSamplerErrors(t *testing.T) {
 	}
 }
 
-// TestClipX0: with clipping, the final sample is a clipped x0 prediction, so it lies in [-1, 1] even for
+// TestClip: with clipping, the final sample is a clipped x0 prediction, so it lies in [-1, 1] even for
 // a mixture that does not.
-func TestClipX0(t *testing.T) {
+func TestClip(t *testing.T) {
 	s := mustSchedule(t, "linear", 200, false)
 	o := &Oracle{Mixture: testMixture(), Schedule: s}
 	for _, sm := range []Sampler{&DDPM{Schedule: s, Clip: true}, &DDIM{Schedule: s, Steps: 20, Clip: true}} {
