@@ -13,7 +13,7 @@ import (
 // server decodes it from a request under its JSON names. Zero values mean defaults; settings that
 // belong to another sampler are errors rather than silently ignored.
 type SamplerSpec struct {
-	Name     string  `json:"sampler"`   // one of diffusion.SamplerNames(): ddpm, ddim, dpm-solver++, plms
+	Name     string  `json:"sampler"`   // one of diffusion.SamplerNames(): ddpm, ddim (default), dpm-solver++, plms
 	Variance string  `json:"variance"`  // ddpm only: "beta" (default) or "posterior"
 	Steps    int     `json:"steps"`     // in [1, T]; 0: T for ddpm, min(50, T) for the others
 	Eta      float64 `json:"eta"`       // ddim only: in [0, MaxEta]
@@ -28,8 +28,9 @@ type SamplerSpec struct {
 // added noise swamps every image; epsilon scaling (Ning et al. 2024) moves eps by a few percent, and
 // a factor past 2 only amplifies the network's error. The caps turn a typo into an error.
 const (
-	MaxEta      = 10
-	MaxEpsScale = 2
+	DefaultSampler = "ddim" // what an empty Name selects: deterministic, 50 steps by default
+	MaxEta         = 10
+	MaxEpsScale    = 2
 )
 
 // FieldError is a SamplerSpec setting that is out of range or does not apply to the chosen sampler.
@@ -55,6 +56,9 @@ func fieldErr(field, format string, args ...any) *FieldError {
 // *FieldError. The diffusion constructors check again, as the last guard.
 func (sp SamplerSpec) Validate(T int) error {
 	name := sp.Name
+	if name == "" {
+		name = DefaultSampler
+	}
 	if !slices.Contains(diffusion.SamplerNames(), name) {
 		return fieldErr("sampler", "%q: unknown sampler (want %s)", name, strings.Join(diffusion.SamplerNames(), ", "))
 	}
@@ -92,12 +96,33 @@ func (sp SamplerSpec) Validate(T int) error {
 	return nil
 }
 
+// ValidateGiven is Validate for a spec whose fields a client set one by one (flags, a JSON request):
+// given reports whether the client set a field, by its JSON name. A zero value the client gave is an
+// error where zero is not a setting but the marker for "default" (steps 0, eps_scale 0, an empty
+// sampler, variance or spacing), so an explicit 0 never silently becomes the default.
+func (sp SamplerSpec) ValidateGiven(T int, given func(field string) bool) error {
+	for _, f := range []struct {
+		name string
+		zero bool
+		val  any
+	}{{"sampler", sp.Name == "", `""`}, {"steps", sp.Steps == 0, 0}, {"eps_scale", sp.EpsScale == 0, 0},
+		{"variance", sp.Variance == "", `""`}, {"spacing", sp.Spacing == "", `""`}} {
+		if f.zero && given(f.name) {
+			return fieldErr(f.name, "%v: give a value or leave it out for the default", f.val)
+		}
+	}
+	return sp.Validate(T)
+}
+
 // New validates the spec and builds the sampler for schedule s through diffusion.NewSampler. It
 // returns the spec with its defaults filled in (steps, variance, spacing), which is what String
 // should describe.
 func (sp SamplerSpec) New(s *schedule.Schedule) (diffusion.Sampler, SamplerSpec, error) {
 	if err := sp.Validate(s.T); err != nil {
 		return nil, sp, err
+	}
+	if sp.Name == "" {
+		sp.Name = DefaultSampler
 	}
 	if sp.Spacing == "" {
 		sp.Spacing = diffusion.Linspace.String()

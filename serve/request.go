@@ -255,6 +255,15 @@ type plan struct {
 	every int
 }
 
+// specFieldErr answers a sampler spec's error under the field it names.
+func specFieldErr(err error) *FieldError {
+	var fe *generate.FieldError
+	if errors.As(err, &fe) {
+		return fieldErr(fe.Field, "%s", fe.Msg)
+	}
+	return fieldErr("sampler", "%v", err)
+}
+
 // validate checks a request against the models and limits, filling in defaults. Every error is a
 // *FieldError naming the parameter.
 func (s *Server) validate(req Request, stream bool) (plan, error) {
@@ -262,8 +271,7 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	for _, f := range []struct {
 		name  string
 		empty bool
-	}{{"model", req.Model == ""}, {"sampler", req.Name == ""}, {"variance", req.Variance == ""},
-		{"spacing", req.Spacing == ""}, {"format", req.Format == ""}} {
+	}{{"model", req.Model == ""}, {"format", req.Format == ""}} {
 		if f.empty && req.given.given(f.name) {
 			return p, fieldErr(f.name, "empty; leave the field out to get its default")
 		}
@@ -282,8 +290,11 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	}
 	m := s.models[p.model]
 	T := m.Schedule.T
+	if err := req.SamplerSpec.ValidateGiven(T, req.given.given); err != nil {
+		return p, specFieldErr(err)
+	}
 	if req.Name == "" {
-		req.Name = "ddim"
+		req.Name = generate.DefaultSampler
 	}
 	if req.N == 0 && !req.given.given("n") {
 		req.N = min(16, s.opt.MaxN)
@@ -292,11 +303,8 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 		return p, fieldErr("n", "%d outside [1, %d] (the server's --max-n)", req.N, s.opt.MaxN)
 	}
 	maxSteps := min(T, s.opt.MaxSteps)
-	if req.Steps < 0 || req.Steps > maxSteps || (req.Steps == 0 && req.given.given("steps")) {
+	if req.Steps > maxSteps {
 		return p, fieldErr("steps", "%d outside [1, %d] (model T=%d, server --max-steps %d)", req.Steps, maxSteps, T, s.opt.MaxSteps)
-	}
-	if req.EpsScale == 0 && req.given.given("eps_scale") {
-		return p, fieldErr("eps_scale", "0 must be a number in (0, %d] (default 1)", generate.MaxEpsScale)
 	}
 	switch req.Format {
 	case "":
@@ -309,11 +317,8 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 		return p, fieldErr("format", "the stream sends PNG frames only; use POST /v1/samples for npz")
 	}
 	_, full, err := req.SamplerSpec.New(m.Schedule)
-	var fe *generate.FieldError
-	if errors.As(err, &fe) {
-		return p, fieldErr(fe.Field, "%s", fe.Msg)
-	} else if err != nil {
-		return p, fieldErr("sampler", "%v", err)
+	if err != nil {
+		return p, specFieldErr(err)
 	}
 	if full.Steps > s.opt.MaxSteps {
 		return p, fieldErr("steps", "the %s default of %d steps is above the server's --max-steps %d; pass steps", req.Name, full.Steps, s.opt.MaxSteps)
