@@ -5,6 +5,7 @@
 package plot
 
 import (
+	"bufio"
 	"fmt"
 	"image"
 	"image/color"
@@ -12,6 +13,7 @@ import (
 	"image/png"
 	"io"
 	"math"
+	"os"
 	"strconv"
 
 	"golang.org/x/image/font"
@@ -455,3 +457,22 @@ func heat(u float64) color.RGBA {
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// WriteFile creates path and lets draw fill it (Lines, ScatterDensity), reporting errors with the
+// path.
+func WriteFile(path string, draw func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	if err := draw(w); err != nil {
+		f.Close()
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}

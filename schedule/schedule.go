@@ -10,8 +10,11 @@
 package schedule
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -146,4 +149,18 @@ func linspace(a, b float64, n int) []float64 {
 	}
 	out[n-1] = b
 	return out
+}
+
+// WriteCSV writes the schedule as a table, one row per t: t, beta, alpha_bar, alpha,
+// sqrt(alpha_bar) and the SNR alpha_bar / (1 - alpha_bar), at full float64 precision so that
+// other tools reproduce the tables exactly.
+func (s *Schedule) WriteCSV(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "t,beta,alpha_bar,alpha,sqrt_alpha_bar,snr")
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	for t := 0; t < s.T; t++ {
+		fmt.Fprintf(bw, "%d,%s,%s,%s,%s,%s\n", t, f(s.Betas[t]), f(s.AlphaBar[t]), f(s.Alphas[t]),
+			f(math.Sqrt(s.AlphaBar[t])), f(s.SNR(t)))
+	}
+	return bw.Flush()
 }

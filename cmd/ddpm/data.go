@@ -65,34 +65,6 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// parseSplit is the --split of data show and encode.
-func parseSplit(s string) (data.Split, error) {
-	sp, ok := map[string]data.Split{"train": data.Train, "test": data.Test}[s]
-	if !ok {
-		return sp, fmt.Errorf("--split %q: want train or test", s)
-	}
-	return sp, nil
-}
-
-// sourceNames expands "all" and checks every name before any work starts.
-func sourceNames(pos []string) ([]string, error) {
-	if len(pos) == 0 {
-		return nil, fmt.Errorf("name a dataset: %s, or all", strings.Join(data.Names(), ", "))
-	}
-	var names []string
-	for _, p := range pos {
-		if p == "all" {
-			names = append(names, data.Names()...)
-			continue
-		}
-		if _, err := data.Lookup(p); err != nil {
-			return nil, err
-		}
-		names = append(names, p)
-	}
-	return names, nil
-}
-
 func dataFetch(sub string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("data "+sub, stderr)
 	dir := fs.String("dir", "", "data directory (default $"+data.EnvDir+" or the user cache dir + /ddpm)")
@@ -100,7 +72,7 @@ func dataFetch(sub string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	names, err := sourceNames(pos)
+	names, err := data.ExpandNames(pos)
 	if err != nil {
 		return err
 	}
@@ -149,7 +121,7 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	if *grid != "" && *n > maxGridImages {
 		return fmt.Errorf("--n %d: at most %d images in one --grid", *n, maxGridImages)
 	}
-	sp, err := parseSplit(*split)
+	sp, err := data.ParseSplit(*split)
 	if err != nil {
 		return err
 	}
@@ -160,17 +132,7 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: %d images of %dx%dx%d, loaded in %.2fs\n", set.Name, set.N, set.C, set.H, set.W, time.Since(t0).Seconds())
 	if set.Labels != nil {
-		var count [256]int
-		for _, l := range set.Labels {
-			count[l]++
-		}
-		fmt.Fprint(stdout, "labels:")
-		for l, c := range count {
-			if c > 0 {
-				fmt.Fprintf(stdout, " %d:%d", l, c)
-			}
-		}
-		fmt.Fprintln(stdout)
+		fmt.Fprintln(stdout, "labels:", set.LabelCounts())
 	}
 	if *grid != "" {
 		k := min(max(*n, 1), set.N)

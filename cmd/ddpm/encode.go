@@ -110,7 +110,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 
 // loadImages loads images first..first+n-1 of a data set's split ("train" or "test").
 func loadImages(name, dir, split string, first, n int) (*data.Set, []float32, error) {
-	sp, err := parseSplit(split)
+	sp, err := data.ParseSplit(split)
 	if err != nil {
 		return nil, nil, err
 	}

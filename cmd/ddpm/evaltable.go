@@ -8,6 +8,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/eval/fid"
 	"github.com/ddpm-go/ddpm/internal/safeio"
+	"github.com/ddpm-go/ddpm/plot"
 )
 
 // runEvalTable turns the JSON lines of several `ddpm eval fid` runs into the markdown table of the
@@ -42,7 +43,7 @@ func runEvalTable(args []string, stdout, stderr io.Writer) error {
 	if *plotPath == "" {
 		return nil
 	}
-	return writePNG(*plotPath, func(w io.Writer) error {
+	return plot.WriteFile(*plotPath, func(w io.Writer) error {
 		left, err := t.Plot(w)
 		if left > 0 {
 			fmt.Fprintf(stderr, "plot: left out %d cell(s) not at n = %d (draw them with --n)\n", left, t.Usual)

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"strconv"
 
 	"github.com/ddpm-go/ddpm/plot"
 	"github.com/ddpm-go/ddpm/schedule"
@@ -52,14 +48,7 @@ func runSchedule(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(stdout)
-	fmt.Fprintln(w, "t,beta,alpha_bar,alpha,sqrt_alpha_bar,snr")
-	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	for t := 0; t < s.T; t++ {
-		fmt.Fprintf(w, "%d,%s,%s,%s,%s,%s\n", t, f(s.Betas[t]), f(s.AlphaBar[t]), f(s.Alphas[t]),
-			f(math.Sqrt(s.AlphaBar[t])), f(s.SNR(t)))
-	}
-	if err := w.Flush(); err != nil {
+	if err := s.WriteCSV(stdout); err != nil {
 		return err
 	}
 	if *plotPath == "" {
@@ -73,26 +62,8 @@ func runSchedule(args []string, stdout, stderr io.Writer) error {
 	if s.ZeroSNR {
 		title += ", zero SNR"
 	}
-	return writePNG(*plotPath, func(w io.Writer) error {
+	return plot.WriteFile(*plotPath, func(w io.Writer) error {
 		return plot.Lines(w, plot.Options{Title: title, XLabel: "t", YLabel: "value", YMin: 0, YMax: 1},
 			plot.Series{Name: "alpha_bar", X: ts, Y: s.AlphaBar}, plot.Series{Name: "beta", X: ts, Y: s.Betas})
 	})
-}
-
-// writePNG creates path and lets draw fill it, reporting errors with the path.
-func writePNG(path string, draw func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	if err := draw(w); err != nil {
-		f.Close()
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
 }

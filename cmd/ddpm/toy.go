@@ -11,6 +11,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/plot"
 	"github.com/ddpm-go/ddpm/schedule"
 	"github.com/ddpm-go/ddpm/toy"
 )
@@ -114,5 +115,5 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 	if f.plot == "" {
 		return nil
 	}
-	return writePNG(f.plot, func(w io.Writer) error { return toy.Plot(w, spec.String(), m, x, f.n) })
+	return plot.WriteFile(f.plot, func(w io.Writer) error { return toy.Plot(w, spec.String(), m, x, f.n) })
 }

@@ -11,8 +11,6 @@ import (
 	"syscall"
 
 	"github.com/ddpm-go/ddpm/generate"
-	"github.com/ddpm-go/ddpm/internal/sysmem"
-	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/train"
 )
 
@@ -59,7 +57,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if err := checkTrainMemory(cfg); err != nil {
+	if err := train.CheckMemory(cfg); err != nil {
 		return err
 	}
 
@@ -75,21 +73,4 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "trained %s to step %d/%d on %s: loss %.5f, %.1f img/s, wall %s\ncheckpoint %s\ngrid %s\n",
 		cfg.Out, res.Step, res.Steps, res.Backend, res.Loss, res.ImgPerSec, res.Wall.Round(1e9), res.Checkpoint, res.Grid)
 	return nil
-}
-
-// checkTrainMemory refuses a run whose forward pass alone, at its batch, needs more than the
-// machine's memory, sized from the model config without building the network: train.Run sizes a
-// step by running the network on one image, which for a config of small weights over huge images
-// (16384x16384) is itself tens of gigabytes. A training step needs more than a forward pass (the
-// gradients, the optimizer's state), which train.Run then checks.
-func checkTrainMemory(cfg train.Config) error {
-	mcfg, err := nn.LoadConfig(cfg.Model)
-	if err != nil {
-		return err
-	}
-	need, err := nn.InferenceBytes(mcfg, cfg.Batch)
-	if err != nil {
-		return err
-	}
-	return sysmem.Check(fmt.Sprintf("training %s (%dx%dx%d images) at --batch %d", mcfg.Name, mcfg.InChannels, mcfg.ImageSize, mcfg.ImageSize, cfg.Batch), need)
 }

@@ -1,0 +1,51 @@
+package data
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ParseSplit reads a split's name as the commands' --split flag spells it.
+func ParseSplit(s string) (Split, error) {
+	sp, ok := map[string]Split{"train": Train, "test": Test}[s]
+	if !ok {
+		return sp, fmt.Errorf("--split %q: want train or test", s)
+	}
+	return sp, nil
+}
+
+// ExpandNames expands "all" to every dataset and checks every name, so a typo in the last of
+// several names is found before the first is fetched.
+func ExpandNames(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("name a dataset: %s, or all", strings.Join(Names(), ", "))
+	}
+	var out []string
+	for _, n := range names {
+		if n == "all" {
+			out = append(out, Names()...)
+			continue
+		}
+		if _, err := Lookup(n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// LabelCounts lists how many images carry each label, "label:count" by increasing label (a
+// dataset's balance at a glance).
+func (s *Set) LabelCounts() string {
+	var count [256]int
+	for _, l := range s.Labels {
+		count[l]++
+	}
+	var parts []string
+	for l, c := range count {
+		if c > 0 {
+			parts = append(parts, fmt.Sprintf("%d:%d", l, c))
+		}
+	}
+	return strings.Join(parts, " ")
+}
