@@ -40,6 +40,9 @@ func runEvalFID(args []string, stdout, stderr io.Writer) error {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	o.Engine, o.Precision, o.Threads, o.EMA, o.LimitN = eng.engine, eng.precision, eng.threads, eng.ema && !eng.noEMA, set["n"]
+	if err := checkSpec(fs, o.Spec); err != nil {
+		return err
+	}
 	if err := checkFIDFlags(o, set); err != nil {
 		return err
 	}
@@ -71,9 +74,6 @@ func checkFIDFlags(o fid.Options, set map[string]bool) error {
 				return fmt.Errorf("--%s applies to sampling; --npz scores existing images", name)
 			}
 		}
-	}
-	if set["steps"] && o.Spec.Steps < 1 {
-		return fmt.Errorf("--steps %d must be at least 1", o.Spec.Steps)
 	}
 	return o.Validate()
 }

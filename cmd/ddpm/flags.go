@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -105,5 +106,18 @@ func atLeast(fs *flag.FlagSet, lo map[string]int64) error {
 			err = fmt.Errorf("--%s %d must be >= %d", f.Name, v, min)
 		}
 	})
+	return err
+}
+
+// checkSpec applies SamplerSpec.ValidateGiven to the sampler flags as given, against a stand-in T
+// (the model's own is checked once it is loaded), so a typo costs nothing; the error names its flag.
+func checkSpec(fs *flag.FlagSet, spec generate.SamplerSpec) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[strings.ReplaceAll(f.Name, "-", "_")] = true })
+	err := spec.ValidateGiven(max(1000, spec.Steps), func(field string) bool { return set[field] })
+	var fe *generate.FieldError
+	if errors.As(err, &fe) {
+		return errors.New(fe.Flag())
+	}
 	return err
 }

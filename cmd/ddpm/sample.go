@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -55,6 +54,9 @@ func parseSampleFlags(args []string, stderr io.Writer) (*sampleFlags, error) {
 		return nil, err
 	}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if err := checkSpec(fs, f.spec); err != nil {
+		return nil, err
+	}
 	if err := atLeast(fs, map[string]int64{"steps": 1, "n": 1, "start": 0, "batch": 1, "chunk": -1, "threads": 0, "cols": 0, "gif-n": 1, "gif-every": 0}); err != nil {
 		return nil, err
 	}
@@ -121,8 +123,6 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 
 func (f *sampleFlags) validate() error {
 	switch {
-	case !(f.spec.EpsScale > 0) || math.IsInf(f.spec.EpsScale, 0):
-		return fmt.Errorf("--eps-scale %v must be a finite number > 0", f.spec.EpsScale)
 	case f.out.GIFN > maxGifImages:
 		return fmt.Errorf("--gif-n %d: at most %d (every recorded step of each is kept in memory)", f.out.GIFN, maxGifImages)
 	case f.set["ema"] && f.set["no-ema"]:
@@ -139,12 +139,6 @@ func (f *sampleFlags) validate() error {
 		if err := os.MkdirAll(f.out.Dir, 0o755); err != nil {
 			return fmt.Errorf("--out-dir: %w", err)
 		}
-	}
-	// Check the sampler settings before loading anything, against a stand-in T (the model's own is
-	// checked once it is loaded), so a typo costs nothing.
-	var fe *generate.FieldError
-	if err := f.spec.Validate(max(1000, f.spec.Steps)); errors.As(err, &fe) {
-		return errors.New(fe.Flag())
 	}
 	// checkFlags saw to --grid's and --gif's directories; --npz is an input elsewhere (eval fid).
 	if f.out.NPZ != "" {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -258,8 +257,6 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--kid-subsets must be >= 1 and --kid-subset-size >= 2")
 	case !(o.Threshold > 0 && o.Threshold <= 1):
 		return fmt.Errorf("--confidence %v outside (0, 1]", o.Threshold)
-	case !(o.Spec.EpsScale > 0) || math.IsInf(o.Spec.EpsScale, 0):
-		return fmt.Errorf("--eps-scale %v must be a finite number > 0", o.Spec.EpsScale)
 	}
 	if o.NPZ != "" {
 		return nil
