@@ -49,3 +49,15 @@ func (s *Set) LabelCounts() string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// LoadRange loads a data set's split and returns it with its images first..first+n-1.
+func LoadRange(name, dir string, split Split, first, n int) (*Set, []float32, error) {
+	set, err := Load(name, dir, split)
+	if err != nil {
+		return nil, nil, err
+	}
+	if first < 0 || n < 0 || first > set.N-n {
+		return nil, nil, fmt.Errorf("images %d..%d requested, %s has %d", first, first+n-1, set.Name, set.N)
+	}
+	return set, set.Images[first*set.Size() : (first+n)*set.Size()], nil
+}

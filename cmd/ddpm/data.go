@@ -31,21 +31,11 @@ The data directory is --dir, else $%[2]s, else $XDG_CACHE_HOME/ddpm (~/.cache/dd
 `
 
 func runData(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(stderr, dataUsage, strings.Join(data.Names(), ", "), data.EnvDir)
-		if len(args) == 0 {
-			return fmt.Errorf("missing subcommand")
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "fetch", "verify":
-		return dataFetch(args[0], args[1:], stdout, stderr)
-	case "show":
-		return dataShow(args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, dataUsage, strings.Join(data.Names(), ", "), data.EnvDir)
-	return fmt.Errorf("unknown subcommand %q", args[0])
+	return subcommands(map[string]func([]string, io.Writer, io.Writer) error{
+		"fetch":  func(a []string, o, e io.Writer) error { return dataFetch("fetch", a, o, e) },
+		"verify": func(a []string, o, e io.Writer) error { return dataFetch("verify", a, o, e) },
+		"show":   dataShow,
+	}, func(w io.Writer) { fmt.Fprintf(w, dataUsage, strings.Join(data.Names(), ", "), data.EnvDir) }, args, stdout, stderr)
 }
 
 // parseInterspersed parses flags that may come before or after the positional arguments, so both

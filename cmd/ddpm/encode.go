@@ -66,7 +66,11 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := checkExt("out", rt.Latents, ".npy"); err != nil {
 		return err
 	}
-	set, x0, err := loadImages(*dataName, *dataDir, *split, *first, *n)
+	sp, err := data.ParseSplit(*split)
+	if err != nil {
+		return err
+	}
+	set, x0, err := data.LoadRange(*dataName, *dataDir, sp, *first, *n)
 	if err != nil {
 		return err
 	}
@@ -106,20 +110,4 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	b, _ := json.Marshal(encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Source: m.Source, Secs: time.Since(t0).Seconds()})
 	fmt.Fprintln(stdout, string(b))
 	return nil
-}
-
-// loadImages loads images first..first+n-1 of a data set's split ("train" or "test").
-func loadImages(name, dir, split string, first, n int) (*data.Set, []float32, error) {
-	sp, err := data.ParseSplit(split)
-	if err != nil {
-		return nil, nil, err
-	}
-	set, err := data.Load(name, dir, sp)
-	if err != nil {
-		return nil, nil, err
-	}
-	if first+n > set.N {
-		return nil, nil, fmt.Errorf("images %d..%d requested, %s %s has %d", first, first+n-1, name, split, set.N)
-	}
-	return set, set.Images[first*set.Size() : (first+n)*set.Size()], nil
 }

@@ -29,23 +29,14 @@ var evalCommands = map[string]func(args []string, stdout, stderr io.Writer) erro
 }
 
 func runEval(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+	return subcommands(evalCommands, func(w io.Writer) {
 		names := make([]string, 0, len(evalCommands))
 		for n := range evalCommands {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		fmt.Fprintf(stderr, "usage: ddpm eval {%s} [flags]\n", strings.Join(names, "|"))
-		if len(args) == 0 {
-			return fmt.Errorf("missing subcommand (want %s)", strings.Join(names, ", "))
-		}
-		return nil
-	}
-	f, ok := evalCommands[args[0]]
-	if !ok {
-		return fmt.Errorf("unknown eval subcommand %q", args[0])
-	}
-	return f(args[1:], stdout, stderr)
+		fmt.Fprintf(w, "usage: ddpm eval {%s} [flags]\n", strings.Join(names, "|"))
+	}, args, stdout, stderr)
 }
 
 // classifierEngine are the engine flags of the classifier's commands: it always runs fp32, on one

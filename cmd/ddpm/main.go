@@ -81,3 +81,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// subcommands runs the subcommand args[0] of a command with subcommands (data, eval), printing
+// usage for -h, no subcommand or an unknown one.
+func subcommands(subs map[string]func(args []string, stdout, stderr io.Writer) error, usage func(io.Writer), args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return fmt.Errorf("missing subcommand")
+		}
+		return flag.ErrHelp
+	}
+	f, ok := subs[args[0]]
+	if !ok {
+		usage(stderr)
+		return fmt.Errorf("unknown subcommand %q", args[0])
+	}
+	return f(args[1:], stdout, stderr)
+}
