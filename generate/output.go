@@ -2,6 +2,7 @@ package generate
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/ddpm-go/ddpm/diffusion"
@@ -27,6 +28,45 @@ type Outputs struct {
 	px         []uint8
 	npz        *imageio.ImagesNPZ
 	rec        *Recorder
+}
+
+// Bounds of a sampling job's outputs, checked by Check before any work.
+const (
+	// MaxImages bounds a job's n: 2^31 keeps global indices in an int32 and file names in six to ten
+	// digits; large jobs stream to Dir or NPZ batch by batch.
+	MaxImages = 1 << 31
+	// MaxGridImages bounds a PNG grid, which is assembled in memory (28x28 images at this count make
+	// a 4,600 x 4,600 picture).
+	MaxGridImages = 25_000
+	// MaxGIFImages bounds GIFN: each image's x_t and x0 are kept at every recorded step (about 40),
+	// and a GIF is at most 65,535 pixels tall.
+	MaxGIFImages = 256
+)
+
+// Check refuses, before a model is loaded, outputs that cannot be written for images
+// start..start+n-1, and makes Dir (or finds it unusable) now rather than after the sampling.
+func (o *Outputs) Check(start, n int) error {
+	switch {
+	case o.GIFN > MaxGIFImages:
+		return fmt.Errorf("--gif-n %d: at most %d (every recorded step of each is kept in memory)", o.GIFN, MaxGIFImages)
+	case o.Grid == "" && o.Dir == "" && o.NPZ == "":
+		return fmt.Errorf("nowhere to write the images: give --grid FILE.png, --out-dir DIR or --npz FILE.npz")
+	case start > MaxImages-n: // not start+n, which overflows for a start near the largest int
+		return fmt.Errorf("--start %d + --n %d: image indices past %d", start, n, MaxImages)
+	case o.Grid != "" && n > MaxGridImages:
+		return fmt.Errorf("--grid of %d images: at most %d in one picture (use --out-dir or --npz)", n, MaxGridImages)
+	}
+	if o.Dir != "" {
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return fmt.Errorf("--out-dir: %w", err)
+		}
+	}
+	if o.NPZ != "" {
+		if st, err := os.Stat(filepath.Dir(o.NPZ)); err != nil || !st.IsDir() {
+			return fmt.Errorf("--npz %q: directory %s does not exist", o.NPZ, filepath.Dir(o.NPZ))
+		}
+	}
+	return nil
 }
 
 // Open readies the outputs for j on m and hooks them into j (Emit, and Step for the GIF ahead of

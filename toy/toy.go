@@ -17,6 +17,7 @@ import (
 	"github.com/ddpm-go/ddpm/internal/safeio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
 	"github.com/ddpm-go/ddpm/plot"
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // Start returns the x_T of n points of dimension D: none (the sampler draws them) without an init
@@ -180,4 +181,54 @@ func Plot(w io.Writer, title string, m *diffusion.Mixture, x []float64, n int) e
 		return math.Exp(m.LogDensity(p, 1))
 	}
 	return plot.ScatterDensity(w, opt, xs, ys, density)
+}
+
+// Setup builds the diffusion process of a toy run: the schedule and what the oracle outputs. Zero
+// terminal SNR (Lin et al. 2023) needs x0 or v: at alpha_bar = 0 eps does not determine x0.
+func Setup(name string, T int, zeroSNR bool, prediction string) (*schedule.Schedule, diffusion.Prediction, error) {
+	s, err := schedule.New(name, T, zeroSNR)
+	if err != nil {
+		return nil, 0, err
+	}
+	pred, err := diffusion.ParsePrediction(prediction)
+	if err != nil {
+		return nil, 0, err
+	}
+	if zeroSNR && pred == diffusion.Eps {
+		return nil, 0, fmt.Errorf("--zero-snr needs --prediction x0 or v: eps does not determine x0 where alpha_bar = 0")
+	}
+	return s, pred, nil
+}
+
+// Outputs are where a toy run's n samples x of mixture m go: CSV to the file Out (or csv when
+// empty), with Stats the recovery report to report, and with Plot the samples over the density.
+type Outputs struct {
+	Out, Plot string
+	Stats     bool
+}
+
+// Write writes the samples to every output asked for; title names the sampler in the report and
+// the plot.
+func (o Outputs) Write(csv, report io.Writer, title string, m *diffusion.Mixture, x []float64, n int) error {
+	D := m.Dim()
+	var err error
+	if o.Out == "" {
+		err = WriteCSV(csv, x, D)
+	} else {
+		err = WriteCSVFile(o.Out, x, D)
+	}
+	if err != nil {
+		return err
+	}
+	if o.Stats {
+		rec, err := diffusion.Fit(m, x, n)
+		if err != nil {
+			return err
+		}
+		Report(report, title, m, rec, n)
+	}
+	if o.Plot == "" {
+		return nil
+	}
+	return plot.WriteFile(o.Plot, func(w io.Writer) error { return Plot(w, title, m, x, n) })
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/schedule"
 )
 
@@ -21,16 +22,9 @@ const (
 	// of them and no paper goes past 4,000.
 	maxTimesteps = schedule.MaxTimesteps
 	// maxFrames bounds interpolate's frames per row (each frame is a decoded image in the strip).
-	maxFrames = 1_000
-	// maxGridImages bounds a PNG grid, which is assembled in memory (the shipped model's 28x28 at
-	// this count is a 4,600 x 4,600 picture).
-	maxGridImages = 25_000
-	// maxGifImages bounds sample's --gif-n: each image's x_t and x0 are kept at every recorded step
-	// (about 40), and a GIF is at most 65,535 pixels tall.
-	maxGifImages = 256
-	// maxImages bounds n of a sampling job: 2^31 keeps global indices in an int32 and file names
-	// in six to ten digits; large jobs stream to --out-dir or --npz batch by batch.
-	maxImages = 1 << 31
+	maxFrames     = 1_000
+	maxGridImages = generate.MaxGridImages
+	maxImages     = generate.MaxImages
 )
 
 // maxThreads is the largest thread count worth asking for: OpenMP starts every thread it is given,

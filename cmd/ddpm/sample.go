@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"time"
 
 	"github.com/ddpm-go/ddpm/engine"
@@ -122,29 +121,8 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 }
 
 func (f *sampleFlags) validate() error {
-	switch {
-	case f.out.GIFN > maxGifImages:
-		return fmt.Errorf("--gif-n %d: at most %d (every recorded step of each is kept in memory)", f.out.GIFN, maxGifImages)
-	case f.set["ema"] && f.set["no-ema"]:
+	if f.set["ema"] && f.set["no-ema"] {
 		return fmt.Errorf("give --ema or --no-ema, not both")
-	case f.out.Grid == "" && f.out.Dir == "" && f.out.NPZ == "":
-		return fmt.Errorf("nowhere to write the images: give --grid FILE.png, --out-dir DIR or --npz FILE.npz")
-	case f.start > maxImages-f.n:
-		return fmt.Errorf("--start %d + --n %d: image indices past %d", f.start, f.n, maxImages)
-	case f.out.Grid != "" && f.n > maxGridImages:
-		return fmt.Errorf("--grid of %d images: at most %d in one picture (use --out-dir or --npz)", f.n, maxGridImages)
 	}
-	// --out-dir is made (or found unusable) now, not after minutes of sampling.
-	if f.out.Dir != "" {
-		if err := os.MkdirAll(f.out.Dir, 0o755); err != nil {
-			return fmt.Errorf("--out-dir: %w", err)
-		}
-	}
-	// checkFlags saw to --grid's and --gif's directories; --npz is an input elsewhere (eval fid).
-	if f.out.NPZ != "" {
-		if st, err := os.Stat(filepath.Dir(f.out.NPZ)); err != nil || !st.IsDir() {
-			return fmt.Errorf("--npz %q: directory %s does not exist", f.out.NPZ, filepath.Dir(f.out.NPZ))
-		}
-	}
-	return nil
+	return f.out.Check(f.start, f.n)
 }

@@ -11,8 +11,6 @@ import (
 
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/generate"
-	"github.com/ddpm-go/ddpm/plot"
-	"github.com/ddpm-go/ddpm/schedule"
 	"github.com/ddpm-go/ddpm/toy"
 )
 
@@ -22,12 +20,13 @@ func init() {
 
 // toyFlags are the flags of `ddpm toy`.
 type toyFlags struct {
-	mixture, schedule, prediction, init, out, plot string
-	spec                                           generate.SamplerSpec
-	T, n                                           int
-	zeroSNR, stats                                 bool
-	seed                                           uint64
-	set                                            map[string]bool
+	mixture, schedule, prediction, init string
+	spec                                generate.SamplerSpec
+	T, n                                int
+	zeroSNR                             bool
+	outputs                             toy.Outputs
+	seed                                uint64
+	set                                 map[string]bool
 }
 
 func parseToyFlags(args []string, stderr io.Writer) (*toyFlags, error) {
@@ -44,9 +43,9 @@ func parseToyFlags(args []string, stderr io.Writer) (*toyFlags, error) {
 	fs.IntVar(&f.n, "n", 1000, "number of samples (ignored with --init)")
 	fs.Uint64Var(&f.seed, "seed", 0, "random seed")
 	fs.StringVar(&f.init, "init", "", "read x_T from this CSV (header d0,d1,...); N is its row count")
-	fs.StringVar(&f.out, "out", "", "write the samples' CSV here instead of stdout")
-	fs.StringVar(&f.plot, "plot", "", "draw the samples over the true density to this PNG (2-D mixtures)")
-	fs.BoolVar(&f.stats, "stats", false, "print how well the samples recover the mixture (weights, means, stds) to stderr")
+	fs.StringVar(&f.outputs.Out, "out", "", "write the samples' CSV here instead of stdout")
+	fs.StringVar(&f.outputs.Plot, "plot", "", "draw the samples over the true density to this PNG (2-D mixtures)")
+	fs.BoolVar(&f.outputs.Stats, "stats", false, "print how well the samples recover the mixture (weights, means, stds) to stderr")
 	if err := parseFlagsOneLine(fs, args, stderr); err != nil {
 		return nil, err
 	}
@@ -67,16 +66,9 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	D := m.Dim()
-	s, err := schedule.New(f.schedule, f.T, f.zeroSNR)
+	s, pred, err := toy.Setup(f.schedule, f.T, f.zeroSNR, f.prediction)
 	if err != nil {
 		return err
-	}
-	pred, err := diffusion.ParsePrediction(f.prediction)
-	if err != nil {
-		return err
-	}
-	if f.zeroSNR && pred == diffusion.Eps {
-		return fmt.Errorf("--zero-snr needs --prediction x0 or v: eps does not determine x0 where alpha_bar = 0")
 	}
 	sampler, spec, err := f.spec.New(s)
 	if fe := (*generate.FieldError)(nil); errors.As(err, &fe) {
@@ -88,7 +80,7 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 	if opts.XT, f.n, err = toy.Start(f.init, f.n, f.set["n"], D); err != nil {
 		return err
 	}
-	if f.plot != "" && D != 2 {
+	if f.outputs.Plot != "" && D != 2 {
 		return fmt.Errorf("--plot needs a 2-D mixture, %s is %d-D", f.mixture, D)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -97,23 +89,5 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if f.out == "" {
-		err = toy.WriteCSV(stdout, x, D)
-	} else {
-		err = toy.WriteCSVFile(f.out, x, D)
-	}
-	if err != nil {
-		return err
-	}
-	if f.stats {
-		rec, err := diffusion.Fit(m, x, f.n)
-		if err != nil {
-			return err
-		}
-		toy.Report(stderr, spec.String(), m, rec, f.n)
-	}
-	if f.plot == "" {
-		return nil
-	}
-	return plot.WriteFile(f.plot, func(w io.Writer) error { return toy.Plot(w, spec.String(), m, x, f.n) })
+	return f.outputs.Write(stdout, stderr, spec.String(), m, x, f.n)
 }
