@@ -38,6 +38,14 @@ type Report struct {
 	Verify  time.Duration
 }
 
+// Describe is the report's line for a person; took is the wall time of the whole fetch.
+func (r *Report) Describe(took time.Duration) string {
+	if r.Cached {
+		return fmt.Sprintf("%s: already in %s: %d files, %.1f MB verified in %.1fs", r.Source.Name, r.Dir, r.Files, float64(r.Bytes)/1e6, r.Verify.Seconds())
+	}
+	return fmt.Sprintf("%s: %d files, %.1f MB verified against their sha256 pins and cached in %s (%.1fs)", r.Source.Name, r.Files, float64(r.Bytes)/1e6, r.Dir, took.Seconds())
+}
+
 // Fetch downloads the built-in source called name into dir (DefaultDir if empty) with the package
 // manager its Source names, unless a verified copy is already there.
 func Fetch(ctx context.Context, name, dir string, log io.Writer) (*Report, error) {

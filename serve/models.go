@@ -119,3 +119,14 @@ func Run(ctx context.Context, s *Server, ln net.Listener, grace time.Duration, l
 	}
 	return nil
 }
+
+// Banner writes the lines `ddpm serve` starts with: each model's source and setup, and where the
+// page and the API answer.
+func Banner(w io.Writer, models []Model, addr net.Addr, workers int, engineDesc string, queue int) {
+	for _, m := range models {
+		c := m.Copies[0]
+		ch, h, wd := c.Shape()
+		fmt.Fprintf(w, "model %s: %s (%dx%dx%d, %s T=%d, %s)\n", m.Name, c.Source, ch, h, wd, c.Schedule.Name, c.Schedule.T, c.Prediction)
+	}
+	fmt.Fprintf(w, "serving on http://%s (%d worker(s) on %s, queue %d) — page at /, API at /v1/samples\n", addr, workers, engineDesc, queue)
+}

@@ -83,12 +83,7 @@ func dataFetch(sub string, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if rep.Cached {
-			fmt.Fprintf(stdout, "%s: already in %s: %d files, %.1f MB verified in %.1fs\n", name, rep.Dir, rep.Files, float64(rep.Bytes)/1e6, rep.Verify.Seconds())
-		} else {
-			fmt.Fprintf(stdout, "%s: %d files, %.1f MB verified against their sha256 pins and cached in %s (%.1fs)\n",
-				name, rep.Files, float64(rep.Bytes)/1e6, rep.Dir, time.Since(t0).Seconds())
-		}
+		fmt.Fprintln(stdout, rep.Describe(time.Since(t0)))
 	}
 	return nil
 }

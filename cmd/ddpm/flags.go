@@ -114,7 +114,11 @@ func atLeast(fs *flag.FlagSet, lo map[string]int64) error {
 func checkSpec(fs *flag.FlagSet, spec generate.SamplerSpec) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[strings.ReplaceAll(f.Name, "-", "_")] = true })
-	err := spec.ValidateGiven(max(1000, spec.Steps), func(field string) bool { return set[field] })
+	return flagErr(spec.ValidateGiven(max(1000, spec.Steps), func(field string) bool { return set[field] }))
+}
+
+// flagErr words a sampler spec's *generate.FieldError as its flag ("--eta -1 must be ...").
+func flagErr(err error) error {
 	var fe *generate.FieldError
 	if errors.As(err, &fe) {
 		return errors.New(fe.Flag())

@@ -119,12 +119,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		srv.Shutdown(context.Background())
 		return err
 	}
-	for _, m := range models {
-		c := m.Copies[0]
-		ch, h, w := c.Shape()
-		fmt.Fprintf(stderr, "model %s: %s (%dx%dx%d, %s T=%d, %s)\n", m.Name, c.Source, ch, h, w, c.Schedule.Name, c.Schedule.T, c.Prediction)
-	}
-	fmt.Fprintf(stderr, "serving on http://%s (%d worker(s) on %s, queue %d) — page at /, API at /v1/samples\n", ln.Addr(), f.workers, engine.Describe(backends[0]), f.opt.Queue)
+	serve.Banner(stderr, models, ln.Addr(), f.workers, engine.Describe(backends[0]), f.opt.Queue)
 	ctx, stop := serveSignals()
 	defer stop()
 	return serve.Run(ctx, srv, ln, f.grace, stderr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -71,10 +70,8 @@ func runToy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sampler, spec, err := f.spec.New(s)
-	if fe := (*generate.FieldError)(nil); errors.As(err, &fe) {
-		return errors.New(fe.Flag())
-	} else if err != nil {
-		return err
+	if err != nil {
+		return flagErr(err)
 	}
 	opts := diffusion.Options{Seed: f.seed, Prediction: pred}
 	if opts.XT, f.n, err = toy.Start(f.init, f.n, f.set["n"], D); err != nil {
