@@ -50,9 +50,14 @@ func (s *Set) LabelCounts() string {
 	return strings.Join(parts, " ")
 }
 
-// LoadRange loads a data set's split and returns it with its images first..first+n-1.
-func LoadRange(name, dir string, split Split, first, n int) (*Set, []float32, error) {
-	set, err := Load(name, dir, split)
+// LoadRange loads a data set's split (as ParseSplit reads it) and returns it with its images
+// first..first+n-1.
+func LoadRange(name, dir, split string, first, n int) (*Set, []float32, error) {
+	sp, err := ParseSplit(split)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := Load(name, dir, sp)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ddpm-go/ddpm/data"
+	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/imageio"
 )
 
@@ -103,8 +104,8 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("want one dataset name or folder, got %d", len(pos))
 	}
-	if *grid != "" && *n > maxGridImages {
-		return fmt.Errorf("--n %d: at most %d images in one --grid", *n, maxGridImages)
+	if *grid != "" && *n > generate.MaxGridImages {
+		return fmt.Errorf("--n %d: at most %d images in one --grid", *n, generate.MaxGridImages)
 	}
 	sp, err := data.ParseSplit(*split)
 	if err != nil {

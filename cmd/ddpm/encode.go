@@ -60,17 +60,13 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("nothing to do: give --out FILE.npy and/or --recon")
 	case rt.Grid != "" && !rt.Decode:
 		return fmt.Errorf("--grid shows reconstructions: give --recon too")
-	case *first > maxImages-*n: // not first+n, which overflows for a first near the largest int
-		return fmt.Errorf("--first %d + --n %d: image indices past %d", *first, *n, maxImages)
+	case *first > generate.MaxImages-*n: // not first+n, which overflows for a first near the largest int
+		return fmt.Errorf("--first %d + --n %d: image indices past %d", *first, *n, generate.MaxImages)
 	}
-	if err := checkExt("out", rt.Latents, ".npy"); err != nil {
+	if err := checkOutFile("out", rt.Latents, ".npy"); err != nil {
 		return err
 	}
-	sp, err := data.ParseSplit(*split)
-	if err != nil {
-		return err
-	}
-	set, x0, err := data.LoadRange(*dataName, *dataDir, sp, *first, *n)
+	set, x0, err := data.LoadRange(*dataName, *dataDir, *split, *first, *n)
 	if err != nil {
 		return err
 	}

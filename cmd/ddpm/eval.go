@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/ddpm-go/ddpm/classifier"
-	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/eval/fid"
 )
@@ -30,12 +30,7 @@ var evalCommands = map[string]func(args []string, stdout, stderr io.Writer) erro
 
 func runEval(args []string, stdout, stderr io.Writer) error {
 	return subcommands(evalCommands, func(w io.Writer) {
-		names := make([]string, 0, len(evalCommands))
-		for n := range evalCommands {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(w, "usage: ddpm eval {%s} [flags]\n", strings.Join(names, "|"))
+		fmt.Fprintf(w, "usage: ddpm eval {%s} [flags]\n", strings.Join(slices.Sorted(maps.Keys(evalCommands)), "|"))
 	}, args, stdout, stderr)
 }
 
@@ -102,18 +97,10 @@ func runClassifierAccuracy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer engine.Close(be)
-	net, src, err := fid.LoadClassifier(*path, *dataName, be)
+	acc, src, n, err := fid.ClassifierAccuracy(context.Background(), be, *path, *dataName, *dataDir)
 	if err != nil {
 		return err
 	}
-	testSet, err := data.Load(*dataName, *dataDir, data.Test)
-	if err != nil {
-		return err
-	}
-	acc, err := net.Accuracy(context.Background(), testSet, 500)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "classifier %s: test accuracy %.4f on %s (%d images)\n", src, acc, *dataName, testSet.N)
+	fmt.Fprintf(stdout, "classifier %s: test accuracy %.4f on %s (%d images)\n", src, acc, *dataName, n)
 	return nil
 }

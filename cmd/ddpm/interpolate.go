@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/generate"
@@ -37,16 +36,12 @@ func runInterpolate(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case *out == "":
 		return fmt.Errorf("--out FILE.png is required")
-	case *pairs**frames > maxGridImages:
+	case *pairs**frames > generate.MaxGridImages:
 		// The strip is one PNG assembled in memory, like sample's --grid.
-		return fmt.Errorf("--pairs %d x --frames %d: %d images, at most %d in one strip", *pairs, *frames, *pairs**frames, maxGridImages)
+		return fmt.Errorf("--pairs %d x --frames %d: %d images, at most %d in one strip", *pairs, *frames, *pairs**frames, generate.MaxGridImages)
 	}
-	if err := checkExt("out", *out, ".png"); err != nil {
+	if err := checkOutFile("out", *out, ".png"); err != nil {
 		return err
-	}
-	// Checked now, not after the decoding has run.
-	if st, err := os.Stat(filepath.Dir(*out)); err != nil || !st.IsDir() {
-		return fmt.Errorf("cannot write %s: directory %s does not exist", *out, filepath.Dir(*out))
 	}
 	m, _, done, err := eng.load(*ckpt)
 	if err != nil {

@@ -22,9 +22,7 @@ const (
 	// of them and no paper goes past 4,000.
 	maxTimesteps = schedule.MaxTimesteps
 	// maxFrames bounds interpolate's frames per row (each frame is a decoded image in the strip).
-	maxFrames     = 1_000
-	maxGridImages = generate.MaxGridImages
-	maxImages     = generate.MaxImages
+	maxFrames = 1_000
 )
 
 // maxThreads is the largest thread count worth asking for: OpenMP starts every thread it is given,
@@ -65,10 +63,8 @@ func checkFlags(fs *flag.FlagSet) error {
 			if ext, ok := extOf[f.Name]; ok {
 				err = checkExt(f.Name, v, ext)
 			}
-			if err == nil && outFiles[f.Name] && v != "" {
-				if st, serr := os.Stat(filepath.Dir(v)); serr != nil || !st.IsDir() {
-					err = fmt.Errorf("--%s %s: directory %s does not exist", f.Name, strconv.Quote(v), filepath.Dir(v))
-				}
+			if err == nil && outFiles[f.Name] {
+				err = checkOutFile(f.Name, v, "")
 			}
 		}
 	})
@@ -92,14 +88,26 @@ func checkCount(name string, v int) error {
 	case "pairs":
 		return bound(maxFrames, "rows of an interpolation strip")
 	case "n":
-		return bound(maxImages, "images in one job; split it with --start")
+		return bound(generate.MaxImages, "images in one job; split it with --start")
+	}
+	return nil
+}
+
+// checkOutFile refuses a file the command would write at its end whose extension is not ext (unless
+// ext is "") or whose directory does not exist, before any work is done.
+func checkOutFile(flagName, path, ext string) error {
+	if err := checkExt(flagName, path, ext); err != nil || path == "" {
+		return err
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return fmt.Errorf("--%s %s: directory %s does not exist", flagName, strconv.Quote(path), filepath.Dir(path))
 	}
 	return nil
 }
 
 // checkExt refuses a path whose extension says another format than the one the flag's file has.
 func checkExt(flagName, path, ext string) error {
-	if path != "" && !strings.EqualFold(filepath.Ext(path), ext) {
+	if path != "" && ext != "" && !strings.EqualFold(filepath.Ext(path), ext) {
 		return fmt.Errorf("--%s %s: the file is %s; name it *%s", flagName, strconv.Quote(path), strings.ToUpper(strings.TrimPrefix(ext, ".")), ext)
 	}
 	return nil

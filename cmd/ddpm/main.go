@@ -10,8 +10,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 )
 
 // command is one subcommand: "ddpm NAME [flags]".
@@ -43,12 +44,7 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: ddpm COMMAND [flags]   (ddpm COMMAND -h for a command's flags)")
 	fmt.Fprintln(w, "commands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(commands)) {
 		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
 }

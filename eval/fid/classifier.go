@@ -100,3 +100,19 @@ func trainingBytes(c classifier.Config, n int) float64 {
 	}
 	return 4 * float64(n) * per
 }
+
+// ClassifierAccuracy is the test accuracy of the classifier LoadClassifier finds for path and
+// dataName: a feature network that misreads the test set would make FID measure the wrong thing.
+// It returns the accuracy, where the weights came from and the number of test images.
+func ClassifierAccuracy(ctx context.Context, be tensor.Backend, path, dataName, dataDir string) (acc float64, src string, n int, err error) {
+	net, src, err := LoadClassifier(path, dataName, be)
+	if err != nil {
+		return 0, "", 0, err
+	}
+	testSet, err := data.Load(dataName, dataDir, data.Test)
+	if err != nil {
+		return 0, "", 0, err
+	}
+	acc, err = net.Accuracy(ctx, testSet, 500)
+	return acc, src, testSet.N, err
+}
