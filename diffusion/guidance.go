@@ -59,44 +59,22 @@ func (o *ClassOracle) Predict(ctx context.Context, x []float64, labels []int, n,
 	if o.Output != Eps && o.Output != X0 && o.Output != V {
 		return fmt.Errorf("class oracle: unknown parameterization %d", int(o.Output))
 	}
-	abar := o.Schedule.AlphaBar[t]
-	nm := o.Mixture.noised(abar)
-	a, b := nm.a, math.Sqrt(1-abar)
-	for i := 0; i < n; i++ {
-		xi, oi := x[i*dim:(i+1)*dim], out[i*dim:(i+1)*dim]
-		for j := range oi {
-			oi[j] = 0
-		}
-		lse := 0.0
-		if labels[i] == NoLabel {
-			lse = nm.logs(xi, nm.logp)
-		}
-		for k, amu := range nm.means {
-			// The posterior weight of component k: its responsibility unconditionally, the indicator
-			// of the label otherwise.
-			var r float64
-			switch labels[i] {
-			case NoLabel:
-				r = math.Exp(nm.logp[k] - lse)
-			case k:
-				r = 1
+	nm := o.Mixture.noised(o.Schedule.AlphaBar[t])
+	for i, c := range labels {
+		xi := x[i*dim : (i+1)*dim]
+		// The posterior weight of component k: its responsibility unconditionally, the indicator of
+		// the label otherwise.
+		r := func(k int) float64 {
+			if k == c {
+				return 1
 			}
-			if r == 0 {
-				continue
-			}
-			mu := o.Mixture.Means[k]
-			for j, xj := range xi {
-				d := xj - amu[j] // x_t - sqrt(abar) mu_k
-				switch o.Output {
-				case Eps:
-					oi[j] += r * b * d * nm.invV[k]
-				case X0:
-					oi[j] += r * (mu[j] + nm.shrink[k]*d)
-				case V:
-					oi[j] += r * (a*b*d*nm.invV[k] - b*(mu[j]+nm.shrink[k]*d))
-				}
-			}
+			return 0
 		}
+		if c == NoLabel {
+			lse := nm.logs(xi, nm.logp)
+			r = func(k int) float64 { return math.Exp(nm.logp[k] - lse) }
+		}
+		nm.predictRow(o.Mixture, xi, out[i*dim:(i+1)*dim], o.Output, r)
 	}
 	return nil
 }

@@ -138,6 +138,7 @@ func (m *Mixture) LogDensity(x []float64, abar float64) float64 {
 // work is a few multiply-adds and one exp per component.
 type noisedMixture struct {
 	a      float64     // sqrt(abar)
+	b      float64     // sqrt(1 - abar)
 	means  [][]float64 // sqrt(abar) mu_k
 	logc   []float64   // log w_k - D/2 log(2 pi v_k)
 	invV   []float64   // 1 / v_k, v_k = abar s_k^2 + 1 - abar
@@ -148,7 +149,7 @@ type noisedMixture struct {
 func (m *Mixture) noised(abar float64) *noisedMixture {
 	K, D := len(m.Weights), m.Dim()
 	a := math.Sqrt(abar)
-	nm := &noisedMixture{a: a, means: make([][]float64, K)}
+	nm := &noisedMixture{a: a, b: math.Sqrt(1 - abar), means: make([][]float64, K)}
 	buf := make([]float64, 4*K+K*D)
 	nm.logc, nm.invV, nm.shrink, nm.logp = buf[:K], buf[K:2*K], buf[2*K:3*K], buf[3*K:4*K]
 	for k, mu := range m.Means {
@@ -210,36 +211,43 @@ func (o *Oracle) Predict(ctx context.Context, x []float64, n, dim, t int, out []
 	if len(x) != n*dim || len(out) != n*dim {
 		return fmt.Errorf("oracle: %d inputs and %d outputs for %d rows of %d", len(x), len(out), n, dim)
 	}
-	abar := o.Schedule.AlphaBar[t]
-	nm := o.Mixture.noised(abar)
-	a, b := nm.a, math.Sqrt(1-abar)
+	if o.Output != Eps && o.Output != X0 && o.Output != V {
+		return fmt.Errorf("oracle: unknown parameterization %d", int(o.Output))
+	}
+	nm := o.Mixture.noised(o.Schedule.AlphaBar[t])
 	for i := 0; i < n; i++ {
-		xi, oi := x[i*dim:(i+1)*dim], out[i*dim:(i+1)*dim]
+		xi := x[i*dim : (i+1)*dim]
 		lse := nm.logs(xi, nm.logp)
-		for j := range oi {
-			oi[j] = 0
+		nm.predictRow(o.Mixture, xi, out[i*dim:(i+1)*dim], o.Output, func(k int) float64 { return math.Exp(nm.logp[k] - lse) })
+	}
+	return nil
+}
+
+// predictRow writes to oi the prediction at x_t = xi of the components weighted by r(k): their
+// posterior responsibilities for the whole mixture (Oracle), or the indicator of one class
+// (ClassOracle). Each component's term is that Gaussian's exact eps, x0 or v.
+func (nm *noisedMixture) predictRow(m *Mixture, xi, oi []float64, output Prediction, r func(k int) float64) {
+	a, b := nm.a, nm.b
+	for j := range oi {
+		oi[j] = 0
+	}
+	for k, amu := range nm.means {
+		rk := r(k)
+		if rk == 0 {
+			continue
 		}
-		for k, amu := range nm.means {
-			r := math.Exp(nm.logp[k] - lse)
-			if r == 0 {
-				continue
-			}
-			mu := o.Mixture.Means[k]
-			for j, xj := range xi {
-				d := xj - amu[j] // x_t - sqrt(abar) mu_k
-				switch o.Output {
-				case Eps:
-					oi[j] += r * b * d * nm.invV[k]
-				case X0:
-					oi[j] += r * (mu[j] + nm.shrink[k]*d)
-				case V:
-					// v = sqrt(abar) eps - sqrt(1-abar) x0, accumulated per component.
-					oi[j] += r * (a*b*d*nm.invV[k] - b*(mu[j]+nm.shrink[k]*d))
-				default:
-					return fmt.Errorf("oracle: unknown parameterization %d", int(o.Output))
-				}
+		mu := m.Means[k]
+		for j, xj := range xi {
+			d := xj - amu[j] // x_t - sqrt(abar) mu_k
+			switch output {
+			case Eps:
+				oi[j] += rk * b * d * nm.invV[k]
+			case X0:
+				oi[j] += rk * (mu[j] + nm.shrink[k]*d)
+			case V:
+				// v = sqrt(abar) eps - sqrt(1-abar) x0, accumulated per component.
+				oi[j] += rk * (a*b*d*nm.invV[k] - b*(mu[j]+nm.shrink[k]*d))
 			}
 		}
 	}
-	return nil
 }
