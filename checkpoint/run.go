@@ -44,6 +44,9 @@ const (
 	MetaPrediction       = "prediction"
 	MetaLegacyPrediction = "objective" // MetaPrediction's name in files written before it was renamed
 	MetaDataset          = "dataset"
+	// MetaClasses names a class-conditional model's classes, label 0 first, as a JSON array of
+	// strings ("0".."9" for MNIST); a sampler shows them and accepts them for --class.
+	MetaClasses = "classes"
 )
 
 // CheckpointPath is the training-state file of step in run directory dir.
@@ -147,6 +150,9 @@ type Model struct {
 	EMA        bool                 // the weights are an EMA copy
 	Step       int                  // training steps behind the weights (-1 if unknown)
 	Meta       map[string]string    // the weights file's metadata
+	// Classes names the labels of a class-conditional Net (len Net.Cfg.NumClasses; "0", "1", ...
+	// when the file does not name them); nil for an unconditional one.
+	Classes []string
 }
 
 // LoadForSampling loads a network for sampling from path, which is one of
@@ -190,7 +196,34 @@ func LoadForSampling(path string, be tensor.Backend, ema bool) (*Model, error) {
 	if s.Schedule, s.Prediction, err = Setup(meta); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	if s.Classes, err = ClassNames(meta, model.Cfg.NumClasses); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
 	return s, nil
+}
+
+// ClassNames reads the names of a model's k classes from its metadata (MetaClasses), numbering
+// them "0".."k-1" when absent; nil for k = 0.
+func ClassNames(meta map[string]string, k int) ([]string, error) {
+	if k == 0 {
+		return nil, nil
+	}
+	v := meta[MetaClasses]
+	if v == "" {
+		names := make([]string, k)
+		for i := range names {
+			names[i] = strconv.Itoa(i)
+		}
+		return names, nil
+	}
+	var names []string
+	if err := json.Unmarshal([]byte(v), &names); err != nil {
+		return nil, fmt.Errorf("bad %s: %v", MetaClasses, err)
+	}
+	if len(names) != k {
+		return nil, fmt.Errorf("%s names %d classes, the network has %d", MetaClasses, len(names), k)
+	}
+	return names, nil
 }
 
 // runModel is the file that holds the latest weights of run directory dir. The run writes

@@ -197,9 +197,11 @@ func decodeAll(names []string, read func(i int) ([]byte, error), size, channels 
 	return pix, nil
 }
 
-// LoadFolder loads every .png, .jpg and .jpeg file directly in dir (sorted by name; other files and
-// subdirectories are ignored) as a size x size image with channels 1 (grey) or 3 (RGB): transparency
-// composited over white, centre-cropped to a square, then area-resized. Errors name the file.
+// LoadFolder loads every .png, .jpg and .jpeg file directly in dir (sorted by name; other files are
+// ignored) as a size x size image with channels 1 (grey) or 3 (RGB): transparency composited over
+// white, centre-cropped to a square, then area-resized. A folder with no images of its own but
+// subfolders holding them is a labelled set, as torchvision's ImageFolder reads it: DIR/<class>/*.png,
+// classes sorted by name and numbered from 0 (at most 256). Errors name the file.
 func LoadFolder(dir string, size, channels int) (*Set, error) {
 	if size <= 0 || size > 4096 {
 		return nil, fmt.Errorf("image size %d: want 1 to 4096", size)
@@ -207,21 +209,33 @@ func LoadFolder(dir string, size, channels int) (*Set, error) {
 	if channels != 1 && channels != 3 {
 		return nil, fmt.Errorf("channels %d: want 1 or 3", channels)
 	}
-	ents, err := os.ReadDir(dir)
+	names, subdirs, err := imageFiles(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read image folder: %w", err)
+		return nil, err
 	}
-	var names []string
-	for _, e := range ents {
-		ext := strings.ToLower(filepath.Ext(e.Name()))
-		// Symlinks are followed (a folder of links into a photo library is a fair dataset); what a
-		// link points at is checked when it is read, and an error names the link.
-		if (e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0) && !strings.HasPrefix(e.Name(), ".") && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
-			names = append(names, filepath.Join(dir, e.Name()))
+	var labels []uint8
+	var classes []string
+	if len(names) == 0 {
+		for _, sub := range subdirs {
+			files, _, err := imageFiles(filepath.Join(dir, sub))
+			if err != nil {
+				return nil, err
+			}
+			if len(files) == 0 {
+				continue
+			}
+			if len(classes) == 256 {
+				return nil, fmt.Errorf("%s: more than 256 class folders", dir)
+			}
+			for range files {
+				labels = append(labels, uint8(len(classes)))
+			}
+			names = append(names, files...)
+			classes = append(classes, sub)
 		}
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no .png, .jpg or .jpeg images", dir)
+		return nil, fmt.Errorf("%s: no .png, .jpg or .jpeg images, in it or in class folders", dir)
 	}
 	// The set is held twice while it is built (the bytes, then their float32 values): a folder
 	// of thousands of images at --size 4096 would need hundreds of gigabytes, refused here rather
@@ -234,5 +248,35 @@ func LoadFolder(dir string, size, channels int) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewSet(filepath.Base(filepath.Clean(dir)), len(names), channels, size, size, pix, nil)
+	set, err := NewSet(filepath.Base(filepath.Clean(dir)), len(names), channels, size, size, pix, labels)
+	if err != nil {
+		return nil, err
+	}
+	set.Classes = classes
+	return set, nil
+}
+
+// imageFiles lists the images directly in dir (paths, sorted) and its subfolders (names, sorted);
+// hidden entries are skipped.
+func imageFiles(dir string) (images, subdirs []string, err error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read image folder: %w", err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if e.IsDir() {
+			subdirs = append(subdirs, e.Name())
+			continue
+		}
+		ext := strings.ToLower(filepath.Ext(e.Name()))
+		// Symlinks are followed (a folder of links into a photo library is a fair dataset); what a
+		// link points at is checked when it is read, and an error names the link.
+		if (e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0) && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
+			images = append(images, filepath.Join(dir, e.Name()))
+		}
+	}
+	return images, subdirs, nil
 }

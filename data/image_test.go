@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -370,5 +371,49 @@ func TestLoadFolderBeyondMemory(t *testing.T) {
 	}
 	if s, err := LoadFolder(dir, 64, 3); err != nil || s.N != 2 {
 		t.Fatalf("at 64x64: %v", err)
+	}
+}
+
+// TestLoadFolderClasses: a folder of class folders is a labelled set (torchvision's ImageFolder):
+// classes sorted by folder name, each image labelled with its folder's index, empty and hidden
+// folders skipped; a folder with images of its own ignores its subfolders.
+func TestLoadFolderClasses(t *testing.T) {
+	dir := t.TempDir()
+	grey := func(v uint8) []byte {
+		m := image.NewGray(image.Rect(0, 0, 4, 4))
+		for i := range m.Pix {
+			m.Pix[i] = v
+		}
+		return pngBytes(t, m)
+	}
+	files := map[string]uint8{"zebra/1.png": 200, "zebra/0.png": 100, "ant/x.png": 10, ".hidden/h.png": 50}
+	for _, d := range []string{"zebra", "ant", "empty", ".hidden"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, v := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), grey(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := LoadFolder(dir, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Classes, []string{"ant", "zebra"}) || !slices.Equal(s.Labels, []uint8{0, 1, 1}) {
+		t.Fatalf("classes %v labels %v, want [ant zebra] [0 1 1]", s.Classes, s.Labels)
+	}
+	for i, want := range []uint8{10, 100, 200} {
+		if px := s.Uint8(i); px[0] != want {
+			t.Errorf("image %d = %d, want %d", i, px[0], want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "top.png"), grey(7), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = LoadFolder(dir, 4, 1)
+	if err != nil || s.N != 1 || s.Labels != nil || s.Classes != nil {
+		t.Fatalf("folder with its own image: %v, %+v", err, s)
 	}
 }

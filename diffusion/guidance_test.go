@@ -3,6 +3,7 @@ package diffusion
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/ddpm-go/ddpm/schedule"
@@ -348,6 +349,36 @@ func TestGuidedBatchSplit(t *testing.T) {
 			if math.Abs(v-all[2*start+i]) > 1e-12 {
 				t.Fatalf("batch from %d: value %d is %v, one batch gives %v", start, i, v, all[2*start+i])
 			}
+		}
+	}
+}
+
+// TestGuidedEndpointsOneHalf: at s = 1 and s = 0 Guided calls the model once with the n rows that
+// count (the labels, or n NoLabel rows) and returns exactly its prediction.
+func TestGuidedEndpointsOneHalf(t *testing.T) {
+	m := testMixture()
+	s := mustSchedule(t, "linear", 100, false)
+	const n, dim = 4, 2
+	labels := []int{2, 0, NoLabel, 1}
+	x := []float64{0.3, -1, 2, 0.5, -0.7, 0.1, 1.5, -2}
+	for _, c := range []struct {
+		scale float64
+		want  []int
+	}{{1, labels}, {0, []int{NoLabel, NoLabel, NoLabel, NoLabel}}} {
+		cl := &countingLabeled{LabeledPredictor: &ClassOracle{Mixture: m, Schedule: s}}
+		got := make([]float64, n*dim)
+		if err := (&Guided{Model: cl, Labels: labels, Scale: c.scale}).Predict(context.Background(), x, n, dim, 40, got); err != nil {
+			t.Fatal(err)
+		}
+		if len(cl.rows) != 1 || cl.rows[0] != n || !slices.Equal(cl.labels[0], c.want) {
+			t.Fatalf("s = %g: calls %v with labels %v, want one of %d rows with %v", c.scale, cl.rows, cl.labels, n, c.want)
+		}
+		want := make([]float64, n*dim)
+		if err := (&ClassOracle{Mixture: m, Schedule: s}).Predict(context.Background(), x, c.want, n, dim, 40, want); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("s = %g: %v, want the model's %v", c.scale, got, want)
 		}
 	}
 }

@@ -29,6 +29,9 @@ type Config struct {
 	TimeEmbedDim    int     `json:"time_embed_dim"`   // width of the time embedding MLP
 	SinusoidalDim   int     `json:"sinusoidal_dim"`   // width of the sinusoidal features of t
 	Groups          int     `json:"groups"`           // GroupNorm groups
+	// NumClasses > 0 makes the network class-conditional: a learned embedding of NumClasses+1 rows
+	// (the last for "no label") is added to the time embedding. 0 (absent) is unconditional.
+	NumClasses int `json:"num_classes,omitempty"`
 }
 
 var named = map[string]Config{
@@ -111,6 +114,10 @@ func (c Config) JSON() []byte {
 	return b
 }
 
+// MaxClasses bounds num_classes: ImageNet has 1,000 and the embedding table is (MaxClasses+1) x
+// time_embed_dim values.
+const MaxClasses = 1 << 16
+
 // Levels is the number of resolutions.
 func (c Config) Levels() int { return len(c.ChannelMult) }
 
@@ -124,7 +131,7 @@ func (c Config) paramBound() float64 {
 	blocks := float64(2*len(c.ChannelMult)*c.ResBlocks + 3 + len(c.ChannelMult))
 	perBlock := 9*2*C*C + 9*C*C + 2*C*C + 4*C*C + float64(c.TimeEmbedDim)*C + 8*C
 	td := float64(c.TimeEmbedDim)
-	return blocks*perBlock + td*(td+float64(c.SinusoidalDim)) + 9*C*float64(c.InChannels+c.OutChannels)
+	return blocks*perBlock + td*(td+float64(c.SinusoidalDim)+float64(c.NumClasses)+1) + 9*C*float64(c.InChannels+c.OutChannels)
 }
 
 // InferenceBytes estimates the memory of a forward pass over n images without gradients, so
@@ -221,6 +228,9 @@ func (c Config) Validate() error {
 		if f.v > f.max {
 			return bad("%s %d above the limit %d", f.name, f.v, f.max)
 		}
+	}
+	if c.NumClasses < 0 || c.NumClasses > MaxClasses {
+		return bad("num_classes %d outside 0..%d", c.NumClasses, MaxClasses)
 	}
 	if c.SinusoidalDim%2 != 0 {
 		return bad("sinusoidal_dim %d must be even", c.SinusoidalDim)

@@ -49,6 +49,16 @@ func (b *builder) uniform(name string, bound float64, shape ...int) *tensor.Para
 	return p
 }
 
+// normal makes a parameter filled from N(0, std^2) (nn.Embedding's default with std = 1).
+func (b *builder) normal(name string, std float64, shape ...int) *tensor.Param {
+	p := tensor.NewParam(name, shape...)
+	r := b.rng(name)
+	for i := range p.W {
+		p.W[i] = float32(std * r.NormFloat64())
+	}
+	return p
+}
+
 func (b *builder) constant(name string, v float32, shape ...int) *tensor.Param {
 	p := tensor.NewParam(name, shape...)
 	for i := range p.W {

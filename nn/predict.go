@@ -10,6 +10,22 @@ import (
 // signature is diffusion.Predictor's, so a *UNet drives the samplers directly while neither package
 // imports the other. Batches larger than MaxBatch (when > 0) run in pieces to bound memory.
 func (u *UNet) Predict(ctx context.Context, x []float64, n, dim, t int, out []float64) error {
+	return u.predict(ctx, x, nil, n, dim, t, out)
+}
+
+// Labeled is a class-conditional UNet seen as a diffusion.LabeledPredictor (whose Predict takes a
+// label per row, diffusion.NoLabel for none), the model classifier-free guidance calls.
+type Labeled struct{ U *UNet }
+
+// Predict is UNet.Predict with row i conditioned on labels[i].
+func (l Labeled) Predict(ctx context.Context, x []float64, labels []int, n, dim, t int, out []float64) error {
+	if len(labels) != n {
+		return fmt.Errorf("unet predict: %d labels for %d rows", len(labels), n)
+	}
+	return l.U.predict(ctx, x, labels, n, dim, t, out)
+}
+
+func (u *UNet) predict(ctx context.Context, x []float64, labels []int, n, dim, t int, out []float64) error {
 	c := u.Cfg
 	if want := c.InChannels * c.ImageSize * c.ImageSize; dim != want || c.InChannels != c.OutChannels {
 		return fmt.Errorf("unet predict: dim %d, model %s takes %d (in %d, out %d channels)", dim, c.Name, want, c.InChannels, c.OutChannels)
@@ -35,7 +51,11 @@ func (u *UNet) Predict(ctx context.Context, x []float64, n, dim, t int, out []fl
 			ts[i] = t
 		}
 		xt := u.be.Upload([]int{m, c.InChannels, c.ImageSize, c.ImageSize}, buf)
-		eps, err := u.Forward(xt, ts, false)
+		var lab []int
+		if labels != nil {
+			lab = labels[lo : lo+m]
+		}
+		eps, err := u.ForwardLabels(xt, ts, lab, false)
 		u.be.Release(xt)
 		if err != nil {
 			return err

@@ -74,7 +74,7 @@ func New(cfg Config, be tensor.Backend, seed uint64) (*UNet, error) {
 		return b.attnBlock(name, ch, groups, cfg.Heads)
 	}
 	u := &UNet{Cfg: cfg, be: be, DropoutSeed: seed}
-	u.Temb = b.timeEmbed("temb", cfg.SinusoidalDim, tdim)
+	u.Temb = b.timeEmbed("temb", cfg.SinusoidalDim, tdim, cfg.NumClasses)
 	ch, res := cfg.BaseChannels, cfg.ImageSize
 	u.ConvIn = b.conv("conv_in", cfg.InChannels, ch, 3, 1, 1)
 
@@ -124,7 +124,7 @@ func New(cfg Config, be tensor.Backend, seed uint64) (*UNet, error) {
 
 // collectParams lists the parameters in the peer's state_dict order: modules in registration order
 // (temb, conv_in, down, downsample, mid, up, upsample, out_norm, out_conv), attention after the
-// block it follows.
+// block it follows, and a conditional network's label embedding last.
 func (u *UNet) collectParams() []*tensor.Param {
 	ps := concat(u.Temb.Params(), u.ConvIn.Params())
 	for k, blk := range u.Down {
@@ -149,7 +149,11 @@ func (u *UNet) collectParams() []*tensor.Param {
 	for _, up := range u.Upsample {
 		ps = append(ps, up.Params()...)
 	}
-	return append(ps, concat(u.OutNorm.Params(), u.OutConv.Params())...)
+	ps = append(ps, concat(u.OutNorm.Params(), u.OutConv.Params())...)
+	if u.Temb.Label != nil {
+		ps = append(ps, u.Temb.Label)
+	}
+	return ps
 }
 
 // Params returns every parameter in a stable order (the PyTorch state_dict order for unet-s).
@@ -189,6 +193,14 @@ func (u *UNet) ZeroGrad() {
 // every intermediate as soon as its last reader has run (sampling keeps memory low). The caller
 // owns x and the result.
 func (u *UNet) Forward(x *tensor.Tensor, t []int, train bool) (*tensor.Tensor, error) {
+	return u.ForwardLabels(x, t, nil, train)
+}
+
+// ForwardLabels is Forward with a class label per image for a class-conditional network (Config.
+// NumClasses > 0): the label's embedding joins the time embedding, so act = silu(temb(t) + emb(y)).
+// A negative label (diffusion.NoLabel) or nil labels select the "no label" row, which is what a
+// conditional network gives unconditionally. Labels given to an unconditional network are an error.
+func (u *UNet) ForwardLabels(x *tensor.Tensor, t, labels []int, train bool) (*tensor.Tensor, error) {
 	cfg := u.Cfg
 	want := []int{len(t), cfg.InChannels, cfg.ImageSize, cfg.ImageSize}
 	if !slices.Equal(x.Shape, want) {
@@ -196,7 +208,11 @@ func (u *UNet) Forward(x *tensor.Tensor, t []int, train bool) (*tensor.Tensor, e
 	}
 	u.dropForward()
 	p := &forwardPass{u: u, train: train, s: &forwardState{}, h: x, lent: true}
-	p.act = p.keep(u.Temb.Forward(t, train))
+	act, err := u.Temb.Forward(t, labels, train)
+	if err != nil {
+		return nil, fmt.Errorf("unet forward: %w", err)
+	}
+	p.act = p.keep(act)
 
 	p.layer(u.ConvIn)
 	per := cfg.ResBlocks

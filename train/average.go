@@ -11,7 +11,7 @@ import (
 )
 
 // modelFileKeys are the metadata a model file carries from its run so that it can be sampled alone.
-var modelFileKeys = []string{checkpoint.MetaSchedule, checkpoint.MetaTimesteps, checkpoint.MetaZeroSNR, checkpoint.MetaPrediction, checkpoint.MetaLegacyPrediction, checkpoint.MetaDataset}
+var modelFileKeys = []string{checkpoint.MetaSchedule, checkpoint.MetaTimesteps, checkpoint.MetaZeroSNR, checkpoint.MetaPrediction, checkpoint.MetaLegacyPrediction, checkpoint.MetaDataset, checkpoint.MetaClasses}
 
 // MetaAveraged names the metadata key of an averaged model file: the steps of the checkpoints in it.
 const MetaAveraged = "averaged_steps"

@@ -82,7 +82,7 @@ func Bench(be tensor.Backend, o BenchOptions) (*BenchResult, error) {
 		for i := range x0 {
 			x0[i] = float32(2*rng.Float64() - 1)
 		}
-		_, err := st.Step(x0, rng, cfg.LR, cfg.EMA)
+		_, err := st.Step(x0, nil, rng, cfg.LR, cfg.EMA)
 		return err
 	})
 	if err != nil {

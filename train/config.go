@@ -28,6 +28,11 @@ type Config struct {
 	Size     int    `json:"size"`     // image size of a folder dataset
 	Channels int    `json:"channels"` // 1 or 3, for a folder dataset
 	Flip     bool   `json:"flip"`     // random horizontal flips
+	// Cond "class" trains a class-conditional model for classifier-free guidance (Ho & Salimans
+	// 2022): each image's label goes in, dropped to "no label" with probability PUncond. "" or
+	// "none" trains an unconditional model.
+	Cond    string  `json:"cond,omitempty"`
+	PUncond float64 `json:"p-uncond,omitempty"`
 
 	Model      string `json:"model"`      // built-in UNet name or a JSON config file
 	Schedule   string `json:"schedule"`   // linear, cosine, ...
@@ -65,6 +70,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Data: "mnist", Model: "unet-s", Schedule: "linear", Timesteps: 1000, Prediction: "eps",
+		Cond: "none", PUncond: 0.1,
 		Batch: 128, LR: 1e-3, Steps: 2000, Warmup: 100, EMA: 0.999, GradClip: 1, WeightDecay: 0,
 		Seed: 0, Out: "runs/mnist", Engine: "auto", Precision: "auto",
 		SampleEvery: 500, SampleN: 64, CkptEvery: 500, Keep: 3, LogEvery: 50,
@@ -107,6 +113,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Size, "size", c.Size, "image size for a folder dataset (default: the model's image_size)")
 	fs.IntVar(&c.Channels, "channels", c.Channels, "channels for a folder dataset, 1 or 3 (default: the model's)")
 	fs.BoolVar(&c.Flip, "flip", c.Flip, "random horizontal flips")
+	fs.StringVar(&c.Cond, "cond", c.Cond, "none, or class: a class-conditional model for classifier-free guidance (labels of mnist, fashion, or a folder of class folders)")
+	fs.Float64Var(&c.PUncond, "p-uncond", c.PUncond, "with --cond class, the probability a label is dropped to \"no label\" (the unconditional half of guidance)")
 	fs.StringVar(&c.Model, "model", c.Model, "UNet: a built-in name ("+strings.Join(nn.Names(), ", ")+") or a JSON config file")
 	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "noise schedule: "+strings.Join(schedule.Names(), ", "))
 	fs.IntVar(&c.Timesteps, "timesteps", c.Timesteps, "diffusion steps T (1 to 100000)")
@@ -306,6 +314,10 @@ func (c Config) Validate() error {
 		return bad("--sample-n %d: more than %d images in a progress grid (it is drawn in one sampler call)", c.SampleN, MaxSampleN)
 	case c.Epochs > MaxEpochs:
 		return bad("--epochs %g: more than %g", c.Epochs, float64(MaxEpochs))
+	case c.Cond != "" && c.Cond != "none" && c.Cond != "class":
+		return bad("unknown --cond %q (want none or class)", c.Cond)
+	case !(c.PUncond >= 0 && c.PUncond <= 1):
+		return bad("--p-uncond must be in [0, 1], got %g", c.PUncond)
 	case c.Keep < 1:
 		return bad("--keep must be at least 1, got %d", c.Keep)
 	case c.Size < 0 || (c.Channels != 0 && c.Channels != 1 && c.Channels != 3):
@@ -338,6 +350,9 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Conditional reports whether the run trains a class-conditional model.
+func (c Config) Conditional() bool { return c.Cond == "class" }
 
 // TotalSteps is the run's length in optimizer steps: Steps, or Epochs passes over n images.
 func (c Config) TotalSteps(n int) int {

@@ -22,6 +22,7 @@ type Stepper struct {
 	sched    *schedule.Schedule
 	pred     diffusion.Prediction
 	gradClip float64
+	pUncond  float64 // probability a label is dropped to NoLabel
 
 	ts                    []int
 	x0, noise, xt, target []float64
@@ -31,7 +32,7 @@ type Stepper struct {
 // NewStepper sets up the optimiser and the EMA of model as cfg says (weight decay, EMA decay,
 // threads, gradient clipping); the learning rate and EMA decay are given per step.
 func NewStepper(cfg Config, model *nn.UNet, s *schedule.Schedule, pred diffusion.Prediction) *Stepper {
-	st := &Stepper{Model: model, sched: s, pred: pred, gradClip: cfg.GradClip}
+	st := &Stepper{Model: model, sched: s, pred: pred, gradClip: cfg.GradClip, pUncond: cfg.PUncond}
 	st.Adam = nn.NewAdamW(model.Params(), cfg.LR)
 	st.Adam.WeightDecay = cfg.WeightDecay
 	st.Adam.Threads = cfg.Threads
@@ -58,7 +59,11 @@ func (e *NonFiniteError) Error() string {
 // row's timestep and noise from rng (DDPM Algorithm 1), forms x_t and the target of the run's
 // prediction (Eq. 14's simple loss), takes the MSE's gradient, clips it, and applies AdamW at lr and
 // the EMA at emaDecay. It returns the loss.
-func (st *Stepper) Step(x0 []float32, rng *rand.Rand, lr, emaDecay float64) (float64, error) {
+//
+// labels (nil for an unconditional model) are the rows' classes; each is replaced by NoLabel with
+// probability pUncond, drawn from rng after the noise (Ho & Salimans 2022, Algorithm 1), so an
+// unconditional run's random stream is what it was before labels existed.
+func (st *Stepper) Step(x0 []float32, labels []int, rng *rand.Rand, lr, emaDecay float64) (float64, error) {
 	c := st.Model.Cfg
 	dim := c.InChannels * c.ImageSize * c.ImageSize
 	n := len(x0) / dim
@@ -68,6 +73,19 @@ func (st *Stepper) Step(x0 []float32, rng *rand.Rand, lr, emaDecay float64) (flo
 	}
 	for i := range st.noise {
 		st.noise[i] = rng.NormFloat64()
+	}
+	var lab []int
+	if labels != nil {
+		if len(labels) != n {
+			return 0, fmt.Errorf("train step: %d labels for %d images", len(labels), n)
+		}
+		lab = make([]int, n)
+		for i, c := range labels {
+			lab[i] = c
+			if rng.Float64() < st.pUncond {
+				lab[i] = diffusion.NoLabel
+			}
+		}
 	}
 	for i, v := range x0 {
 		st.x0[i] = float64(v)
@@ -81,7 +99,7 @@ func (st *Stepper) Step(x0 []float32, rng *rand.Rand, lr, emaDecay float64) (flo
 		shape := []int{n, c.InChannels, c.ImageSize, c.ImageSize}
 		xt := be.Upload(shape, toFloat32(st.buf, st.xt))
 		tgt := be.Upload(shape, toFloat32(st.buf, st.target))
-		out, err := st.Model.Forward(xt, st.ts, true)
+		out, err := st.Model.ForwardLabels(xt, st.ts, lab, true)
 		if err != nil {
 			return err
 		}

@@ -161,6 +161,9 @@ func (r *run) setup() error {
 			return err
 		}
 	}
+	if err := conditioning(c, r.set, &mcfg); err != nil {
+		return err
+	}
 	if r.set.C != mcfg.InChannels || r.set.H != mcfg.ImageSize || r.set.W != mcfg.ImageSize {
 		return fmt.Errorf("data %s has %dx%dx%d images, model %s takes %dx%dx%d",
 			c.Data, r.set.C, r.set.H, r.set.W, mcfg.Name, mcfg.InChannels, mcfg.ImageSize, mcfg.ImageSize)
@@ -327,11 +330,35 @@ func (r *run) meta(wall float64) map[string]string {
 	c := r.cfg
 	b, _ := json.Marshal(r.batcher.State())
 	tc, _ := json.Marshal(c)
-	return map[string]string{
+	m := map[string]string{
 		checkpoint.MetaSchedule: c.Schedule, checkpoint.MetaTimesteps: strconv.Itoa(c.Timesteps), checkpoint.MetaZeroSNR: strconv.FormatBool(c.ZeroSNR),
 		checkpoint.MetaPrediction: c.Prediction, checkpoint.MetaDataset: c.Data,
 		metaBatcher: string(b), metaWall: strconv.FormatFloat(wall, 'g', -1, 64), metaTrainCfg: string(tc),
 	}
+	if r.set.Classes != nil && c.Conditional() {
+		names, _ := json.Marshal(r.set.Classes)
+		m[checkpoint.MetaClasses] = string(names)
+	}
+	return m
+}
+
+// conditioning checks the run's --cond against the data and the network, and gives a
+// class-conditional network as many classes as the data has.
+func conditioning(c Config, set *data.Set, mcfg *nn.Config) error {
+	if !c.Conditional() {
+		if mcfg.NumClasses > 0 {
+			return fmt.Errorf("model %s is class-conditional (num_classes %d); train it with --cond class", mcfg.Name, mcfg.NumClasses)
+		}
+		return nil
+	}
+	if set.Labels == nil || len(set.Classes) == 0 {
+		return fmt.Errorf("--cond class: data %s has no labels (a folder needs one subfolder per class: DIR/<class>/*.png)", c.Data)
+	}
+	if mcfg.NumClasses != 0 && mcfg.NumClasses != len(set.Classes) {
+		return fmt.Errorf("--cond class: model %s has num_classes %d, data %s has %d classes", mcfg.Name, mcfg.NumClasses, c.Data, len(set.Classes))
+	}
+	mcfg.NumClasses = len(set.Classes)
+	return nil
 }
 
 func (r *run) wall() float64 { return r.wallBase + time.Since(r.start).Seconds() }
@@ -397,12 +424,23 @@ func (r *run) grid(ctx context.Context) error {
 }
 
 // SampleGrid draws n images from model with DDIM over 50 steps (eta 0, linspace spacing) from the
-// fixed grid noise and writes them to path as a square-ish grid PNG.
+// fixed grid noise and writes them to path as a square-ish grid PNG. A class-conditional model draws
+// image i of class i mod K (no guidance: s = 1), one class per column.
 func SampleGrid(ctx context.Context, model *nn.UNet, s *schedule.Schedule, obj diffusion.Prediction, n int, path string) (string, error) {
 	c := model.Cfg
 	dim := c.InChannels * c.ImageSize * c.ImageSize
 	ddim := &diffusion.DDIM{Schedule: s, Steps: min(50, s.T), Eta: 0}
-	x, err := ddim.Sample(ctx, model, n, dim, diffusion.Options{Seed: gridSeed, Prediction: obj})
+	var pred diffusion.Predictor = model
+	cols := int(math.Ceil(math.Sqrt(float64(n))))
+	if k := c.NumClasses; k > 0 {
+		labels := make([]int, n)
+		for i := range labels {
+			labels[i] = i % k
+		}
+		pred = &diffusion.Guided{Model: nn.Labeled{U: model}, Labels: labels, Scale: 1}
+		cols = min(n, k)
+	}
+	x, err := ddim.Sample(ctx, pred, n, dim, diffusion.Options{Seed: gridSeed, Prediction: obj})
 	if err != nil {
 		return "", err
 	}
@@ -410,7 +448,6 @@ func SampleGrid(ctx context.Context, model *nn.UNet, s *schedule.Schedule, obj d
 	for i, v := range x {
 		img[i] = float32(v)
 	}
-	cols := int(math.Ceil(math.Sqrt(float64(n))))
 	if err := imageio.WriteGrid(path, img, n, c.InChannels, c.ImageSize, c.ImageSize, cols); err != nil {
 		return "", err
 	}
@@ -421,6 +458,10 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	c := r.cfg
 	n := c.Batch
 	x32 := make([]float32, n*r.set.Size())
+	var lab8 []uint8
+	if c.Conditional() {
+		lab8 = make([]uint8, n)
+	}
 
 	r.res.Start, r.res.Steps = r.step, r.total
 	var lossAvg, lossW float64
@@ -446,11 +487,18 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		}
 		t0 := time.Now()
 		step := r.step + 1
-		if err := r.batcher.Next(x32, nil); err != nil {
+		if err := r.batcher.Next(x32, lab8); err != nil {
 			return nil, err
 		}
+		var labels []int
+		if lab8 != nil {
+			labels = make([]int, n)
+			for i, l := range lab8 {
+				labels[i] = int(l)
+			}
+		}
 		lr := nn.CooldownLR(c.LR, c.Warmup, c.Cooldown, r.total, step)
-		loss, err := r.stepper.Step(x32, StepRNG(c.Seed, step), lr, EMADecay(c.EMA, step))
+		loss, err := r.stepper.Step(x32, labels, StepRNG(c.Seed, step), lr, EMADecay(c.EMA, step))
 		var nf *NonFiniteError
 		if errors.As(err, &nf) {
 			return nil, fmt.Errorf("step %d: %w (last checkpoint %s)", step, err, r.res.Checkpoint)
