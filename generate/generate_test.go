@@ -333,14 +333,14 @@ func TestAligned(t *testing.T) {
 		return nil
 	})
 	for _, start := range []int{0, 3, 5, 8} {
-		a := &aligned{inner: inner, start: start, k: k}
 		n := 7
+		a := &aligned{inner: unlabeled{inner}, start: start, rows: n, k: k}
 		x := make([]float64, n*dim)
 		for i := range x {
 			x[i] = float64(i)
 		}
 		out := make([]float64, n*dim)
-		if err := a.Predict(context.Background(), x, n, dim, 0, out); err != nil {
+		if err := a.Predict(context.Background(), x, nil, n, dim, 0, out); err != nil {
 			t.Fatal(err)
 		}
 		for r := 0; r < n; r++ {
@@ -365,6 +365,65 @@ func TestDefaultChunk(t *testing.T) {
 		defer be.(interface{ Close() error }).Close()
 		if got := DefaultChunk(be); got != 32 {
 			t.Errorf("dnnl: chunk %d, want 32", got)
+		}
+	}
+}
+
+// labeledFunc adapts a function to diffusion.LabeledPredictor.
+type labeledFunc func(x []float64, labels []int, n, dim int, out []float64) error
+
+func (f labeledFunc) Predict(_ context.Context, x []float64, labels []int, n, dim, _ int, out []float64) error {
+	return f(x, labels, n, dim, out)
+}
+
+// TestAlignedGuidance: a guided call (2n rows: the batch's rows with their labels, then the same
+// rows unlabelled) goes out as calls of 2k rows, each chunk's conditional rows at positions
+// g mod k and its unconditional rows at k + g mod k, padding unlabelled; every output row is its own.
+func TestAlignedGuidance(t *testing.T) {
+	const k, dim, n = 4, 2, 7
+	for _, start := range []int{0, 3, 5} {
+		var calls int
+		inner := labeledFunc(func(x []float64, labels []int, rows, d int, out []float64) error {
+			calls++
+			if rows != 2*k || len(labels) != 2*k {
+				t.Fatalf("inner call with %d rows, %d labels; want %d", rows, len(labels), 2*k)
+			}
+			for r := range rows {
+				if r >= k && labels[r] != diffusion.NoLabel {
+					t.Fatalf("row %d of the unconditional half has label %d", r, labels[r])
+				}
+				for j := range d {
+					out[r*d+j] = 2*x[r*d+j] + float64(r) + 100*float64(labels[r])
+				}
+			}
+			return nil
+		})
+		a := &aligned{inner: inner, start: start, rows: n, k: k}
+		x := make([]float64, 2*n*dim)
+		labels := make([]int, 2*n)
+		for i := range x {
+			x[i] = float64(i)
+		}
+		for r := range n {
+			labels[r], labels[n+r] = r%3, diffusion.NoLabel
+		}
+		out := make([]float64, 2*n*dim)
+		if err := a.Predict(context.Background(), x, labels, 2*n, dim, 0, out); err != nil {
+			t.Fatal(err)
+		}
+		for r := range 2 * n {
+			pos := (start + r%n) % k
+			if r >= n {
+				pos += k
+			}
+			for j := range dim {
+				if want := 2*x[r*dim+j] + float64(pos) + 100*float64(labels[r]); out[r*dim+j] != want {
+					t.Fatalf("start %d row %d: %v, want %v", start, r, out[r*dim+j], want)
+				}
+			}
+		}
+		if want := (start+n-1)/k - start/k + 1; calls != want {
+			t.Errorf("start %d: %d calls, want one per chunk (%d)", start, calls, want)
 		}
 	}
 }

@@ -58,6 +58,9 @@ func LoadShipped(be tensor.Backend) (*Model, error) {
 	if v, ok := meta[checkpoint.MetaStep]; ok {
 		m.Step, _ = strconv.Atoi(v)
 	}
+	if m.Classes, err = checkpoint.ClassNames(meta, u.Cfg.NumClasses); err != nil {
+		return nil, fmt.Errorf("read shipped %s: %w", name, err)
+	}
 	return check(m)
 }
 

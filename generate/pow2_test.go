@@ -86,14 +86,14 @@ func TestPadded(t *testing.T) {
 	})
 	for _, n := range []int{1, 3, 5, 24, 33, 60, 64, 100} {
 		sizes = nil
-		p := &padded{inner: inner, max: 64}
+		p := &padded{inner: unlabeled{inner}, max: 64}
 		x := make([]float64, n*dim)
 		for i := range x {
 			x[i] = float64(i)
 		}
 		out := make([]float64, n*dim)
 		for range 2 { // the second call reuses the plan and the buffers
-			if err := p.Predict(context.Background(), x, n, dim, 0, out); err != nil {
+			if err := p.Predict(context.Background(), x, nil, n, dim, 0, out); err != nil {
 				t.Fatal(err)
 			}
 		}

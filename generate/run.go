@@ -3,8 +3,10 @@ package generate
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
 )
 
@@ -27,6 +29,12 @@ type Job struct {
 	// of the row count of its call.
 	Pow2 int
 	XT   []float64 // optional starting x_T, N*dim values (row i is image Start+i)
+	// Labels, if not nil, makes the job class-conditional (RunLabeled): Labels[i] is the class of
+	// image Start+i (diffusion.NoLabel: none), drawn with classifier-free guidance of scale
+	// Guidance (diffusion.Guided: s = 0 unconditional, 1 conditional, > 1 guided). Image i then
+	// depends only on Seed, i and its label.
+	Labels   []int
+	Guidance float64
 	// Step, if not nil, is called after every step of every batch with the batch's first global
 	// index and row count; the Step's slices belong to the sampler (copy what you keep).
 	Step func(b Batch, s diffusion.Step) error
@@ -78,7 +86,23 @@ func (j Job) batch(k int) Batch {
 // predictions for rows of dim values), returning N*dim values in image order (or handing them to
 // j.Emit batch by batch). Each batch passes its
 // first global index as diffusion.Options.Start, so an image depends on Seed and its index only.
+// A job with Labels needs a class-conditional model: use RunLabeled.
 func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p diffusion.Prediction, dim int, j Job) ([]float64, error) {
+	if j.Labels != nil {
+		return nil, fmt.Errorf("a job with labels needs a class-conditional model")
+	}
+	return run(ctx, s, unlabeled{pred}, p, dim, j)
+}
+
+// RunLabeled is Run for a model that takes a label per row: with j.Labels each batch samples
+// diffusion.Guided over its slice of the labels, whose one call of 2n rows (conditional, then
+// unconditional) goes to the network whole (or as Chunk- or Pow2-sized calls); without, every row
+// is unlabelled.
+func RunLabeled(ctx context.Context, s diffusion.Sampler, model diffusion.LabeledPredictor, p diffusion.Prediction, dim int, j Job) ([]float64, error) {
+	return run(ctx, s, model, p, dim, j)
+}
+
+func run(ctx context.Context, s diffusion.Sampler, model diffusion.LabeledPredictor, p diffusion.Prediction, dim int, j Job) ([]float64, error) {
 	if j.N < 1 {
 		return nil, fmt.Errorf("need at least one image, got n=%d", j.N)
 	}
@@ -91,6 +115,12 @@ func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p d
 	if j.XT != nil && len(j.XT) != j.N*dim {
 		return nil, fmt.Errorf("initial x_T has %d values, want n*dim = %d*%d", len(j.XT), j.N, dim)
 	}
+	if j.Labels != nil && len(j.Labels) != j.N {
+		return nil, fmt.Errorf("%d labels for %d images", len(j.Labels), j.N)
+	}
+	if math.IsNaN(j.Guidance) || math.IsInf(j.Guidance, 0) {
+		return nil, fmt.Errorf("guidance scale %v must be finite", j.Guidance)
+	}
 	// With Emit the caller keeps the images, so nothing here is sized by N.
 	var out []float64
 	if j.Emit == nil {
@@ -99,20 +129,24 @@ func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p d
 	// Batch by batch without listing them, so a job's bookkeeping is not sized by its N either.
 	for k := range j.NumBatches() {
 		b := j.batch(k)
+		lo := b.Start - j.Start
 		opts := diffusion.Options{Seed: j.Seed, Start: b.Start, Prediction: p}
 		if j.XT != nil {
-			lo := b.Start - j.Start
 			opts.XT = j.XT[lo*dim : (lo+b.N)*dim]
 		}
 		if j.Step != nil {
 			opts.Callback = func(s diffusion.Step) error { return j.Step(b, s) }
 		}
-		var bp diffusion.Predictor = pred
+		bm := model
 		switch {
 		case j.Chunk > 0:
-			bp = &aligned{inner: pred, start: b.Start, k: j.Chunk}
+			bm = &aligned{inner: model, start: b.Start, rows: b.N, k: j.Chunk}
 		case j.Pow2 > 0:
-			bp = &padded{inner: pred, max: j.Pow2}
+			bm = &padded{inner: model, max: j.Pow2}
+		}
+		var bp diffusion.Predictor = unlabeledCalls{bm}
+		if j.Labels != nil {
+			bp = &diffusion.Guided{Model: bm, Labels: j.Labels[lo : lo+b.N], Scale: j.Guidance}
 		}
 		x, err := s.Sample(ctx, bp, b.N, dim, opts)
 		if err != nil {
@@ -135,52 +169,122 @@ func Run(ctx context.Context, s diffusion.Sampler, pred diffusion.Predictor, p d
 	return out, nil
 }
 
-// Sample is Run with the model's network, prediction and image size.
+// Sample is Run with the model's network, prediction and image size; a job with Labels needs a
+// class-conditional network.
 func (m *Model) Sample(ctx context.Context, s diffusion.Sampler, j Job) ([]float64, error) {
-	return Run(ctx, s, m.Net, m.Prediction, m.Dim(), j)
-}
-
-// aligned is a predictor for rows start.. (global indices) that calls inner on exactly k rows at a
-// time, rows of global indices [ck, (c+1)k), so each image sits at the same place in a call of the same
-// size whatever the batch it came in.
-type aligned struct {
-	inner diffusion.Predictor
-	start int
-	k     int
-	buf   []float64
-	out   []float64
-}
-
-func (a *aligned) Predict(ctx context.Context, x []float64, n, dim, t int, out []float64) error {
-	if len(a.buf) != a.k*dim {
-		a.buf, a.out = make([]float64, a.k*dim), make([]float64, a.k*dim)
+	if j.Labels != nil {
+		if err := m.CheckLabels(j.Labels); err != nil {
+			return nil, err
+		}
 	}
-	for lo := 0; lo < n; {
-		g := a.start + lo           // global index of the first row of this piece
-		first := g - g%a.k          // first global index of its chunk
-		m := min(first+a.k-g, n-lo) // rows of this batch in the chunk
+	return run(ctx, s, nn.Labeled{U: m.Net}, m.Prediction, m.Dim(), j)
+}
+
+// CheckLabels refuses labels the model cannot take: any class on an unconditional model, a class
+// outside [0, K) on a K-class one.
+func (m *Model) CheckLabels(labels []int) error {
+	k := m.Net.Cfg.NumClasses
+	for _, c := range labels {
+		switch {
+		case c < 0:
+		case k == 0:
+			return fmt.Errorf("model %s is unconditional: it takes no class (train one with --cond class)", m.Source)
+		case c >= k:
+			return fmt.Errorf("class %d: model %s has classes 0..%d", c, m.Source, k-1)
+		}
+	}
+	return nil
+}
+
+// unlabeled is a Predictor seen as a LabeledPredictor that takes only unlabelled rows.
+type unlabeled struct{ diffusion.Predictor }
+
+func (u unlabeled) Predict(ctx context.Context, x []float64, labels []int, n, dim, t int, out []float64) error {
+	for _, c := range labels {
+		if c >= 0 {
+			return fmt.Errorf("label %d given to an unconditional model", c)
+		}
+	}
+	return u.Predictor.Predict(ctx, x, n, dim, t, out)
+}
+
+// unlabeledCalls is a LabeledPredictor called without labels: an unconditional job's predictor.
+type unlabeledCalls struct{ diffusion.LabeledPredictor }
+
+func (u unlabeledCalls) Predict(ctx context.Context, x []float64, n, dim, t int, out []float64) error {
+	return u.LabeledPredictor.Predict(ctx, x, nil, n, dim, t, out)
+}
+
+// aligned is a labelled predictor for the rows start .. start+rows-1 (global indices) that calls
+// inner on exactly k rows at a time, rows of global indices [ck, (c+1)k), so each image sits at the
+// same place in a call of the same size whatever the batch it came in. A call of 2*rows rows is
+// guidance's (the rows, then the same rows unlabelled): each chunk then goes out as one call of 2k
+// rows, its conditional rows then its unconditional ones, so guidance keeps one network call per
+// chunk and each image its place.
+type aligned struct {
+	inner     diffusion.LabeledPredictor
+	start     int
+	rows      int
+	k         int
+	buf, out  []float64
+	bufLabels []int
+}
+
+func (a *aligned) Predict(ctx context.Context, x []float64, labels []int, n, dim, t int, out []float64) error {
+	halves := 1
+	if n == 2*a.rows {
+		halves = 2
+	} else if n != a.rows {
+		return fmt.Errorf("aligned: a call of %d rows for a batch of %d", n, a.rows)
+	}
+	k := a.k
+	if len(a.buf) != halves*k*dim {
+		a.buf, a.out = make([]float64, halves*k*dim), make([]float64, halves*k*dim)
+		a.bufLabels = make([]int, halves*k)
+	}
+	var callLabels []int
+	if labels != nil {
+		callLabels = a.bufLabels
+	}
+	for lo := 0; lo < a.rows; {
+		g := a.start + lo              // global index of the first row of this piece
+		first := g - g%k               // first global index of its chunk
+		m := min(first+k-g, a.rows-lo) // rows of this batch in the chunk
 		clear(a.buf)
-		copy(a.buf[(g-first)*dim:], x[lo*dim:(lo+m)*dim])
-		if err := a.inner.Predict(ctx, a.buf, a.k, dim, t, a.out); err != nil {
+		for h := range halves {
+			src := h*a.rows + lo // first row of this piece in the call
+			dst := h*k + g - first
+			copy(a.buf[dst*dim:], x[src*dim:(src+m)*dim])
+			if labels != nil {
+				for i := range k {
+					callLabels[h*k+i] = diffusion.NoLabel
+				}
+				copy(callLabels[dst:], labels[src:src+m])
+			}
+		}
+		if err := a.inner.Predict(ctx, a.buf, callLabels, halves*k, dim, t, a.out); err != nil {
 			return err
 		}
-		copy(out[lo*dim:(lo+m)*dim], a.out[(g-first)*dim:])
+		for h := range halves {
+			src, dst := h*k+g-first, h*a.rows+lo
+			copy(out[dst*dim:(dst+m)*dim], a.out[src*dim:])
+		}
 		lo += m
 	}
 	return nil
 }
 
-// padded is a predictor that calls inner only on power-of-two row counts up to max: a call of n
-// rows runs as the pieces Pow2Pieces plans, the last one padded with zero rows.
+// padded is a labelled predictor that calls inner only on power-of-two row counts up to max: a
+// call of n rows runs as the pieces Pow2Pieces plans, the last one padded with unlabelled zero rows.
 type padded struct {
-	inner diffusion.Predictor
-	max   int
-	plans map[int][]int // n -> pieces; the same n comes back at every step
-	buf   []float64
-	out   []float64
+	inner     diffusion.LabeledPredictor
+	max       int
+	plans     map[int][]int // n -> pieces; the same n comes back at every step
+	buf, out  []float64
+	bufLabels []int
 }
 
-func (p *padded) Predict(ctx context.Context, x []float64, n, dim, t int, out []float64) error {
+func (p *padded) Predict(ctx context.Context, x []float64, labels []int, n, dim, t int, out []float64) error {
 	if p.plans == nil {
 		p.plans = map[int][]int{}
 	}
@@ -192,8 +296,12 @@ func (p *padded) Predict(ctx context.Context, x []float64, n, dim, t int, out []
 	lo := 0
 	for _, k := range pieces {
 		m := min(k, n-lo) // real rows in this piece
+		var lab []int
+		if labels != nil {
+			lab = labels[lo : lo+m]
+		}
 		if k == m {
-			if err := p.inner.Predict(ctx, x[lo*dim:(lo+m)*dim], m, dim, t, out[lo*dim:(lo+m)*dim]); err != nil {
+			if err := p.inner.Predict(ctx, x[lo*dim:(lo+m)*dim], lab, m, dim, t, out[lo*dim:(lo+m)*dim]); err != nil {
 				return err
 			}
 			lo += m
@@ -201,11 +309,19 @@ func (p *padded) Predict(ctx context.Context, x []float64, n, dim, t int, out []
 		}
 		if len(p.buf) < k*dim {
 			p.buf, p.out = make([]float64, k*dim), make([]float64, k*dim)
+			p.bufLabels = make([]int, k)
 		}
 		buf := p.buf[:k*dim]
 		copy(buf, x[lo*dim:(lo+m)*dim])
 		clear(buf[m*dim:])
-		if err := p.inner.Predict(ctx, buf, k, dim, t, p.out[:k*dim]); err != nil {
+		if labels != nil {
+			lab = p.bufLabels[:k]
+			copy(lab, labels[lo:lo+m])
+			for i := m; i < k; i++ {
+				lab[i] = diffusion.NoLabel
+			}
+		}
+		if err := p.inner.Predict(ctx, buf, lab, k, dim, t, p.out[:k*dim]); err != nil {
 			return err
 		}
 		copy(out[lo*dim:(lo+m)*dim], p.out)

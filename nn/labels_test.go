@@ -175,7 +175,7 @@ func TestLabelsLeaveUnconditionalUnchanged(t *testing.T) {
 		labels []int
 		want   string
 	}{
-		{plain, []int{0, 0, 0}, "unconditional"},
+		{plain, []int{-1, 0, -1}, "unconditional"},
 		{cond, []int{0, 3, 0}, "label 3"},
 		{cond, []int{0, 1}, "2 labels for 3"},
 	} {
@@ -184,6 +184,10 @@ func TestLabelsLeaveUnconditionalUnchanged(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("labels %v: error %v, want one containing %q", c.labels, err, c.want)
 		}
+	}
+	x := be.Upload(shape, tensor.RandN(shape, 1))
+	if _, err := plain.ForwardLabels(x, []int{1, 2, 3}, []int{-1, -1, -1}, false); err != nil {
+		t.Errorf("NoLabel rows on an unconditional network: %v", err)
 	}
 	bad := tinyCond()
 	bad.NumClasses = -1

@@ -17,9 +17,9 @@ func (u *UNet) Predict(ctx context.Context, x []float64, n, dim, t int, out []fl
 // label per row, diffusion.NoLabel for none), the model classifier-free guidance calls.
 type Labeled struct{ U *UNet }
 
-// Predict is UNet.Predict with row i conditioned on labels[i].
+// Predict is UNet.Predict with row i conditioned on labels[i] (nil labels: none on every row).
 func (l Labeled) Predict(ctx context.Context, x []float64, labels []int, n, dim, t int, out []float64) error {
-	if len(labels) != n {
+	if labels != nil && len(labels) != n {
 		return fmt.Errorf("unet predict: %d labels for %d rows", len(labels), n)
 	}
 	return l.U.predict(ctx, x, labels, n, dim, t, out)

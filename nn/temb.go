@@ -54,7 +54,13 @@ func (e *TimeEmbed) labelRows(labels []int, n int) ([]int, error) {
 		}
 	}
 	if e.Label == nil {
-		return nil, fmt.Errorf("labels given to an unconditional network (its config has no num_classes)")
+		// An unconditional network is its own "no label" branch.
+		for i, c := range labels {
+			if c >= 0 {
+				return nil, fmt.Errorf("label %d of image %d given to an unconditional network (its config has no num_classes)", c, i)
+			}
+		}
+		return nil, nil
 	}
 	if len(labels) != n {
 		return nil, fmt.Errorf("%d labels for %d images", len(labels), n)
@@ -74,7 +80,7 @@ func (e *TimeEmbed) labelRows(labels []int, n int) ([]int, error) {
 }
 
 // Forward returns act = silu(temb(t) + Label[labels]) (N,D), owned by the caller; labels may be nil
-// (no label on every row), and must be nil for an unconditional network.
+// (no label on every row). An unconditional network takes only nil or NoLabel (negative) labels.
 func (e *TimeEmbed) Forward(t, labels []int, train bool) (*tensor.Tensor, error) {
 	rows, err := e.labelRows(labels, len(t))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/ddpm-go/ddpm/diffusion"
@@ -23,6 +24,32 @@ func addSamplerFlags(fs *flag.FlagSet, spec *generate.SamplerSpec) {
 	fs.StringVar(&spec.Spacing, "spacing", "", "timestep spacing: "+diffusion.SpacingNames+" (default linspace)")
 	fs.BoolVar(&spec.Clip, "clip", false, "clip the predicted x0 to [-1, 1] at every step")
 	fs.Float64Var(&spec.EpsScale, "eps-scale", 1, "multiply the predicted eps by this at every step (epsilon scaling; see docs/eval.md)")
+}
+
+// addClassFlags registers --class and --guidance, shared by the commands that sample a
+// class-conditional model.
+func addClassFlags(fs *flag.FlagSet, c *generate.ClassSpec) {
+	fs.StringVar(&c.Class, "class", "", "class-conditional models: a class (7, or a name), a list (0,1,2: image i gets entry i mod len), or all (one row of --cols images per class)")
+	fs.Var(guidanceFlag{c}, "guidance", fmt.Sprintf("classifier-free guidance scale s in [0, %d]: eps(x) + s (eps(x, class) - eps(x)); 0 unconditional, 1 conditional (default %g)", generate.MaxGuidance, float64(generate.DefaultGuidance)))
+}
+
+// guidanceFlag sets ClassSpec.Guidance, leaving it nil (the default) unless given.
+type guidanceFlag struct{ c *generate.ClassSpec }
+
+func (g guidanceFlag) String() string {
+	if g.c == nil || g.c.Guidance == nil {
+		return ""
+	}
+	return fmt.Sprint(*g.c.Guidance)
+}
+
+func (g guidanceFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("not a number")
+	}
+	g.c.Guidance = &v
+	return nil
 }
 
 // engineFlags are what a command computes on (--engine, --precision, --threads) and with which

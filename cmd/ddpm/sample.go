@@ -22,6 +22,7 @@ func init() {
 type sampleFlags struct {
 	ckpt                   string
 	spec                   generate.SamplerSpec
+	class                  generate.ClassSpec
 	n, start, batch, chunk int
 	seed                   uint64
 	initPath               string
@@ -35,7 +36,8 @@ func parseSampleFlags(args []string, stderr io.Writer) (*sampleFlags, error) {
 	f := &sampleFlags{set: map[string]bool{}}
 	fs.StringVar(&f.ckpt, "ckpt", "", "run directory or weights file (default: the shipped MNIST model)")
 	addSamplerFlags(fs, &f.spec)
-	fs.IntVar(&f.n, "n", 64, "number of images")
+	addClassFlags(fs, &f.class)
+	fs.IntVar(&f.n, "n", 64, "number of images (default with --class all: 8 per class)")
 	fs.Uint64Var(&f.seed, "seed", 0, "random seed; image i depends only on it and its index")
 	fs.IntVar(&f.start, "start", 0, "global index of the first image (to split a job across processes)")
 	fs.IntVar(&f.batch, "batch", 64, "images per sampler call (memory; results do not depend on it)")
@@ -76,8 +78,14 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := f.class.Validate(m.Classes); err != nil {
+		return flagErr(err)
+	}
+	if f.class.Class == "all" {
+		f.allClasses(len(m.Classes))
+	}
 	c, h, w := m.Shape()
-	job := generate.Job{N: f.n, Start: f.start, Seed: f.seed, Batch: f.batch, Chunk: f.chunk}
+	job := generate.Job{N: f.n, Start: f.start, Seed: f.seed, Batch: f.batch, Chunk: f.chunk, Guidance: f.class.Scale()}
 	if job.Chunk < 0 {
 		job.Chunk = generate.DefaultChunk(be)
 	}
@@ -89,6 +97,9 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--n %d but --init %s holds %d images", f.n, f.initPath, job.N)
 		}
 	}
+	if job.Labels, err = f.class.Labels(m.Classes, job.Start, job.N, f.out.Cols); err != nil {
+		return flagErr(err)
+	}
 	bar := generate.NewProgress(stderr, job.NumBatches(), spec.Steps)
 	job.Step = bar.Step
 	// Every check that can refuse the job comes before its header, so a refusal is one line.
@@ -97,8 +108,12 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	}
 	defer f.out.Abort()
 
-	fmt.Fprintf(stderr, "sampling %d images (%d..%d, seed %d) of %dx%dx%d from %s (%s weights, %s, T=%d, %s) with %s on %s\n",
-		job.N, job.Start, job.Start+job.N-1, job.Seed, c, h, w, m.Source, map[bool]string{true: "EMA", false: "raw"}[m.EMA],
+	what := ""
+	if m.Classes != nil {
+		what = ", " + f.class.Describe()
+	}
+	fmt.Fprintf(stderr, "sampling %d images (%d..%d, seed %d%s) of %dx%dx%d from %s (%s weights, %s, T=%d, %s) with %s on %s\n",
+		job.N, job.Start, job.Start+job.N-1, job.Seed, what, c, h, w, m.Source, map[bool]string{true: "EMA", false: "raw"}[m.EMA],
 		m.Schedule.Name, m.Schedule.T, m.Prediction, spec, engine.Explain(be, f.eng.precision))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -118,6 +133,17 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "wrote %s\n", w)
 	}
 	return err
+}
+
+// allClasses sets the grid for --class all: --cols images per class (default 8), one row per
+// class, and --n to fill the rows unless given.
+func (f *sampleFlags) allClasses(k int) {
+	if f.out.Cols == 0 {
+		f.out.Cols = 8
+	}
+	if !f.set["n"] {
+		f.n = k * f.out.Cols
+	}
 }
 
 func (f *sampleFlags) validate() error {
