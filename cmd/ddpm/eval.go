@@ -24,6 +24,7 @@ func init() {
 var evalCommands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"fid":              runEvalFID,
 	"table":            runEvalTable,
+	"guidance":         runEvalGuidance,
 	"train-classifier": runTrainClassifier,
 	"classifier":       runClassifierAccuracy,
 }

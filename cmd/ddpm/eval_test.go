@@ -28,10 +28,15 @@ func needMNIST(t *testing.T) {
 
 // evalFixtures writes a tiny random 28x28 UNet (T = 20) and a random classifier, returning their paths.
 func evalFixtures(t *testing.T) (model, clf string) {
+	return evalFixturesClasses(t, 0)
+}
+
+// evalFixturesClasses is evalFixtures with a class-conditional UNet of k classes (0: unconditional).
+func evalFixturesClasses(t *testing.T, k int) (model, clf string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := nn.Config{Name: "tiny28", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 8,
-		ChannelMult: []int{1, 2}, ResBlocks: 1, Heads: 1, TimeEmbedDim: 16, SinusoidalDim: 8, Groups: 4}
+		ChannelMult: []int{1, 2}, ResBlocks: 1, Heads: 1, TimeEmbedDim: 16, SinusoidalDim: 8, Groups: 4, NumClasses: k}
 	u, err := nn.New(cfg, tensor.NewReference(1), 2)
 	if err != nil {
 		t.Fatal(err)
@@ -169,6 +174,11 @@ func TestEvalErrors(t *testing.T) {
 		"fid unknown flag":    {"eval", "fid", "--bogus"},
 		"fid ema and no-ema":  {"eval", "fid", "--ema", "--no-ema"},
 		"fid negative thread": {"eval", "fid", "--threads", "-1"},
+		"fid guidance alone":  {"eval", "fid", "--guidance", "2"},
+		"fid guidance 30":     {"eval", "fid", "--class-balanced", "--guidance", "30"},
+		"fid balanced npz":    {"eval", "fid", "--class-balanced", "--npz", "x.npz"},
+		"guidance bad scales": {"eval", "guidance", "--scales", "1,x"},
+		"guidance scale -1":   {"eval", "guidance", "--scales", "-1"},
 	}
 	for name, args := range cases {
 		code, out, errs := runCLI(t, args...)
@@ -222,5 +232,53 @@ func TestEvalTable(t *testing.T) {
 	bad := writeFile(t, dir, "bad.jsonl", `{"fid":1,"sampler":"/tmp/x.npz"}`)
 	if code, _, _ := runCLI(t, "eval", "table", "--in", bad); code != 2 {
 		t.Error("a result without a step count accepted")
+	}
+}
+
+// TestEvalGuidance: the sweep scores a class-conditional model at each scale, class-balanced (per-class
+// accuracy over the requested classes), writes its table, JSON lines and plot; eval fid
+// --class-balanced at one scale gives the sweep's numbers; an unconditional model is refused.
+func TestEvalGuidance(t *testing.T) {
+	needMNIST(t)
+	model, clf := evalFixturesClasses(t, 10)
+	out := t.TempDir()
+	common := []string{"--ckpt", model, "--classifier", clf, "--n", "20", "--steps", "3", "--engine", "ref", "--threads", "1",
+		"--ref-n", "64", "--kid-subsets", "4", "--kid-subset-size", "5", "--seed", "7"}
+	code, stdout, errs := runCLI(t, append([]string{"eval", "guidance", "--scales", "0,2", "--out", out}, common...)...)
+	if code != 0 {
+		t.Fatalf("eval guidance: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(stdout, "| 0 |") || !strings.Contains(stdout, "| 2 |") || !strings.Contains(stdout, "Best FID: s = ") {
+		t.Errorf("table:\n%s", stdout)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "guidance.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d JSON lines, want 2", len(lines))
+	}
+	var r fid.Result
+	if err := json.Unmarshal([]byte(lines[1]), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Guidance == nil || *r.Guidance != 2 || len(r.ClassAccuracy) != 10 || r.N != 20 {
+		t.Errorf("second line: guidance %v, %d class accuracies, n %d", r.Guidance, len(r.ClassAccuracy), r.N)
+	}
+	// eval fid --class-balanced at s = 2 gives the sweep's numbers.
+	one := fidJSON(t, append(common, "--class-balanced", "--guidance", "2")...)
+	if one.FID != r.FID || one.Accuracy != r.Accuracy {
+		t.Errorf("eval fid --class-balanced: FID %v accuracy %v, the sweep's %v %v", one.FID, one.Accuracy, r.FID, r.Accuracy)
+	}
+	for _, f := range []string{"guidance.md", "guidance.png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	plain, _ := evalFixtures(t)
+	code, _, errs = runCLI(t, append([]string{"eval", "fid", "--class-balanced"}, append(common, "--ckpt", plain)...)...)
+	if code == 0 || !strings.Contains(errs, "unconditional") {
+		t.Errorf("unconditional model, --class-balanced: exit %d: %s", code, errs)
 	}
 }

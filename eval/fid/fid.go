@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,10 @@ type Options struct {
 	KIDSubsets    int
 	KIDSize       int
 	Threshold     float64 // top softmax probability of a confident prediction
+	// ClassBalanced samples a class-conditional model with image i of class i mod K (n/K per
+	// class), guided at scale Guidance (generate.ClassSpec's s; nil: generate.DefaultGuidance).
+	ClassBalanced bool
+	Guidance      *float64
 }
 
 // Result is one scoring, the JSON line `ddpm eval fid` prints and `ddpm eval table` reads.
@@ -67,7 +72,17 @@ type Result struct {
 	Classifier string  `json:"classifier"`
 	RefN       int     `json:"ref_n"` // test images the statistics are fitted to
 	SampleSecs float64 `json:"sample_secs,omitempty"`
+	// Coverage (Naeem et al. 2020, k = 5) of n test images by the samples, in classifier features.
+	Coverage float64 `json:"coverage"`
+	// Of a class-balanced run: the guidance scale s, and the fraction of samples the classifier
+	// puts in the class they were drawn for, overall and per class.
+	Guidance      *float64  `json:"guidance,omitempty"`
+	Accuracy      float64   `json:"accuracy,omitempty"`
+	ClassAccuracy []float64 `json:"class_accuracy,omitempty"`
 }
+
+// CoverageK is the neighbourhood size of Result.Coverage, Naeem et al.'s recommended k.
+const CoverageK = 5
 
 // Run produces the images (or reads them), extracts the classifier's features of them, of the test
 // set and of n training images, and scores them. Progress goes to log.
@@ -99,12 +114,13 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Result, error) {
 
 	// 1. The images to score, as [-1, 1] floats quantised to 8 bits like any saved image.
 	var images []float32
+	var labels []int
 	if o.NPZ != "" {
 		if images, err = readNPZ(o, testSet); err != nil {
 			return nil, err
 		}
 		res.Source = o.NPZ
-	} else if images, err = sample(ctx, o, testSet, trainSet, res, log); err != nil {
+	} else if images, labels, err = sample(ctx, o, testSet, trainSet, res, log); err != nil {
 		return nil, err
 	}
 	res.N = len(images) / dim
@@ -125,7 +141,39 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Result, error) {
 		return nil, err
 	}
 	res.RefN = testSet.N
-	return res, score(res, o, net.Cfg, genF, genL, floorF, testF)
+	if err := score(res, o, net.Cfg, genF, genL, floorF, testF); err != nil {
+		return nil, err
+	}
+	if labels != nil {
+		res.Accuracy, res.ClassAccuracy = accuracy(genL, labels, net.Cfg.Classes)
+	}
+	return res, nil
+}
+
+// accuracy is the fraction of rows whose top logit is their label, overall and per label.
+func accuracy(logits []float64, labels []int, k int) (float64, []float64) {
+	hit, count := make([]float64, k), make([]float64, k)
+	total := 0.0
+	for i, c := range labels {
+		row := logits[i*k : (i+1)*k]
+		best := 0
+		for j, v := range row {
+			if v > row[best] {
+				best = j
+			}
+		}
+		count[c]++
+		if best == c {
+			hit[c]++
+			total++
+		}
+	}
+	for c := range hit {
+		if count[c] > 0 {
+			hit[c] /= count[c]
+		}
+	}
+	return total / float64(len(labels)), hit
 }
 
 // score fills in the distances of the samples' and the floor's features to the test set's, and
@@ -147,6 +195,19 @@ func score(res *Result, o Options, cfg classifier.Config, genF, genL, floorF, te
 	if res.KIDFloor, _, err = eval.KID(floorF, floorN, testF, refN, k, ko); err != nil {
 		return err
 	}
+	// Coverage of as many test images as there are samples (the sizes Naeem et al. compare), picked
+	// by the seed.
+	nr := min(res.N, refN)
+	perm := rand.New(rand.NewPCG(o.Seed, 0x636f766572)).Perm(refN)[:nr]
+	realF := make([]float64, 0, nr*k)
+	for _, i := range perm {
+		realF = append(realF, testF[i*k:(i+1)*k]...)
+	}
+	if nr > CoverageK {
+		if res.Coverage, err = eval.Coverage(realF, nr, genF, res.N, k, CoverageK); err != nil {
+			return err
+		}
+	}
 	cs, err := eval.Classes(genL, res.N, cfg.Classes, o.Threshold)
 	if err != nil {
 		return err
@@ -155,30 +216,44 @@ func score(res *Result, o Options, cfg classifier.Config, genF, genL, floorF, te
 	return nil
 }
 
-// sample draws o.N images from the model and records what drew them in res.
-func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Result, log io.Writer) ([]float32, error) {
+// sample draws o.N images from the model and records what drew them in res; labels are the class
+// each image was drawn for (nil unless class-balanced).
+func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Result, log io.Writer) ([]float32, []int, error) {
 	be, err := engine.New(o.Engine, o.Precision, o.Threads)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer engine.Close(be)
 	m, err := generate.Load(o.Ckpt, be, o.EMA)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if c, h, w := m.Shape(); c != testSet.C || h != testSet.H || w != testSet.W {
-		return nil, fmt.Errorf("model %s makes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, o.Data, testSet.C, testSet.H, testSet.W)
+		return nil, nil, fmt.Errorf("model %s makes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, o.Data, testSet.C, testSet.H, testSet.W)
 	}
 	sampler, spec, err := o.Spec.New(m.Schedule)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	job := generate.Job{N: o.N, Seed: o.Seed, Batch: o.Batch, Chunk: o.Chunk}
+	if o.ClassBalanced {
+		k := len(m.Classes)
+		if k == 0 {
+			return nil, nil, fmt.Errorf("--class-balanced: model %s is unconditional", m.Source)
+		}
+		// Class i mod K: a list of every class, which Labels repeats by index.
+		cs := generate.ClassSpec{Class: classList(k), Guidance: o.Guidance}
+		if job.Labels, err = cs.Labels(m.Classes, 0, o.N, 0); err != nil {
+			return nil, nil, err
+		}
+		job.Guidance = cs.Scale()
+		res.Guidance = &job.Guidance
+	}
 	if job.Chunk < 0 {
 		job.Chunk = generate.DefaultChunk(be)
 	}
 	if err := m.CheckMemory(job); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dim := testSet.Size()
 	bar := generate.NewProgress(log, job.NumBatches(), spec.Steps)
@@ -190,22 +265,35 @@ func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Re
 		}
 		return nil
 	}
-	fmt.Fprintf(log, "sampling %d images from %s with %s on %s\n", o.N, m.Source, spec, engine.Describe(be))
+	what := ""
+	if job.Labels != nil {
+		what = fmt.Sprintf(", class i mod %d, guidance s = %g", len(m.Classes), job.Guidance)
+	}
+	fmt.Fprintf(log, "sampling %d images%s from %s with %s on %s\n", o.N, what, m.Source, spec, engine.Describe(be))
 	t0 := time.Now()
 	x, err := m.Sample(ctx, sampler, job)
 	bar.Finish()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res.SampleSecs = time.Since(t0).Seconds()
 	if o.Drift != "" {
 		drift.AddFinal(x, o.N, dim)
 		if err := writeDrift(o.Drift, &drift, m.Schedule.AlphaBar, eval.SecondMoment(trainSet.Images), log); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	res.Source, res.Sampler, res.Steps, res.Setting = m.Source, spec.String(), spec.Steps, setting(spec)
-	return quantise(x), nil
+	return quantise(x), job.Labels, nil
+}
+
+// classList is "0,1,...,k-1".
+func classList(k int) string {
+	s := make([]string, k)
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return strings.Join(s, ",")
 }
 
 // setting is the sampler's description without the step count, which the table has as a column.
@@ -257,6 +345,15 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--kid-subsets must be >= 1 and --kid-subset-size >= 2")
 	case !(o.Threshold > 0 && o.Threshold <= 1):
 		return fmt.Errorf("--confidence %v outside (0, 1]", o.Threshold)
+	case o.Guidance != nil && !o.ClassBalanced:
+		return fmt.Errorf("--guidance needs --class-balanced")
+	case o.ClassBalanced && o.NPZ != "":
+		return fmt.Errorf("--class-balanced samples a model; it does not apply to --npz")
+	}
+	if o.Guidance != nil {
+		if err := (generate.ClassSpec{Class: "0", Guidance: o.Guidance}).Validate([]string{"0"}); err != nil {
+			return fmt.Errorf("--%v", err)
+		}
 	}
 	if o.NPZ != "" {
 		return nil
