@@ -45,6 +45,9 @@ type Options struct {
 	Prediction Prediction
 	// Callback, if not nil, is called after every step; a non-nil error stops sampling and is returned.
 	Callback func(Step) error
+	// Known, if not nil, makes the run an inpainting: the known coordinates are imposed by the
+	// replacement method after every step (see Known). Nil leaves the run exactly as without it.
+	Known *Known
 }
 
 // Step is one reverse step, as reported to Options.Callback. The slices (n*dim values) belong to the
@@ -55,7 +58,7 @@ type Step struct {
 	Prev         int       // timestep of Next; -1 when Next is the final, clean sample
 	X            []float64 // x_t, the input of the step
 	X0           []float64 // the predicted clean sample from X (after clipping, if enabled)
-	Next         []float64 // x_prev, the output of the step
+	Next         []float64 // x_prev, the output of the step (with Options.Known imposed on it)
 }
 
 // RowRNG returns the random stream of sample index under seed: a PCG whose 128-bit state is the
@@ -95,13 +98,56 @@ func checkEpsScale(name string, c float64) error {
 
 // walk is the loop every sampler shares: it draws x_T, visits ts in order, calls the predictor once
 // per step for all rows, converts its output to (x0, eps), optionally scales eps and clips x0, draws
-// the step's noise per row, applies step, reports to the callback, and checks ctx between steps.
+// the step's noise per row, applies step, imposes Options.Known on the result, reports to the
+// callback, and checks ctx between steps.
 //
 // Epsilon scaling (Ning et al. 2024, "Elucidating the exposure bias in diffusion models") multiplies
 // eps by a constant and takes x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar) from the scaled eps, so every
 // sampler, whatever it combines (eps, x0 or both), sees one consistent prediction. Their lambda is
 // 1/epsScale: they scale down; docs/eval.md measures the opposite on this project's MNIST model.
 func walk(ctx context.Context, ts []int, s *schedule.Schedule, adj adjust, pred Predictor, n, dim int, opts Options, step stepFunc) ([]float64, error) {
+	w, err := newWalker(s, adj, pred, n, dim, opts)
+	if err != nil {
+		return nil, err
+	}
+	first := -1
+	if len(ts) > 0 {
+		first = ts[0]
+	}
+	w.start(first)
+	for k, t := range ts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		prev := -1
+		if k+1 < len(ts) {
+			prev = ts[k+1]
+		}
+		if err := w.down(ctx, k, len(ts), t, prev, step); err != nil {
+			return nil, err
+		}
+	}
+	return w.x, nil
+}
+
+// walker is the state walk keeps between steps, shared with samplers that do not walk a plain
+// decreasing sequence (RePaint): the row streams, the buffers, and the known part of an inpainting.
+type walker struct {
+	s     *schedule.Schedule
+	adj   adjust
+	pred  Predictor
+	n     int
+	dim   int
+	opts  Options
+	rngs  []*rand.Rand // row i's stream, RowRNG(Seed, Start+i)
+	known [][]int      // known[i]: the known coordinates of row i (nil without Options.Known)
+	// x is the current state; model writes the predictor's output to out and its (x0, eps) reading to
+	// x0 and eps; a step writes next, using z for its noise.
+	x, next, out, x0, eps, z []float64
+}
+
+// newWalker validates the arguments every sampler shares and allocates the buffers and row streams.
+func newWalker(s *schedule.Schedule, adj adjust, pred Predictor, n, dim int, opts Options) (*walker, error) {
 	if n < 1 || dim < 1 {
 		return nil, fmt.Errorf("sample: need n >= 1 and dim >= 1, got n=%d dim=%d", n, dim)
 	}
@@ -114,78 +160,88 @@ func walk(ctx context.Context, ts []int, s *schedule.Schedule, adj adjust, pred 
 	if pred == nil {
 		return nil, fmt.Errorf("sample: nil predictor")
 	}
-	size := n * dim
-	buf := make([]float64, 6*size)
-	x, next, out, x0, eps, z := buf[:size], buf[size:2*size], buf[2*size:3*size], buf[3*size:4*size], buf[4*size:5*size], buf[5*size:]
-	rngs := make([]*rand.Rand, n)
-	for i := range rngs {
-		rngs[i] = RowRNG(opts.Seed, opts.Start+i)
-	}
-	normals := func(dst []float64) {
-		for i, r := range rngs {
-			row := dst[i*dim : (i+1)*dim]
-			for j := range row {
-				row[j] = r.NormFloat64()
-			}
-		}
-	}
-	normals(x)
-	if opts.XT != nil {
-		copy(x, opts.XT)
-	}
-	for k, t := range ts {
-		if err := ctx.Err(); err != nil {
+	w := &walker{s: s, adj: adj, pred: pred, n: n, dim: dim, opts: opts}
+	if opts.Known != nil {
+		known, err := opts.Known.rows(n, dim)
+		if err != nil {
 			return nil, err
 		}
-		prev := -1
-		if k+1 < len(ts) {
-			prev = ts[k+1]
-		}
-		if err := pred.Predict(ctx, x, n, dim, t, out); err != nil {
-			return nil, fmt.Errorf("sample: step %d (t=%d): %w", k, t, err)
-		}
-		for i, v := range out {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("sample: step %d (t=%d): predictor output %v at row %d", k, t, v, i/dim)
-			}
-		}
-		abar := s.AlphaBar[t]
-		if err := X0Eps(opts.Prediction, abar, x, out, x0, eps); err != nil {
-			return nil, fmt.Errorf("sample: step %d (t=%d): %w", k, t, err)
-		}
-		if c := adj.epsScale; c != 0 && c != 1 {
-			for i := range eps {
-				eps[i] *= c
-			}
-			// At abar = 0 (a zero terminal SNR schedule's last step) x0 is not a function of eps;
-			// the step then uses x0 as predicted, and no sampler's update there weighs it anyway.
-			if abar > 0 {
-				a, b := math.Sqrt(abar), math.Sqrt(1-abar)
-				for i := range x0 {
-					x0[i] = (x[i] - b*eps[i]) / a
-				}
-			}
-		}
-		if adj.clip {
-			for i, v := range x0 {
-				x0[i] = max(-1, min(1, v))
-			}
-			EpsFromX0(abar, x, x0, eps)
-		}
-		var noise []float64
-		if prev >= 0 {
-			normals(z)
-			noise = z
-		}
-		step(k, t, prev, x, x0, eps, noise, next)
-		if opts.Callback != nil {
-			if err := opts.Callback(Step{Index: k, Total: len(ts), T: t, Prev: prev, X: x, X0: x0, Next: next}); err != nil {
-				return nil, err
-			}
-		}
-		x, next = next, x
+		w.known = known
 	}
-	return x, nil
+	size := n * dim
+	buf := make([]float64, 6*size)
+	w.x, w.next, w.out, w.x0, w.eps, w.z = buf[:size], buf[size:2*size], buf[2*size:3*size], buf[3*size:4*size], buf[4*size:5*size], buf[5*size:]
+	w.rngs = make([]*rand.Rand, n)
+	for i := range w.rngs {
+		w.rngs[i] = RowRNG(opts.Seed, opts.Start+i)
+	}
+	return w, nil
+}
+
+// normals fills dst (n rows) with standard normals, row i from row i's stream.
+func (w *walker) normals(dst []float64) {
+	for i, r := range w.rngs {
+		row := dst[i*w.dim : (i+1)*w.dim]
+		for j := range row {
+			row[j] = r.NormFloat64()
+		}
+	}
+}
+
+// start draws x_T into x (or takes Options.XT, after drawing and discarding it) and imposes the known
+// part at timestep t, the first of the run.
+func (w *walker) start(t int) {
+	w.normals(w.x)
+	if w.opts.XT != nil {
+		copy(w.x, w.opts.XT)
+	}
+	w.impose(w.x, t)
+}
+
+// model calls the predictor on x at timestep t (step k of the run, for error messages) and leaves the
+// adjusted prediction in x0 and eps.
+func (w *walker) model(ctx context.Context, k, t int) error {
+	x, out, x0, eps := w.x, w.out, w.x0, w.eps
+	if err := w.pred.Predict(ctx, x, w.n, w.dim, t, out); err != nil {
+		return fmt.Errorf("sample: step %d (t=%d): %w", k, t, err)
+	}
+	for i, v := range out {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("sample: step %d (t=%d): predictor output %v at row %d", k, t, v, i/w.dim)
+		}
+	}
+	abar := w.s.AlphaBar[t]
+	if err := X0Eps(w.opts.Prediction, abar, x, out, x0, eps); err != nil {
+		return fmt.Errorf("sample: step %d (t=%d): %w", k, t, err)
+	}
+	if c := w.adj.epsScale; c != 0 && c != 1 {
+		for i := range eps {
+			eps[i] *= c
+		}
+		// At abar = 0 (a zero terminal SNR schedule's last step) x0 is not a function of eps;
+		// the step then uses x0 as predicted, and no sampler's update there weighs it anyway.
+		if abar > 0 {
+			a, b := math.Sqrt(abar), math.Sqrt(1-abar)
+			for i := range x0 {
+				x0[i] = (x[i] - b*eps[i]) / a
+			}
+		}
+	}
+	if w.adj.clip {
+		for i, v := range x0 {
+			x0[i] = max(-1, min(1, v))
+		}
+		EpsFromX0(abar, x, x0, eps)
+	}
+	return nil
+}
+
+// report passes step k of total, from x at t to next at prev, to Options.Callback.
+func (w *walker) report(k, total, t, prev int) error {
+	if w.opts.Callback == nil {
+		return nil
+	}
+	return w.opts.Callback(Step{Index: k, Total: total, T: t, Prev: prev, X: w.x, X0: w.x0, Next: w.next})
 }
 
 // Variance is the variance of DDPM's reverse steps. The zero value is VarianceBeta.
@@ -256,13 +312,17 @@ func (d *DDPM) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opti
 	if err != nil {
 		return nil, err
 	}
-	s := d.Schedule
-	return walk(ctx, ts, s, adjust{d.Clip, d.EpsScale}, pred, n, dim, opts, func(k, t, prev int, x, x0, eps, z, next []float64) {
+	return walk(ctx, ts, d.Schedule, adjust{d.Clip, d.EpsScale}, pred, n, dim, opts, ddpmStep(d.Schedule, d.Variance))
+}
+
+// ddpmStep is DDPM's ancestral step with variance v, shared by DDPM and RePaint.
+func ddpmStep(s *schedule.Schedule, v Variance) stepFunc {
+	return func(k, t, prev int, x, x0, eps, z, next []float64) {
 		// 1. Coefficients of the posterior q(x_prev | x_t, x0) (DDPM eq. 6-7) for this jump.
 		c0, ct, posteriorVar := PosteriorCoefs(s, t, prev)
 		// 2. The step's variance: beta (upper bound) or the posterior's (lower bound), DDPM Sec. 3.2.
 		variance := posteriorVar
-		if d.Variance == VarianceBeta {
+		if v == VarianceBeta {
 			variance = 1 - s.AlphaBar[t]/s.AlphaBarPrev(prev)
 		}
 		sigma := math.Sqrt(variance)
@@ -276,7 +336,7 @@ func (d *DDPM) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opti
 				next[i] += sigma * z[i]
 			}
 		}
-	})
+	}
 }
 
 // DDIM is the generalised sampler of Song et al. 2021 over Steps timesteps, eq. 12:
