@@ -1,7 +1,9 @@
 #!/bin/sh
 # e2e.sh: the checks that need a real server process, kept out of `go test ./...`:
 #   1. the browser test: headless Chromium loads the page, runs DDPM beside DDIM from one seed,
-#      sees every DDIM step arrive, and saves docs/serve.png (e2e/browser.mjs);
+#      sees every DDIM step arrive, and saves docs/serve.png (e2e/browser.mjs); then, against a
+#      small random unconditional model and a class-conditional one, the class picker and guidance
+#      slider: hidden for the first, and for the second they reach the request (e2e/classes.mjs);
 #   2. the load test: a request for every n up to max-n, then CLIENTS concurrent clients for
 #      DURATION against a small random model (cmd/loadtest), which fails on any 5xx or dropped
 #      connection, or if the server's RSS passes MAX_RSS_MIB (default 200; about 85 here);
@@ -29,6 +31,7 @@ trap cleanup EXIT INT TERM
 go build -o "$work/ddpm" ./cmd/ddpm
 go build -o "$work/loadtest" ./cmd/loadtest
 "$work/loadtest" -write-model "$work/tiny.safetensors"
+"$work/loadtest" -write-model "$work/cond.safetensors" -classes zero,one,two
 
 # try_server ARGS...: start ddpm serve on $PORT and wait until /healthz answers; status 1 if it
 # exits first (e.g. no shipped model in this build).
@@ -85,6 +88,13 @@ if [ "${SKIP_BROWSER:-0}" != 1 ]; then
 	t0=$(date +%s)
 	node e2e/browser.mjs "http://127.0.0.1:$PORT" "$SHOT" "${DDIM_STEPS:-25}" "${DDPM_STEPS:-100}"
 	echo "browser test: $(($(date +%s) - t0)) s"
+	stop_server
+	# shellcheck disable=SC2086
+	start_server --ckpt "plain=$work/tiny.safetensors" --ckpt "cond=$work/cond.safetensors" --quiet ${SERVE_ARGS:---threads 1}
+	echo "== browser test of the class controls"
+	t0=$(date +%s)
+	node e2e/classes.mjs "http://127.0.0.1:$PORT"
+	echo "class controls test: $(($(date +%s) - t0)) s"
 	stop_server
 fi
 

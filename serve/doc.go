@@ -19,6 +19,8 @@
 // browser sends cross-origin only after a CORS preflight, never granted), and jobs are refused to
 // browsers that say the request comes from another origin (guard.go).
 //
-// Same request, same bytes: image i of a request depends only on its seed and i (see
-// diffusion.Options.Start), and the PNG and NPZ encoders write nothing time- or order-dependent.
+// Same request, same bytes: image i of a request depends only on its seed, i (see
+// diffusion.Options.Start) and, for a class-conditional model, its class and the guidance scale
+// (generate.Job.Labels; a request's classes are assigned by index, generate.ClassSpec.Labels), and
+// the PNG and NPZ encoders write nothing time- or order-dependent.
 package serve

@@ -12,12 +12,16 @@ import (
 // FuzzRequest feeds arbitrary bodies and query strings through decoding and validation: whatever
 // comes in, the answer is a valid plan or a *FieldError (or the body-size error), never a panic. A
 // body is accepted only if it is a JSON object without null values whose keys all count as given,
-// and a plan never turns an explicit n, steps or every of 0 into a default.
+// a plan never turns an explicit n, steps or every of 0 into a default, and its classes are the
+// model's, one per image.
 func FuzzRequest(f *testing.F) {
-	s, _ := newTestServer(f, Options{MaxN: 8, MaxSteps: 100}, 1)
+	s, _ := newCondServer(f, Options{MaxN: 8, MaxSteps: 100})
 	for _, seed := range []string{`{}`, `{"sampler":"ddpm","steps":10,"variance":"posterior"}`, `{"n":3,"seed":18446744073709551615}`,
 		`{"eta":1e308}`, `{"sampler":"ddim","sigma_hat":true}`, `{"format":"npz","every":3}`, `[]`, `{"n":1}{`, "steps=5&n=2", "eta=NaN", "every=-1",
-		`null`, `{"n":0}`, `{"steps":0}`, `{"n":1,"N":2}`, `{"n":null}`, `{"steps":5,"ſteps":6}`, `{"every":0}`, "n=0", "model=&n=1"} {
+		`null`, `{"n":0}`, `{"steps":0}`, `{"n":1,"N":2}`, `{"n":null}`, `{"steps":5,"ſteps":6}`, `{"every":0}`, "n=0", "model=&n=1",
+		`{"model":"cond","class":"all"}`, `{"model":"cond","class":1,"guidance":2}`, `{"model":"cond","class":"0,two","n":5}`,
+		`{"model":"cond","class":-1}`, `{"class":1,"CLASS":2}`, `{"model":"cond","guidance":3}`, "model=cond&class=all&guidance=0&n=3", "class=1",
+		`{"model":"cond","class":1e2}`, `{"model":"cond","class" : 2 , "n":2}`} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -39,6 +43,14 @@ func FuzzRequest(f *testing.F) {
 			}
 			if p.req.N < 1 || p.req.N > 8 || p.steps < 1 || p.steps > 100 || p.every < 1 || p.every > p.steps {
 				t.Fatalf("%q: accepted out-of-range plan %+v", in, p)
+			}
+			if (p.labels == nil) != (p.req.Class == "") || (p.labels != nil && len(p.labels) != p.req.N) || p.cols < 1 || p.cols > p.req.N {
+				t.Fatalf("%q: plan with %d labels for n = %d, class %q, %d columns", in, len(p.labels), p.req.N, p.req.Class, p.cols)
+			}
+			for _, l := range p.labels {
+				if l < 0 || l >= len(s.models[p.model].Classes) {
+					t.Fatalf("%q: label %d for model %s", in, l, s.models[p.model].Name)
+				}
 			}
 			if (req.given.given("n") && req.N != p.req.N) || (req.given.given("steps") && req.Steps != p.steps) || (req.given.given("every") && req.Every != p.every) {
 				t.Fatalf("%q: a given n, steps or every was replaced: %+v -> %+v", in, req, p)

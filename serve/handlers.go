@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ddpm-go/ddpm/diffusion"
-	"github.com/ddpm-go/ddpm/imageio"
+	"github.com/ddpm-go/ddpm/generate"
 )
 
 // writeTimeout bounds each write of an answer or event, so a client that stops reading cannot hold
@@ -90,7 +90,7 @@ func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
 		body, err = imagesNPZ(res.x, p.req.N, c, h, wd)
 		ctype, ext = "application/octet-stream", "npz"
 	} else {
-		body, err = gridPNG(res.x, p.req.N, c, h, wd)
+		body, err = gridPNG(res.x, p.req.N, c, h, wd, p.cols)
 		ctype, ext = "image/png", "png"
 	}
 	if err != nil {
@@ -106,17 +106,25 @@ func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s-%d-seed%d.%s"`, m.Name, p.spec.Name, p.steps, p.req.Seed, ext))
 	hd.Set("X-Ddpm-Sampler", p.spec.String())
 	hd.Set("X-Ddpm-Seed", strconv.FormatUint(p.req.Seed, 10))
-	hd.Set("X-Ddpm-Grid-Cols", strconv.Itoa(imageio.GridCols(p.req.N)))
+	hd.Set("X-Ddpm-Grid-Cols", strconv.Itoa(p.cols))
+	if p.labels != nil {
+		hd.Set("X-Ddpm-Class", p.req.Class)
+		hd.Set("X-Ddpm-Guidance", strconv.FormatFloat(p.guidance, 'g', -1, 64))
+	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 }
 
 func (s *Server) logJob(p plan, res result, via string) {
+	args := []any{"model", s.models[p.model].Name, "sampler", p.spec.String(), "n", p.req.N, "seed", p.req.Seed}
+	if p.labels != nil {
+		args = append(args, "class", p.req.Class, "guidance", p.guidance)
+	}
 	if res.err != nil {
-		s.opt.Log.Info("job", "model", s.models[p.model].Name, "sampler", p.spec.String(), "n", p.req.N, "seed", p.req.Seed, "err", res.err, "via", via)
+		s.opt.Log.Info("job", append(args, "err", res.err, "via", via)...)
 		return
 	}
-	s.opt.Log.Info("job", "model", s.models[p.model].Name, "sampler", p.spec.String(), "n", p.req.N, "seed", p.req.Seed, "seconds", res.dur.Seconds(), "via", via)
+	s.opt.Log.Info("job", append(args, "seconds", res.dur.Seconds(), "via", via)...)
 }
 
 // frame is one step as the stream shows it: copies of x_t and the predicted x0.
@@ -141,7 +149,11 @@ type DoneEvent struct {
 	Sampler string  `json:"sampler"`
 	Seed    uint64  `json:"seed"`
 	N       int     `json:"n"`
+	Cols    int     `json:"cols"`    // the grid's columns
 	Seconds float64 `json:"seconds"` // worker time
+	// The request's class and the guidance scale used, when it asked for a class.
+	Class    string   `json:"class,omitempty"`
+	Guidance *float64 `json:"guidance,omitempty"`
 }
 
 // GET /v1/samples/stream: the reverse process as Server-Sent Events. Events: "queued"
@@ -212,13 +224,17 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			cancel(context.Canceled) // the client is gone: stop the sampler
 		}
 	}
-	send("queued", map[string]any{"position": len(s.q.jobs), "sampler": p.spec.String(), "steps": p.steps, "n": p.req.N, "seed": p.req.Seed})
+	queued := map[string]any{"position": len(s.q.jobs), "sampler": p.spec.String(), "steps": p.steps, "n": p.req.N, "seed": p.req.Seed}
+	if p.labels != nil {
+		queued["class"], queued["guidance"] = p.req.Class, p.guidance
+	}
+	send("queued", queued)
 	sendFrame := func(f frame) {
 		if !alive {
 			return
 		}
-		xt, err1 := gridPNG(f.x, p.req.N, c, h, wd)
-		x0, err2 := gridPNG(f.x0, p.req.N, c, h, wd)
+		xt, err1 := gridPNG(f.x, p.req.N, c, h, wd, p.cols)
+		x0, err2 := gridPNG(f.x0, p.req.N, c, h, wd, p.cols)
 		if err := errors.Join(err1, err2); err != nil {
 			send("error", apiError{Error: err.Error()})
 			cancel(err)
@@ -268,12 +284,16 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		send("error", apiError{Error: msg})
 		return
 	}
-	png, err := gridPNG(res.x, p.req.N, c, h, wd)
+	png, err := gridPNG(res.x, p.req.N, c, h, wd, p.cols)
 	if err != nil {
 		send("error", apiError{Error: err.Error()})
 		return
 	}
-	send("done", DoneEvent{PNG: base64.StdEncoding.EncodeToString(png), Sampler: p.spec.String(), Seed: p.req.Seed, N: p.req.N, Seconds: res.dur.Seconds()})
+	done := DoneEvent{PNG: base64.StdEncoding.EncodeToString(png), Sampler: p.spec.String(), Seed: p.req.Seed, N: p.req.N, Cols: p.cols, Seconds: res.dur.Seconds()}
+	if p.labels != nil {
+		done.Class, done.Guidance = p.req.Class, &p.guidance
+	}
+	send("done", done)
 }
 
 // ModelInfo describes a served model in GET /v1/models.
@@ -289,6 +309,18 @@ type ModelInfo struct {
 	Width      int    `json:"width"`
 	Params     int    `json:"params"`
 	Config     any    `json:"config"`
+	// NumClasses and Classes (the names, index order) describe a class-conditional model, which a
+	// request's class picks from; an unconditional model has 0 and []. PerClass is how many images
+	// each class gets for class "all" (the grid's columns; 0 for an unconditional model).
+	NumClasses int      `json:"num_classes"`
+	Classes    []string `json:"classes"`
+	PerClass   int      `json:"per_class"`
+}
+
+// GuidanceInfo is the range of a request's guidance scale, as GET /v1/models reports it.
+type GuidanceInfo struct {
+	Default float64 `json:"default"` // the scale of a request with a class and no guidance
+	Max     float64 `json:"max"`
 }
 
 // Limits are the server's per-request limits, as GET /v1/models reports them.
@@ -303,12 +335,13 @@ type Limits struct {
 
 // ModelsResponse is the body of GET /v1/models (also served as /v1/info).
 type ModelsResponse struct {
-	Engine    string      `json:"engine,omitempty"`
-	Models    []ModelInfo `json:"models"`
-	Limits    Limits      `json:"limits"`
-	Samplers  []string    `json:"samplers"`
-	Spacings  []string    `json:"spacings"`
-	Variances []string    `json:"variances"`
+	Engine    string       `json:"engine,omitempty"`
+	Models    []ModelInfo  `json:"models"`
+	Limits    Limits       `json:"limits"`
+	Samplers  []string     `json:"samplers"`
+	Spacings  []string     `json:"spacings"`
+	Variances []string     `json:"variances"`
+	Guidance  GuidanceInfo `json:"guidance"`
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
@@ -316,12 +349,14 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 		Limits: Limits{MaxN: s.opt.MaxN, MaxSteps: s.opt.MaxSteps, Queue: s.opt.Queue, Workers: s.nworkers,
 			TimeoutSeconds: s.opt.Timeout.Seconds(), MaxBodyBytes: s.opt.MaxBody},
 		Samplers: diffusion.SamplerNames(), Spacings: diffusion.Spacings(), Variances: []string{"beta", "posterior"},
+		Guidance: GuidanceInfo{Default: generate.DefaultGuidance, Max: generate.MaxGuidance},
 	}
 	for _, m := range s.models {
 		c, h, wd := m.Shape()
 		resp.Models = append(resp.Models, ModelInfo{Name: m.Name, Source: m.Source,
 			Schedule: m.Schedule.Name, Timesteps: m.Schedule.T, ZeroSNR: m.Schedule.ZeroSNR, Prediction: m.Prediction.String(),
-			Channels: c, Height: h, Width: wd, Params: m.Net.NumParams(), Config: m.Net.Cfg})
+			Channels: c, Height: h, Width: wd, Params: m.Net.NumParams(), Config: m.Net.Cfg,
+			NumClasses: len(m.Classes), Classes: append([]string{}, m.Classes...), PerClass: s.perClass(len(m.Classes))})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

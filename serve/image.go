@@ -6,10 +6,11 @@ import (
 	"github.com/ddpm-go/ddpm/imageio"
 )
 
-// gridPNG encodes n images (CHW each, values in [-1, 1]; c = 1 or 3) as one near-square PNG grid,
-// the picture every response and stream frame shows. The bytes depend on the values only.
-func gridPNG(x []float64, n, c, h, w int) ([]byte, error) {
-	return imageio.GridPNG(x, n, c, h, w, imageio.GridCols(n))
+// gridPNG encodes n images (CHW each, values in [-1, 1]; c = 1 or 3) as one PNG grid of cols
+// columns (plan.cols: near-square, or a row per class), the picture every response and stream frame
+// shows. The bytes depend on the values and cols only.
+func gridPNG(x []float64, n, c, h, w, cols int) ([]byte, error) {
+	return imageio.GridPNG(x, n, c, h, w, cols)
 }
 
 // imagesNPZ encodes n images as an .npz holding uint8 (N,H,W,C) under "arr_0", the layout FID

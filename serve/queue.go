@@ -121,6 +121,7 @@ func (s *Server) run(j *job, m *generate.Model) (x []float64, err error) {
 		return nil, err
 	}
 	job := generate.Job{N: j.plan.req.N, Seed: j.plan.req.Seed, Chunk: s.opt.Chunk, Pow2: s.models[j.plan.model].pow2,
+		Labels: j.plan.labels, Guidance: j.plan.guidance,
 		Step: func(_ generate.Batch, st diffusion.Step) error {
 			s.met.steps.Inc()
 			if s.opt.stepHook != nil {

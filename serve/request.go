@@ -12,18 +12,26 @@ import (
 	"strings"
 
 	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/imageio"
 )
 
 // Request is what POST /v1/samples takes as JSON and GET /v1/samples/stream as query parameters
 // (same names). Absent fields take defaults; a field given with its zero value where that is not a
-// valid setting (n, steps, every, eps_scale, or an empty name) is an error, not a default.
+// valid setting (n, steps, every, eps_scale, or an empty name or class) is an error, not a default.
 type Request struct {
 	Model string `json:"model"` // a name from /v1/models; default: the first model
 	// The sampler (default ddim) and its settings, validated by SamplerSpec.Validate; the server adds
 	// that steps must be within its --max-steps and that a given eps_scale is not 0.
 	generate.SamplerSpec
-	N      int    `json:"n"`      // images; default min(16, max-n)
-	Seed   uint64 `json:"seed"`   // image i depends on (seed, i) only
+	// The class and guidance scale of a class-conditional model, validated by ClassSpec.Validate
+	// against the model's classes (/v1/models): class is a name (any case), an index (the JSON
+	// number 7 or the string "7"), a list "0,1,2" (image i gets entry i mod len) or "all" (per_class
+	// images of each class in turn, per_class as /v1/models reports it, one grid row per class);
+	// guidance, in [0, generate.MaxGuidance], needs a class and defaults to generate.DefaultGuidance.
+	// No class: the model's unconditional branch (an unconditional model takes none).
+	generate.ClassSpec
+	N      int    `json:"n"`      // images; default min(16, max-n), or a grid row per class for "all"
+	Seed   uint64 `json:"seed"`   // image i depends on (seed, i, its class) only
 	Format string `json:"format"` // "png" (default, one grid) or "npz" (uint8 N,H,W,C under arr_0)
 	// Every is the stream's frame stride: a frame every Every steps (and always the last);
 	// default: about 100 frames in all. Ignored by POST.
@@ -62,7 +70,7 @@ func decodeJSON(r io.Reader) (Request, error) {
 		}
 		return req, &readError{err}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := json.NewDecoder(bytes.NewReader(classNumberAsString(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		var te *json.UnmarshalTypeError
@@ -72,6 +80,9 @@ func decodeJSON(r io.Reader) (Request, error) {
 			return req, fieldErr("body", "want a JSON object such as {\"sampler\":\"ddim\",\"steps\":50,\"n\":4,\"seed\":1}, got %s", te.Value)
 		case errors.As(err, &te): // Field is a path through embedded structs: "SamplerSpec.steps"
 			name := te.Field[strings.LastIndex(te.Field, ".")+1:]
+			if name == "class" {
+				return req, fieldErr(name, "want a class name, an integer index (7 or \"7\"), a list such as \"0,1,2\" or \"all\"; got %s", te.Value)
+			}
 			return req, fieldErr(name, "want a JSON %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
 		case errors.As(err, &se):
 			return req, fieldErr("body", "invalid JSON at byte %d: %v", se.Offset, err)
@@ -90,6 +101,60 @@ func decodeJSON(r io.Reader) (Request, error) {
 	}
 	req.given, err = objectKeys(body)
 	return req, err
+}
+
+// classNumberAsString rewrites each top-level "class" key whose value is a JSON integer (7) into the
+// string ("7") that ClassSpec.Class holds, so that an index decodes the same in either spelling.
+// Anything else is left for decoding to accept or refuse with its usual error.
+func classNumberAsString(body []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return body
+	}
+	var ends []int // offsets just past each integer class value
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return body
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return body
+		}
+		if i := fieldIndex(key); i >= 0 && requestFields[i] == "class" && isInteger(raw) {
+			end := int(dec.InputOffset())
+			if !bytes.HasSuffix(body[:end], raw) {
+				return body
+			}
+			ends = append(ends, end)
+		}
+	}
+	if len(ends) == 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body)+2*len(ends))
+	prev := 0
+	for _, end := range ends {
+		i := bytes.LastIndexFunc(body[:end], func(r rune) bool { return !(r == '-' || r >= '0' && r <= '9') }) + 1
+		out = append(append(append(append(out, body[prev:i]...), '"'), body[i:end]...), '"')
+		prev = end
+	}
+	return append(out, body[prev:]...)
+}
+
+// isInteger reports whether a JSON value is an integer literal (no fraction or exponent).
+func isInteger(raw []byte) bool {
+	raw = bytes.TrimPrefix(raw, []byte("-"))
+	if len(raw) == 0 {
+		return false
+	}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // readError is a failure to read the request body (the client stalled past the server's read
@@ -196,7 +261,7 @@ func jsonKind(k string) string {
 	return k
 }
 
-var requestFields = []string{"model", "sampler", "steps", "eta", "sigma_hat", "variance", "spacing", "clip", "eps_scale", "n", "seed", "format", "every"}
+var requestFields = []string{"model", "sampler", "steps", "eta", "sigma_hat", "variance", "spacing", "clip", "eps_scale", "class", "guidance", "n", "seed", "format", "every"}
 
 // parseQuery reads a Request from URL query parameters (the stream endpoint, since EventSource can
 // only GET). Unknown and repeated parameters are errors, like unknown JSON fields.
@@ -219,6 +284,12 @@ func parseQuery(q url.Values) (Request, error) {
 			req.Spacing = v
 		case "format":
 			req.Format = v
+		case "class":
+			req.Class = v
+		case "guidance":
+			var g float64
+			g, err = strconv.ParseFloat(v, 64)
+			req.Guidance = &g
 		case "steps":
 			req.Steps, err = strconv.Atoi(v)
 		case "n":
@@ -246,13 +317,17 @@ func parseQuery(q url.Values) (Request, error) {
 	return req, nil
 }
 
-// plan is a validated request: the model index, the sampler spec and the derived stream stride.
+// plan is a validated request: the model index, the sampler spec, the classes and the derived
+// stream stride and grid columns.
 type plan struct {
-	req   Request
-	model int
-	spec  generate.SamplerSpec // with defaults filled in
-	steps int
-	every int
+	req      Request
+	model    int
+	spec     generate.SamplerSpec // with defaults filled in
+	steps    int
+	every    int
+	labels   []int   // class of each image; nil: no class (generate.Job.Labels)
+	guidance float64 // generate.Job.Guidance
+	cols     int     // columns of the PNG grid
 }
 
 // specFieldErr answers a sampler spec's error under the field it names.
@@ -271,9 +346,10 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	for _, f := range []struct {
 		name  string
 		empty bool
-	}{{"model", req.Model == ""}, {"format", req.Format == ""}} {
+		dflt  string
+	}{{"model", req.Model == "", "its default"}, {"format", req.Format == "", "its default"}, {"class", req.Class == "", "no class"}} {
 		if f.empty && req.given.given(f.name) {
-			return p, fieldErr(f.name, "empty; leave the field out to get its default")
+			return p, fieldErr(f.name, "empty; leave the field out to get %s", f.dflt)
 		}
 	}
 	if req.Model == "" {
@@ -296,8 +372,15 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if req.Name == "" {
 		req.Name = generate.DefaultSampler
 	}
+	if err := req.ClassSpec.Validate(m.Classes); err != nil {
+		return p, specFieldErr(err)
+	}
+	perClass := s.perClass(len(m.Classes))
 	if req.N == 0 && !req.given.given("n") {
 		req.N = min(16, s.opt.MaxN)
+		if req.Class == "all" {
+			req.N = min(perClass*len(m.Classes), s.opt.MaxN)
+		}
 	}
 	if req.N < 1 || req.N > s.opt.MaxN {
 		return p, fieldErr("n", "%d outside [1, %d] (the server's --max-n)", req.N, s.opt.MaxN)
@@ -330,6 +413,28 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if p.every == 0 {
 		p.every = max(1, (full.Steps+99)/100)
 	}
+	if p.labels, err = req.Labels(m.Classes, 0, req.N, perClass); err != nil {
+		return p, specFieldErr(err)
+	}
+	p.cols = imageio.GridCols(req.N)
+	if p.labels != nil {
+		p.guidance = req.Scale()
+		if req.Class == "all" {
+			p.cols = min(perClass, req.N)
+		}
+	}
 	p.req, p.spec, p.steps = req, full, full.Steps
 	return p, nil
+}
+
+// perClass is how many images each class gets when a request asks for class "all", and so the
+// grid's columns: one row per class. It is fixed per server rather than taken from n, so that image
+// i's class, like its noise, does not depend on how many images were asked for (a request is the
+// first rows of a bigger one). Eight, as `ddpm sample --class all`, or fewer so that one image of
+// every class fits in --max-n.
+func (s *Server) perClass(classes int) int {
+	if classes == 0 {
+		return 0
+	}
+	return max(1, min(8, s.opt.MaxN/classes))
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -134,8 +135,8 @@ func New(models []Model, opt Options) (*Server, error) {
 		}
 		c0 := m.Copies[0]
 		for _, c := range m.Copies[1:] {
-			if c.Dim() != c0.Dim() || c.Schedule.T != c0.Schedule.T || c.Prediction != c0.Prediction {
-				return nil, fmt.Errorf("serve: copies of model %q differ in shape, T or prediction", m.Name)
+			if c.Dim() != c0.Dim() || c.Schedule.T != c0.Schedule.T || c.Prediction != c0.Prediction || !slices.Equal(c.Classes, c0.Classes) {
+				return nil, fmt.Errorf("serve: copies of model %q differ in shape, T, prediction or classes", m.Name)
 			}
 		}
 		pow2 := 0

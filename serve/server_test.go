@@ -53,7 +53,7 @@ func TestSamplesPNG(t *testing.T) {
 		t.Errorf("grid size %v, want 32x22", got)
 	}
 	x := direct(t, s.models[0].Model, generate.SamplerSpec{Name: "ddim", Steps: 10, Eta: 0.5, Clip: true}, 5, 42)
-	want, err := gridPNG(x, 5, 1, 8, 8)
+	want, err := gridPNG(x, 5, 1, 8, 8, imageio.GridCols(5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestSamplesDefaultsAndDDPM(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	want, _ := gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: "ddim", Steps: 50}, 4, 0), 4, 1, 8, 8)
+	want, _ := gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: "ddim", Steps: 50}, 4, 0), 4, 1, 8, 8, imageio.GridCols(4))
 	if !bytes.Equal(b, want) {
 		t.Error("defaults: bytes differ from DDIM-50, n=4, seed 0")
 	}
@@ -89,7 +89,7 @@ func TestSamplesDefaultsAndDDPM(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	want, _ = gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: "ddpm", Variance: "posterior"}, 2, 7), 2, 1, 8, 8)
+	want, _ = gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: "ddpm", Variance: "posterior"}, 2, 7), 2, 1, 8, 8, imageio.GridCols(2))
 	if !bytes.Equal(b, want) {
 		t.Error("ddpm: bytes differ from DDPM-100 posterior")
 	}
@@ -104,7 +104,7 @@ func TestEverySampler(t *testing.T) {
 			t.Errorf("%s: status %d: %s", name, resp.StatusCode, b)
 			continue
 		}
-		want, _ := gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: name, Steps: 6}, 2, 3), 2, 1, 8, 8)
+		want, _ := gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: name, Steps: 6}, 2, 3), 2, 1, 8, 8, imageio.GridCols(2))
 		if !bytes.Equal(b, want) {
 			t.Errorf("%s: bytes differ from sampling directly", name)
 		}
@@ -114,7 +114,7 @@ func TestEverySampler(t *testing.T) {
 			t.Errorf("%s eps_scale: status %d: %s", name, resp.StatusCode, b)
 			continue
 		}
-		want, _ = gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: name, Steps: 6, EpsScale: 1.5}, 2, 3), 2, 1, 8, 8)
+		want, _ = gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: name, Steps: 6, EpsScale: 1.5}, 2, 3), 2, 1, 8, 8, imageio.GridCols(2))
 		if !bytes.Equal(b, want) {
 			t.Errorf("%s eps_scale: bytes differ from sampling directly", name)
 		}

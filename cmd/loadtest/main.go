@@ -4,6 +4,7 @@
 // dropped a connection: under overload the server must say 429, not fail.
 //
 //	go run ./loadtest -write-model /tmp/tiny.safetensors      # a small random UNet to serve
+//	go run ./loadtest -write-model /tmp/cond.safetensors -classes a,b,c  # class-conditional
 //	ddpm serve --ckpt /tmp/tiny.safetensors --queue 16 &
 //	go run ./loadtest -url http://127.0.0.1:8080 -clients 32 -duration 20s -pid $!
 //
@@ -79,11 +80,12 @@ func run(args []string, stdout io.Writer) error {
 	fs.Float64Var(&c.maxRSS, "max-rss-mib", 0, "fail if the server's resident memory exceeds this many MiB (0: report only)")
 	writeModel := fs.String("write-model", "", "write a random UNet (28x28x1, T=1000) to this path and exit")
 	modelConfig := fs.String("model-config", "tiny", "the UNet of -write-model: tiny (26K parameters) or a built-in config such as unet-s")
+	classes := fs.String("classes", "", "with -write-model: make the UNet class-conditional with these comma-separated class names")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *writeModel != "" {
-		return writeModelFile(*writeModel, *modelConfig)
+		return writeModelFile(*writeModel, *modelConfig, *classes)
 	}
 	if c.clients < 1 || c.clients > 512 || c.streamers < 0 || c.streamers > c.clients {
 		return fmt.Errorf("-clients %d must be in [1, 512] and -streamers %d in [0, clients]", c.clients, c.streamers)
@@ -550,8 +552,10 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // writeModelFile saves a randomly initialised UNet with the sampling keys `ddpm serve` reads: enough
-// to load the server with real network work, without a trained model.
-func writeModelFile(path, config string) error {
+// to load the server with real network work, without a trained model. With classes (comma-separated
+// names) the UNet is class-conditional and the names go into its metadata, which is all the page's
+// class controls need to be tested.
+func writeModelFile(path, config, classes string) error {
 	cfg := nn.Config{Name: "tiny28", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 8,
 		ChannelMult: []int{1, 2}, ResBlocks: 1, AttnResolutions: []int{}, Heads: 1, TimeEmbedDim: 32, SinusoidalDim: 16, Groups: 4}
 	if config != "tiny" {
@@ -560,6 +564,14 @@ func writeModelFile(path, config string) error {
 			return err
 		}
 	}
+	meta := map[string]string{checkpoint.MetaSchedule: "linear", checkpoint.MetaTimesteps: "1000", checkpoint.MetaZeroSNR: "false", checkpoint.MetaPrediction: "eps"}
+	if classes != "" {
+		names := strings.Split(classes, ",")
+		b, _ := json.Marshal(names)
+		meta[checkpoint.MetaClasses] = string(b)
+		cfg.NumClasses = len(names)
+		cfg.Name += "-cond"
+	}
 	u, err := nn.New(cfg, tensor.NewReference(1), 1)
 	if err != nil {
 		return err
@@ -567,7 +579,6 @@ func writeModelFile(path, config string) error {
 	if dir := filepath.Dir(path); dir != "" {
 		os.MkdirAll(dir, 0o755)
 	}
-	meta := map[string]string{checkpoint.MetaSchedule: "linear", checkpoint.MetaTimesteps: "1000", checkpoint.MetaZeroSNR: "false", checkpoint.MetaPrediction: "eps"}
 	if err := checkpoint.SaveModel(path, u, meta); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/serve"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -32,7 +33,7 @@ func TestCheckLoopback(t *testing.T) {
 func tinyServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tiny.safetensors")
-	if err := writeModelFile(path, "tiny"); err != nil {
+	if err := writeModelFile(path, "tiny", ""); err != nil {
 		t.Fatal(err)
 	}
 	be, err := engine.New("auto", "auto", 1)
@@ -121,5 +122,20 @@ func TestLoadCounts5xx(t *testing.T) {
 	}
 	if sum.Status5xx == 0 || sum.OK != 0 {
 		t.Errorf("summary %+v: want 5xx counted", sum)
+	}
+}
+
+// TestWriteModelClasses: -classes writes a class-conditional model whose names a server reads back.
+func TestWriteModelClasses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cond.safetensors")
+	if err := writeModelFile(path, "tiny", "zero,one,two"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := checkpoint.LoadForSampling(path, tensor.NewReference(1), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Net.Cfg.NumClasses != 3 || strings.Join(s.Classes, ",") != "zero,one,two" {
+		t.Errorf("%d classes %v, want zero, one, two", s.Net.Cfg.NumClasses, s.Classes)
 	}
 }

@@ -6,6 +6,7 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 let limits = {};
+const models = {}; // name -> its /v1/models entry
 
 async function init() {
   const status = $("#status");
@@ -16,6 +17,7 @@ async function init() {
     limits = info.limits;
     const sel = $("#model");
     for (const m of info.models) {
+      models[m.name] = m;
       const o = document.createElement("option");
       o.value = m.name;
       o.textContent = `${m.name} (${m.channels}×${m.height}×${m.width}, T=${m.timesteps}, ${m.prediction})`;
@@ -25,6 +27,10 @@ async function init() {
     for (const sel of document.querySelectorAll(".sampler")) {
       const want = sel.value;
       sel.replaceChildren(...info.samplers.map((name) => new Option(name, name, false, name === want)));
+    }
+    if (info.guidance) {
+      $("#guidance").value = info.guidance.default;
+      $("#guidance").max = Math.min(10, info.guidance.max);
     }
     $("#n").max = limits.max_n;
     $("#n").value = Math.min(16, limits.max_n);
@@ -43,11 +49,48 @@ async function init() {
       if (Number(s.value) > most) s.value = most;
     }
   };
-  $("#model").onchange = syncSteps;
-  if (ok) syncSteps();
+  $("#model").onchange = () => { syncSteps(); syncClasses(); };
+  $("#class").onchange = () => {
+    // "all" draws per_class images of each class in turn, one grid row per class: ask for them all.
+    const m = models[$("#model").value];
+    if ($("#class").value === "all" && m) $("#n").value = Math.min(limits.max_n, m.num_classes * m.per_class);
+    syncGuidance();
+  };
+  $("#guidance").oninput = syncGuidance;
+  if (ok) { syncSteps(); syncClasses(); }
   document.body.dataset.ready = ok ? "1" : "error";
   $("#reseed").onclick = () => { $("#seed").value = Math.floor(Math.random() * 1e9); };
   $("#compare").onclick = () => { for (const p of document.querySelectorAll(".panel")) p.run(); };
+}
+
+// syncClasses shows the class picker for a class-conditional model only, with its class names
+// (values are indices, which no name can make ambiguous), keeping the choice when it still exists.
+function syncClasses() {
+  const m = models[$("#model").value];
+  const k = m ? m.num_classes || 0 : 0;
+  const sel = $("#class");
+  const want = sel.value;
+  const opts = [new Option("none", ""), new Option("all", "all")];
+  (m && m.classes || []).forEach((name, i) => opts.push(new Option(name === String(i) ? name : `${i}: ${name}`, String(i))));
+  sel.replaceChildren(...opts);
+  sel.value = opts.some((o) => o.value === want) ? want : "";
+  $("#class-controls").hidden = k === 0;
+  syncGuidance();
+}
+
+// syncGuidance enables the guidance slider only when a class is chosen (guidance without a class is
+// refused by the server) and shows its value.
+function syncGuidance() {
+  const off = $("#class-controls").hidden || $("#class").value === "";
+  $("#guidance").disabled = off;
+  $("#guidance-field").classList.toggle("disabled", off);
+  $("#guidance-value").textContent = Number($("#guidance").value).toFixed(1);
+}
+
+// classChoice is the class and guidance the page asks for, or null.
+function classChoice() {
+  if ($("#class-controls").hidden || $("#class").value === "") return null;
+  return { class: $("#class").value, guidance: $("#guidance").value };
 }
 
 function params(panel) {
@@ -64,6 +107,11 @@ function params(panel) {
   if (es && Number(es) !== 1) q.set("eps_scale", es);
   if (sampler === "ddim") q.set("eta", $(".eta", panel).value || "0");
   if (sampler === "ddpm") q.set("variance", $(".variance", panel).value);
+  const c = classChoice();
+  if (c) {
+    q.set("class", c.class);
+    q.set("guidance", c.guidance);
+  }
   return q;
 }
 
@@ -140,12 +188,13 @@ function handle(panel, q, ev, data, state) {
       $(".bar", panel).style.width = "100%";
       const a = $(".dl-png", panel);
       a.href = url;
-      a.download = `${q.get("model")}-${q.get("sampler")}-${q.get("steps")}-seed${q.get("seed")}.png`;
+      a.download = fileName(q, "png");
       a.hidden = false;
       const z = $(".dl-npz", panel);
       z.hidden = false;
       z.onclick = (e) => { e.preventDefault(); downloadNPZ(q); };
-      state("done", `done · ${data.sampler} · ${data.seconds.toFixed(2)} s`);
+      const cls = data.class === undefined ? "" : ` · class ${className(q.get("model"), data.class)}, s = ${data.guidance}`;
+      state("done", `done · ${data.sampler}${cls} · ${data.seconds.toFixed(2)} s`);
       break;
     }
     case "error":
@@ -159,7 +208,7 @@ async function downloadNPZ(q) {
   const body = { format: "npz" };
   for (const [k, v] of q) {
     if (["n", "steps", "seed"].includes(k)) body[k] = Number(v);
-    else if (k === "eta" || k === "eps_scale") body[k] = Number(v);
+    else if (k === "eta" || k === "eps_scale" || k === "guidance") body[k] = Number(v);
     else if (k === "clip") body[k] = v === "true";
     else body[k] = v;
   }
@@ -168,9 +217,21 @@ async function downloadNPZ(q) {
   const blob = await r.blob();
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
-  a.download = `${q.get("model")}-${q.get("sampler")}-${q.get("steps")}-seed${q.get("seed")}.npz`;
+  a.download = fileName(q, "npz");
   a.click();
   URL.revokeObjectURL(a.href);
+}
+
+// fileName names a download after its request; a class (an index or "all") and scale are part of it.
+function fileName(q, ext) {
+  const cls = q.has("class") ? `-class${q.get("class")}-s${q.get("guidance")}` : "";
+  return `${q.get("model")}-${q.get("sampler")}-${q.get("steps")}-seed${q.get("seed")}${cls}.${ext}`;
+}
+
+// className is the name of class index c of a model ("all" stays "all").
+function className(model, c) {
+  const m = models[model];
+  return (m && m.classes && m.classes[Number(c)]) || c;
 }
 
 // readEvents parses a Server-Sent Events body: blocks of "event:" and "data:" lines ended by a
