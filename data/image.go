@@ -280,3 +280,21 @@ func imageFiles(dir string) (images, subdirs []string, err error) {
 	}
 	return images, subdirs, nil
 }
+
+// ReadImage reads one PNG or JPEG file as a size x size image of channels 1 or 3 (CHW bytes), as
+// LoadFolder reads each of its files: transparency over white, centre-cropped, area-resized. It is
+// how a user's picture becomes a model's input (ddpm inpaint).
+func ReadImage(path string, size, channels int) ([]uint8, error) {
+	if size <= 0 || size > 4096 || (channels != 1 && channels != 3) {
+		return nil, fmt.Errorf("%s: image size %d, channels %d: want 1..4096 and 1 or 3", path, size, channels)
+	}
+	b, err := safeio.ReadFile(path, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	dst := make([]uint8, channels*size*size)
+	if err := squareImage(path, b, size, channels, dst); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}

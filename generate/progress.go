@@ -21,7 +21,8 @@ type Progress struct {
 	lastTenth int
 }
 
-// NewProgress reports to w on a job of batches sampler calls of steps steps each.
+// NewProgress reports to w on a job of batches sampler calls of steps steps each (0: the steps
+// the first call reports).
 func NewProgress(w io.Writer, batches, steps int) *Progress {
 	return &Progress{w: w, terminal: IsTerminal(w), total: batches * steps, t0: time.Now()}
 }
@@ -39,6 +40,9 @@ func IsTerminal(w io.Writer) bool {
 
 // Step counts one step; it fits Job.Step.
 func (p *Progress) Step(b Batch, s diffusion.Step) error {
+	if p.total <= 0 {
+		p.total = max(1, b.Count*s.Total)
+	}
 	p.count++
 	rate := float64(p.count) / time.Since(p.t0).Seconds()
 	eta := time.Duration(float64(p.total-p.count) / rate * float64(time.Second))

@@ -35,6 +35,9 @@ type Job struct {
 	// depends only on Seed, i and its label.
 	Labels   []int
 	Guidance float64
+	// Known, if not nil, makes the job an inpainting (diffusion.Known, the replacement method or
+	// RePaint): X0 holds N*dim values (row i for image Start+i) and Mask dim (shared) or N*dim.
+	Known *diffusion.Known
 	// Step, if not nil, is called after every step of every batch with the batch's first global
 	// index and row count; the Step's slices belong to the sampler (copy what you keep).
 	Step func(b Batch, s diffusion.Step) error
@@ -115,6 +118,9 @@ func run(ctx context.Context, s diffusion.Sampler, model diffusion.LabeledPredic
 	if j.XT != nil && len(j.XT) != j.N*dim {
 		return nil, fmt.Errorf("initial x_T has %d values, want n*dim = %d*%d", len(j.XT), j.N, dim)
 	}
+	if k := j.Known; k != nil && (len(k.X0) != j.N*dim || (len(k.Mask) != dim && len(k.Mask) != j.N*dim)) {
+		return nil, fmt.Errorf("known part of %d values and mask of %d for %d images of %d", len(k.X0), len(k.Mask), j.N, dim)
+	}
 	if j.Labels != nil && len(j.Labels) != j.N {
 		return nil, fmt.Errorf("%d labels for %d images", len(j.Labels), j.N)
 	}
@@ -136,6 +142,12 @@ func run(ctx context.Context, s diffusion.Sampler, model diffusion.LabeledPredic
 		}
 		if j.Step != nil {
 			opts.Callback = func(s diffusion.Step) error { return j.Step(b, s) }
+		}
+		if k := j.Known; k != nil {
+			opts.Known = &diffusion.Known{X0: k.X0[lo*dim : (lo+b.N)*dim], Mask: k.Mask}
+			if len(k.Mask) == j.N*dim {
+				opts.Known.Mask = k.Mask[lo*dim : (lo+b.N)*dim]
+			}
 		}
 		bm := model
 		switch {

@@ -164,3 +164,29 @@ func (s *Schedule) WriteCSV(w io.Writer) error {
 	}
 	return bw.Flush()
 }
+
+// Respace is the schedule of the timesteps ts (increasing) of s as a diffusion of its own, the
+// respacing of Nichol & Dhariwal 2021 (Sec. 4): step k has alpha_bar = s.AlphaBar[ts[k]] and
+// beta_k = 1 - alpha_bar_k / alpha_bar_{k-1}, so a sampler that walks every step of the result
+// takes the same steps as one that skips over s between the chosen timesteps. A network trained on
+// s is called at ts[k] for step k. It lets samplers defined over every timestep (RePaint) run in
+// fewer.
+func Respace(s *Schedule, ts []int) (*Schedule, error) {
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("respace: no timesteps")
+	}
+	r := &Schedule{Name: s.Name, T: len(ts), ZeroSNR: s.ZeroSNR,
+		Betas: make([]float64, len(ts)), Alphas: make([]float64, len(ts)), AlphaBar: make([]float64, len(ts))}
+	prev := 1.0
+	for k, t := range ts {
+		if t < 0 || t >= s.T || (k > 0 && t <= ts[k-1]) {
+			return nil, fmt.Errorf("respace: timesteps must increase within [0, %d], got %v", s.T-1, ts)
+		}
+		ab := s.AlphaBar[t]
+		r.AlphaBar[k] = ab
+		r.Alphas[k] = ab / prev
+		r.Betas[k] = 1 - r.Alphas[k]
+		prev = ab
+	}
+	return r, nil
+}
