@@ -25,6 +25,7 @@ var evalCommands = map[string]func(args []string, stdout, stderr io.Writer) erro
 	"fid":              runEvalFID,
 	"table":            runEvalTable,
 	"guidance":         runEvalGuidance,
+	"inpaint":          runEvalInpaint,
 	"train-classifier": runTrainClassifier,
 	"classifier":       runClassifierAccuracy,
 }

@@ -115,3 +115,43 @@ func TestInpaintErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalInpaint: the measurement runs every mask with every method and the three baselines, and
+// the original test digits score the classifier's own accuracy on them, whatever the mask.
+func TestEvalInpaint(t *testing.T) {
+	needMNIST(t)
+	model, clf := evalFixtures(t)
+	out := t.TempDir()
+	code, stdout, errs := runCLI(t, "eval", "inpaint", "--ckpt", model, "--classifier", clf, "--n", "4", "--steps", "3",
+		"--repaint-steps", "6", "--jumps", "2", "--jump-length", "2", "--engine", "ref", "--threads", "1", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, row := range []string{"| original |", "| masked |", "| unconditional fill |", "| replace |", "| repaint |"} {
+		if !strings.Contains(stdout, row) {
+			t.Errorf("no row %q in\n%s", row, stdout)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "inpaint.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines != 2*5 {
+		t.Errorf("%d JSON lines, want 10 (2 masks x 5 rows)", lines)
+	}
+	for _, f := range []string{"inpaint-bottom-replace.png", "inpaint-box-repaint.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	for name, args := range map[string][]string{
+		"bad mask":     {"eval", "inpaint", "--masks", "left"},
+		"bad method":   {"eval", "inpaint", "--methods", "paint"},
+		"class uncond": {"eval", "inpaint", "--ckpt", model, "--classifier", clf, "--n", "2", "--engine", "ref", "--methods", "replace+class", "--steps", "2"},
+	} {
+		code, _, errs := runCLI(t, args...)
+		if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+			t.Errorf("%s: exit %d: %q", name, code, errs)
+		}
+	}
+}
