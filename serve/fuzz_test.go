@@ -21,9 +21,13 @@ func FuzzRequest(f *testing.F) {
 		`null`, `{"n":0}`, `{"steps":0}`, `{"n":1,"N":2}`, `{"n":null}`, `{"steps":5,"ſteps":6}`, `{"every":0}`, "n=0", "model=&n=1",
 		`{"model":"cond","class":"all"}`, `{"model":"cond","class":1,"guidance":2}`, `{"model":"cond","class":"0,two","n":5}`,
 		`{"model":"cond","class":-1}`, `{"class":1,"CLASS":2}`, `{"model":"cond","guidance":3}`, "model=cond&class=all&guidance=0&n=3", "class=1",
-		`{"model":"cond","class":1e2}`, `{"model":"cond","class" : 2 , "n":2}`} {
+		`{"model":"cond","class":1e2}`, `{"model":"cond","class" : 2 , "n":2}`,
+		`{"inpaint":{"image":[1],"mask":[0]}}`, `{"inpaint":{"repaint":true,"jumps":0}}`, `{"inpaint":{}}`, "inpaint=1", `{"inpaint":{"Image":[],"image":[]}}`} {
 		f.Add(seed)
 	}
+	img := strings.Repeat("7,", 63) + "255"
+	f.Add(`{"inpaint":{"image":[` + img + `],"mask":[` + strings.Repeat("1,", 32) + strings.Repeat("0,", 31) + `0]}}`)
+	f.Add(`{"steps":10,"inpaint":{"image":[` + img + `],"mask":[` + strings.Repeat("0,", 63) + `0],"repaint":true,"jumps":2,"jump_length":3}}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		check := func(req Request, err error, stream bool) {
 			var fe *FieldError
@@ -47,12 +51,15 @@ func FuzzRequest(f *testing.F) {
 			if (p.labels == nil) != (p.req.Class == "") || (p.labels != nil && len(p.labels) != p.req.N) || p.cols < 1 || p.cols > p.req.N {
 				t.Fatalf("%q: plan with %d labels for n = %d, class %q, %d columns", in, len(p.labels), p.req.N, p.req.Class, p.cols)
 			}
+			if p.known != nil && (req.Inpaint == nil || len(p.known.x0) != tinyDim || len(p.known.mask) != tinyDim || p.known.fill < 1) {
+				t.Fatalf("%q: inpainting plan of %d values, mask %d, fill %d", in, len(p.known.x0), len(p.known.mask), p.known.fill)
+			}
 			for _, l := range p.labels {
 				if l < 0 || l >= len(s.models[p.model].Classes) {
 					t.Fatalf("%q: label %d for model %s", in, l, s.models[p.model].Name)
 				}
 			}
-			if (req.given.given("n") && req.N != p.req.N) || (req.given.given("steps") && req.Steps != p.steps) || (req.given.given("every") && req.Every != p.every) {
+			if (req.given.given("n") && req.N != p.req.N) || (req.given.given("steps") && req.Steps != p.spec.Steps) || (req.given.given("every") && req.Every != p.every) {
 				t.Fatalf("%q: a given n, steps or every was replaced: %+v -> %+v", in, req, p)
 			}
 		}

@@ -57,8 +57,7 @@ func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
 	if !jobRequestOK(w, r, true) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
-	req, err := decodeJSON(r.Body)
+	req, err := s.readJSON(w, r)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -103,22 +102,32 @@ func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Content-Type", ctype)
 	hd.Set("Content-Length", strconv.Itoa(len(body)))
-	hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s-%d-seed%d.%s"`, m.Name, p.spec.Name, p.steps, p.req.Seed, ext))
-	hd.Set("X-Ddpm-Sampler", p.spec.String())
+	kind := ""
+	if p.known != nil {
+		kind = "-inpaint"
+	}
+	hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s-%d%s-seed%d.%s"`, m.Name, p.spec.Name, p.steps, kind, p.req.Seed, ext))
+	hd.Set("X-Ddpm-Sampler", p.desc)
 	hd.Set("X-Ddpm-Seed", strconv.FormatUint(p.req.Seed, 10))
 	hd.Set("X-Ddpm-Grid-Cols", strconv.Itoa(p.cols))
 	if p.labels != nil {
 		hd.Set("X-Ddpm-Class", p.req.Class)
 		hd.Set("X-Ddpm-Guidance", strconv.FormatFloat(p.guidance, 'g', -1, 64))
 	}
+	if p.known != nil {
+		hd.Set("X-Ddpm-Fill", strconv.Itoa(p.known.fill))
+	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 }
 
 func (s *Server) logJob(p plan, res result, via string) {
-	args := []any{"model", s.models[p.model].Name, "sampler", p.spec.String(), "n", p.req.N, "seed", p.req.Seed}
+	args := []any{"model", s.models[p.model].Name, "sampler", p.desc, "n", p.req.N, "seed", p.req.Seed}
 	if p.labels != nil {
 		args = append(args, "class", p.req.Class, "guidance", p.guidance)
+	}
+	if p.known != nil {
+		args = append(args, "fill", p.known.fill)
 	}
 	if res.err != nil {
 		s.opt.Log.Info("job", append(args, "err", res.err, "via", via)...)
@@ -154,17 +163,32 @@ type DoneEvent struct {
 	// The request's class and the guidance scale used, when it asked for a class.
 	Class    string   `json:"class,omitempty"`
 	Guidance *float64 `json:"guidance,omitempty"`
+	// Fill is, for an inpainting, how many values of each image were filled in (the mask's zeros
+	// over every channel); the others are the request's image, byte for byte.
+	Fill int `json:"fill,omitempty"`
 }
 
 // GET /v1/samples/stream: the reverse process as Server-Sent Events. Events: "queued"
 // {"position"}, "start" {}, "step" StepEvent (every `every` steps and the last), "done" DoneEvent,
 // or "error" {"error"} once streaming has begun (errors before that are plain JSON answers with
 // their status codes). The job is canceled as soon as the client goes away.
+//
+// POST /v1/samples/stream is the same stream for a JSON request, as POST /v1/samples takes it: an
+// inpainting's image and mask are too large for a URL (servers and proxies cap those at a few KiB),
+// and a POST answered with the events keeps one request per run, so the stream still ends the job
+// when the client goes away, with no job registry to expire.
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
-	if !jobRequestOK(w, r, false) {
+	body := r.Method == http.MethodPost
+	if !jobRequestOK(w, r, body) {
 		return
 	}
-	req, err := parseQuery(r.URL.Query())
+	var req Request
+	var err error
+	if body {
+		req, err = s.readJSON(w, r)
+	} else {
+		req, err = parseQuery(r.URL.Query())
+	}
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -206,7 +230,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Accel-Buffering", "no")
-	hd.Set("X-Ddpm-Sampler", p.spec.String())
+	hd.Set("X-Ddpm-Sampler", p.desc)
 	w.WriteHeader(http.StatusOK)
 	alive := true
 	send := func(event string, v any) {
@@ -224,9 +248,12 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			cancel(context.Canceled) // the client is gone: stop the sampler
 		}
 	}
-	queued := map[string]any{"position": len(s.q.jobs), "sampler": p.spec.String(), "steps": p.steps, "n": p.req.N, "seed": p.req.Seed}
+	queued := map[string]any{"position": len(s.q.jobs), "sampler": p.desc, "steps": p.steps, "n": p.req.N, "seed": p.req.Seed}
 	if p.labels != nil {
 		queued["class"], queued["guidance"] = p.req.Class, p.guidance
+	}
+	if p.known != nil {
+		queued["fill"] = p.known.fill
 	}
 	send("queued", queued)
 	sendFrame := func(f frame) {
@@ -289,9 +316,12 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		send("error", apiError{Error: err.Error()})
 		return
 	}
-	done := DoneEvent{PNG: base64.StdEncoding.EncodeToString(png), Sampler: p.spec.String(), Seed: p.req.Seed, N: p.req.N, Cols: p.cols, Seconds: res.dur.Seconds()}
+	done := DoneEvent{PNG: base64.StdEncoding.EncodeToString(png), Sampler: p.desc, Seed: p.req.Seed, N: p.req.N, Cols: p.cols, Seconds: res.dur.Seconds()}
 	if p.labels != nil {
 		done.Class, done.Guidance = p.req.Class, &p.guidance
+	}
+	if p.known != nil {
+		done.Fill = p.known.fill
 	}
 	send("done", done)
 }
@@ -331,6 +361,9 @@ type Limits struct {
 	Workers        int     `json:"workers"`
 	TimeoutSeconds float64 `json:"timeout_seconds"`
 	MaxBodyBytes   int64   `json:"max_body_bytes"`
+	// MaxInpaintBodyBytes bounds the body of a request with an inpaint object: MaxBodyBytes and
+	// room for the image and mask of the largest model (inpaintRoom).
+	MaxInpaintBodyBytes int64 `json:"max_inpaint_body_bytes"`
 }
 
 // ModelsResponse is the body of GET /v1/models (also served as /v1/info).
@@ -347,7 +380,7 @@ type ModelsResponse struct {
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	resp := ModelsResponse{Engine: s.opt.Engine,
 		Limits: Limits{MaxN: s.opt.MaxN, MaxSteps: s.opt.MaxSteps, Queue: s.opt.Queue, Workers: s.nworkers,
-			TimeoutSeconds: s.opt.Timeout.Seconds(), MaxBodyBytes: s.opt.MaxBody},
+			TimeoutSeconds: s.opt.Timeout.Seconds(), MaxBodyBytes: s.opt.MaxBody, MaxInpaintBodyBytes: s.opt.MaxBody + s.inpaintRoom},
 		Samplers: diffusion.SamplerNames(), Spacings: diffusion.Spacings(), Variances: []string{"beta", "posterior"},
 		Guidance: GuidanceInfo{Default: generate.DefaultGuidance, Max: generate.MaxGuidance},
 	}

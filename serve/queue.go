@@ -116,7 +116,12 @@ func (s *Server) run(j *job, m *generate.Model) (x []float64, err error) {
 			x, err = nil, fmt.Errorf("internal error: sampling panicked: %v", r)
 		}
 	}()
-	sampler, _, err := j.plan.spec.New(m.Schedule)
+	var sampler diffusion.Sampler
+	if k := j.plan.known; k != nil {
+		sampler, _, err = k.spec.Sampler(k.sampler, m.Schedule)
+	} else {
+		sampler, _, err = j.plan.spec.New(m.Schedule)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -132,5 +137,9 @@ func (s *Server) run(j *job, m *generate.Model) (x []float64, err error) {
 			}
 			return nil
 		}}
+	if k := j.plan.known; k != nil {
+		// Every image completes the same known image: X0 row i is image i's, the mask is shared.
+		job.Known = &diffusion.Known{X0: repeat(k.x0, job.N), Mask: k.mask}
+	}
 	return m.Sample(j.ctx, sampler, job)
 }

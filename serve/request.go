@@ -15,8 +15,8 @@ import (
 	"github.com/ddpm-go/ddpm/imageio"
 )
 
-// Request is what POST /v1/samples takes as JSON and GET /v1/samples/stream as query parameters
-// (same names). Absent fields take defaults; a field given with its zero value where that is not a
+// Request is what POST /v1/samples and POST /v1/samples/stream take as JSON and GET
+// /v1/samples/stream as query parameters (same names; inpaint in JSON only). Absent fields take defaults; a field given with its zero value where that is not a
 // valid setting (n, steps, every, eps_scale, or an empty name or class) is an error, not a default.
 type Request struct {
 	Model string `json:"model"` // a name from /v1/models; default: the first model
@@ -34,8 +34,12 @@ type Request struct {
 	Seed   uint64 `json:"seed"`   // image i depends on (seed, i, its class) only
 	Format string `json:"format"` // "png" (default, one grid) or "npz" (uint8 N,H,W,C under arr_0)
 	// Every is the stream's frame stride: a frame every Every steps (and always the last);
-	// default: about 100 frames in all. Ignored by POST.
+	// default: about 100 frames in all. Ignored by POST /v1/samples.
 	Every int `json:"every"`
+	// Inpaint, if given, makes every image a completion of the same partly known image (see
+	// Inpaint): image i then depends only on the seed, i, its class and the known part. JSON only
+	// (POST /v1/samples or POST /v1/samples/stream): an image does not belong in a URL.
+	Inpaint *Inpaint `json:"inpaint"`
 
 	// given records the fields the client set, so that an explicit 0 or "" is an error rather than
 	// a silent default; decodeJSON and parseQuery fill it in.
@@ -80,6 +84,15 @@ func decodeJSON(r io.Reader) (Request, error) {
 			return req, fieldErr("body", "want a JSON object such as {\"sampler\":\"ddim\",\"steps\":50,\"n\":4,\"seed\":1}, got %s", te.Value)
 		case errors.As(err, &te): // Field is a path through embedded structs: "SamplerSpec.steps"
 			name := te.Field[strings.LastIndex(te.Field, ".")+1:]
+			if top, _, nested := strings.Cut(te.Field, "."); strings.EqualFold(top, "inpaint") && nested {
+				name = "inpaint." + name
+			}
+			switch name {
+			case "inpaint":
+				return req, fieldErr(name, "want an object such as {\"image\": [0, 255, ...], \"mask\": [1, 0, ...]}, got %s", te.Value)
+			case "inpaint.image", "inpaint.mask":
+				return req, fieldErr(name, "want an array of integers (image 0..255, mask 0 or 1), got %s", te.Value)
+			}
 			if name == "class" {
 				return req, fieldErr(name, "want a class name, an integer index (7 or \"7\"), a list such as \"0,1,2\" or \"all\"; got %s", te.Value)
 			}
@@ -92,6 +105,9 @@ func decodeJSON(r io.Reader) (Request, error) {
 			return req, fieldErr("body", "empty; want a JSON object such as {\"sampler\":\"ddim\",\"steps\":50,\"n\":4,\"seed\":1}")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			if inInpaint(body, name) {
+				return req, fieldErr("inpaint."+name, "unknown field (known: %s)", strings.Join(inpaintFields, ", "))
+			}
 			return req, fieldErr(name, "unknown field (known: %s)", strings.Join(requestFields, ", "))
 		}
 		return req, fieldErr("body", "%v", err)
@@ -99,7 +115,11 @@ func decodeJSON(r io.Reader) (Request, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return req, fieldErr("body", "trailing data after the JSON object")
 	}
-	req.given, err = objectKeys(body)
+	var inner fieldSet
+	req.given, inner, err = objectKeys(body)
+	if req.Inpaint != nil {
+		req.Inpaint.given = inner
+	}
 	return req, err
 }
 
@@ -166,43 +186,48 @@ func (e *readError) Unwrap() error { return e.err }
 
 // objectKeys checks the top-level shape of a body that decoded without error: a JSON object whose
 // keys (matched to the fields as encoding/json matches them, ignoring case) appear once each and
-// are not null. It returns the fields present.
-func objectKeys(body []byte) (fieldSet, error) {
-	var set fieldSet
+// are not null, and the same of the inpaint object's. It returns the fields present in each.
+func objectKeys(body []byte) (set, inpaint fieldSet, err error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
 	if err != nil {
-		return set, fieldErr("body", "%v", err)
+		return set, inpaint, fieldErr("body", "%v", err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return set, fieldErr("body", "want a JSON object such as {\"sampler\":\"ddim\",\"steps\":50,\"n\":4,\"seed\":1}, got %s", jsonValueKind(tok))
+		return set, inpaint, fieldErr("body", "want a JSON object such as {\"sampler\":\"ddim\",\"steps\":50,\"n\":4,\"seed\":1}, got %s", jsonValueKind(tok))
 	}
 	for dec.More() {
 		tok, err := dec.Token()
 		key, ok := tok.(string)
 		if err != nil || !ok {
-			return set, fieldErr("body", "invalid JSON object key")
+			return set, inpaint, fieldErr("body", "invalid JSON object key")
 		}
 		i := fieldIndex(key)
 		if i < 0 { // decoding rejects unknown fields first; kept for safety
-			return set, fieldErr(key, "unknown field (known: %s)", strings.Join(requestFields, ", "))
+			return set, inpaint, fieldErr(key, "unknown field (known: %s)", strings.Join(requestFields, ", "))
 		}
 		name := requestFields[i]
 		if set.has(i) {
-			return set, fieldErr(name, "given more than once")
+			return set, inpaint, fieldErr(name, "given more than once")
 		}
 		set |= 1 << i
 		if tok, err = dec.Token(); err != nil {
-			return set, fieldErr(name, "%v", err)
+			return set, inpaint, fieldErr(name, "%v", err)
 		}
 		if tok == nil {
-			return set, fieldErr(name, "null; leave the field out to get its default")
+			return set, inpaint, fieldErr(name, "null; leave the field out to get its default")
+		}
+		if d, ok := tok.(json.Delim); ok && d == '{' && name == "inpaint" {
+			if inpaint, err = inpaintKeys(dec); err != nil {
+				return set, inpaint, err
+			}
+			continue
 		}
 		if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') { // decoding rejects these first
-			return set, fieldErr(name, "want a %s, got an object or array", name)
+			return set, inpaint, fieldErr(name, "want a %s, got an object or array", name)
 		}
 	}
-	return set, nil
+	return set, inpaint, nil
 }
 
 // jsonValueKind names the JSON type of a top-level token for error messages.
@@ -229,27 +254,18 @@ type fieldSet uint32
 
 func (s fieldSet) has(i int) bool { return s&(1<<i) != 0 }
 
-// given reports whether the client gave the named field.
-func (s fieldSet) given(name string) bool {
-	i := fieldIndex(name)
+// given reports whether the client gave the named request field.
+func (s fieldSet) given(name string) bool { return s.givenIn(requestFields, name) }
+
+// givenIn reports whether the client gave the named field of an object whose fields are these.
+func (s fieldSet) givenIn(fields []string, name string) bool {
+	i := indexFold(fields, name)
 	return i >= 0 && s.has(i)
 }
 
 // fieldIndex is the index in requestFields of the field encoding/json would decode key into
 // (names match ignoring case, with Unicode folding), or -1.
-func fieldIndex(key string) int {
-	for i, f := range requestFields {
-		if f == key {
-			return i
-		}
-	}
-	for i, f := range requestFields {
-		if strings.EqualFold(f, key) {
-			return i
-		}
-	}
-	return -1
-}
+func fieldIndex(key string) int { return indexFold(requestFields, key) }
 
 func jsonKind(k string) string {
 	switch k {
@@ -261,7 +277,7 @@ func jsonKind(k string) string {
 	return k
 }
 
-var requestFields = []string{"model", "sampler", "steps", "eta", "sigma_hat", "variance", "spacing", "clip", "eps_scale", "class", "guidance", "n", "seed", "format", "every"}
+var requestFields = []string{"model", "sampler", "steps", "eta", "sigma_hat", "variance", "spacing", "clip", "eps_scale", "class", "guidance", "n", "seed", "format", "every", "inpaint"}
 
 // parseQuery reads a Request from URL query parameters (the stream endpoint, since EventSource can
 // only GET). Unknown and repeated parameters are errors, like unknown JSON fields.
@@ -306,6 +322,8 @@ func parseQuery(q url.Values) (Request, error) {
 			req.Clip, err = strconv.ParseBool(v)
 		case "eps_scale":
 			req.EpsScale, err = strconv.ParseFloat(v, 64)
+		case "inpaint":
+			return req, fieldErr(k, "an image does not fit a query string: POST the JSON request to /v1/samples/stream")
 		default:
 			return req, fieldErr(k, "unknown parameter (known: %s)", strings.Join(requestFields, ", "))
 		}
@@ -317,13 +335,15 @@ func parseQuery(q url.Values) (Request, error) {
 	return req, nil
 }
 
-// plan is a validated request: the model index, the sampler spec, the classes and the derived
-// stream stride and grid columns.
+// plan is a validated request: the model index, the sampler spec, the classes, the known part of
+// an inpainting and the derived stream stride and grid columns.
 type plan struct {
 	req      Request
 	model    int
-	spec     generate.SamplerSpec // with defaults filled in
-	steps    int
+	spec     generate.SamplerSpec // with defaults filled in; Name "repaint" for RePaint
+	desc     string               // the sampler as answers and logs describe it
+	steps    int                  // the steps the stream reports (RePaint: its network calls)
+	known    *inpaintPlan         // nil: not an inpainting
 	every    int
 	labels   []int   // class of each image; nil: no class (generate.Job.Labels)
 	guidance float64 // generate.Job.Guidance
@@ -366,10 +386,15 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	}
 	m := s.models[p.model]
 	T := m.Schedule.T
-	if err := req.SamplerSpec.ValidateGiven(T, req.given.given); err != nil {
+	repaint := req.Inpaint != nil && req.Inpaint.RePaint
+	check := req.SamplerSpec
+	if repaint && check.Name == "" {
+		check.Name = "ddpm" // RePaint is a DDPM: variance applies
+	}
+	if err := check.ValidateGiven(T, req.given.given); err != nil {
 		return p, specFieldErr(err)
 	}
-	if req.Name == "" {
+	if req.Name == "" && !repaint { // RePaint is its own DDPM
 		req.Name = generate.DefaultSampler
 	}
 	if err := req.ClassSpec.Validate(m.Classes); err != nil {
@@ -399,20 +424,29 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	if stream && req.Format != "png" {
 		return p, fieldErr("format", "the stream sends PNG frames only; use POST /v1/samples for npz")
 	}
-	_, full, err := req.SamplerSpec.New(m.Schedule)
-	if err != nil {
-		return p, specFieldErr(err)
+	if !repaint {
+		_, full, err := req.SamplerSpec.New(m.Schedule)
+		if err != nil {
+			return p, specFieldErr(err)
+		}
+		if full.Steps > s.opt.MaxSteps {
+			return p, fieldErr("steps", "the %s default of %d steps is above the server's --max-steps %d; pass steps", req.Name, full.Steps, s.opt.MaxSteps)
+		}
+		p.spec, p.steps, p.desc = full, full.Steps, full.String()
 	}
-	if full.Steps > s.opt.MaxSteps {
-		return p, fieldErr("steps", "the %s default of %d steps is above the server's --max-steps %d; pass steps", req.Name, full.Steps, s.opt.MaxSteps)
+	if req.Inpaint != nil {
+		if err := s.planInpaint(&p, req, m); err != nil {
+			return p, err
+		}
 	}
-	if req.Every < 0 || req.Every > full.Steps || (req.Every == 0 && req.given.given("every")) {
-		return p, fieldErr("every", "%d outside [1, %d] (the run's steps)", req.Every, full.Steps)
+	if req.Every < 0 || req.Every > p.steps || (req.Every == 0 && req.given.given("every")) {
+		return p, fieldErr("every", "%d outside [1, %d] (the run's steps)", req.Every, p.steps)
 	}
 	p.every = req.Every
 	if p.every == 0 {
-		p.every = max(1, (full.Steps+99)/100)
+		p.every = max(1, (p.steps+99)/100)
 	}
+	var err error
 	if p.labels, err = req.Labels(m.Classes, 0, req.N, perClass); err != nil {
 		return p, specFieldErr(err)
 	}
@@ -423,7 +457,7 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 			p.cols = min(perClass, req.N)
 		}
 	}
-	p.req, p.spec, p.steps = req, full, full.Steps
+	p.req = req
 	return p, nil
 }
 

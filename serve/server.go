@@ -27,7 +27,7 @@ type Options struct {
 	MaxSteps int           // reverse steps per request
 	Queue    int           // jobs waiting for a worker; more get 429
 	Timeout  time.Duration // per request, queue wait included
-	MaxBody  int64         // bytes of a request body
+	MaxBody  int64         // bytes of a request body, besides an inpainting's image and mask (inpaintRoom)
 	Log      *slog.Logger  // nil: no logging
 	// Chunk is passed to generate.Job.Chunk: if > 0, every network call takes exactly Chunk rows
 	// aligned to image indices, so on engines whose kernels depend on the row count (oneDNN) image
@@ -68,6 +68,9 @@ type Server struct {
 	mux      *http.ServeMux
 	workers  sync.WaitGroup
 	nworkers int
+	// inpaintRoom is what a request with an inpaint object may add to MaxBody: inpaintBytesPerValue
+	// for each value of the image and of a per-value mask at the largest model's size.
+	inpaintRoom int64
 
 	mu       sync.RWMutex // guards draining and sends on q.jobs (closed by Shutdown)
 	draining bool
@@ -148,6 +151,7 @@ func New(models []Model, opt Options) (*Server, error) {
 			pow2 = generate.DefaultPow2(c0.Net.Backend(), rows)
 		}
 		s.models = append(s.models, modelInfo{Name: m.Name, Model: c0, pow2: pow2})
+		s.inpaintRoom = max(s.inpaintRoom, 2*inpaintBytesPerValue*int64(c0.Dim()))
 	}
 	s.base, s.stop = context.WithCancelCause(context.Background())
 	s.q.jobs = make(chan *job, opt.Queue)
@@ -177,6 +181,7 @@ func (s *Server) routes() {
 	h := func(pattern, name string, f http.HandlerFunc) { handle(pattern, name, f) }
 	h("POST /v1/samples", "samples", s.handleSamples)
 	h("GET /v1/samples/stream", "stream", s.handleStream)
+	h("POST /v1/samples/stream", "stream", s.handleStream)
 	h("GET /v1/models", "models", s.handleModels)
 	h("GET /v1/info", "info", s.handleModels)
 	h("GET /healthz", "healthz", s.handleHealth)
@@ -187,14 +192,14 @@ func (s *Server) routes() {
 		b, _ := fs.ReadFile(static, "index.html")
 		w.Write(b)
 	})))
-	for path, allow := range map[string]string{"/v1/samples": "POST", "/v1/samples/stream": "GET, HEAD", "/v1/models": "GET, HEAD", "/healthz": "GET, HEAD", "/metrics": "GET, HEAD"} {
+	for path, allow := range map[string]string{"/v1/samples": "POST", "/v1/samples/stream": "GET, HEAD, POST", "/v1/models": "GET, HEAD", "/healthz": "GET, HEAD", "/metrics": "GET, HEAD"} {
 		h(path, "badmethod", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "", fmt.Sprintf("%s %s: method not allowed (allowed: %s)", r.Method, r.URL.Path, allow))
 		})
 	}
 	h("/", "notfound", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "", fmt.Sprintf("no such endpoint: %s %s (see GET /v1/models, POST /v1/samples, GET /v1/samples/stream, /healthz, /metrics)", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, "", fmt.Sprintf("no such endpoint: %s %s (see GET /v1/models, POST /v1/samples, GET or POST /v1/samples/stream, /healthz, /metrics)", r.Method, r.URL.Path))
 	})
 	s.mux = mux
 }

@@ -174,7 +174,7 @@ func TestModelsHealthPageMetrics(t *testing.T) {
 	if m.Timesteps != 100 || m.Schedule != "linear" || m.Prediction != "eps" || m.Channels != 1 || m.Height != 8 || m.Width != 8 || m.Params <= 0 {
 		t.Errorf("model info %+v", m)
 	}
-	if mr.Limits != (Limits{MaxN: 8, MaxSteps: 60, Queue: 3, Workers: 2, TimeoutSeconds: 120, MaxBodyBytes: 16 << 10}) {
+	if mr.Limits != (Limits{MaxN: 8, MaxSteps: 60, Queue: 3, Workers: 2, TimeoutSeconds: 120, MaxBodyBytes: 16 << 10, MaxInpaintBodyBytes: 16<<10 + 2*16*64}) {
 		t.Errorf("limits %+v", mr.Limits)
 	}
 
