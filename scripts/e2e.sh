@@ -4,6 +4,9 @@
 #      sees every DDIM step arrive, and saves docs/serve.png (e2e/browser.mjs); then, against a
 #      small random unconditional model and a class-conditional one, the class picker and guidance
 #      slider: hidden for the first, and for the second they reach the request (e2e/classes.mjs);
+#      then the inpainting editor: strokes and a mask drawn with the mouse reach POST
+#      /v1/samples/stream, and the completions keep the drawn pixels exactly (e2e/inpaint.mjs;
+#      INPAINT_SHOT=path saves a screenshot);
 #   2. the load test: a request for every n up to max-n, then CLIENTS concurrent clients for
 #      DURATION against a small random model (cmd/loadtest), which fails on any 5xx or dropped
 #      connection, or if the server's RSS passes MAX_RSS_MIB (default 200; about 85 here);
@@ -95,6 +98,10 @@ if [ "${SKIP_BROWSER:-0}" != 1 ]; then
 	t0=$(date +%s)
 	node e2e/classes.mjs "http://127.0.0.1:$PORT"
 	echo "class controls test: $(($(date +%s) - t0)) s"
+	echo "== browser test of the inpainting editor"
+	t0=$(date +%s)
+	node e2e/inpaint.mjs "http://127.0.0.1:$PORT" ${INPAINT_SHOT:-}
+	echo "inpainting test: $(($(date +%s) - t0)) s"
 	stop_server
 fi
 

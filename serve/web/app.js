@@ -1,7 +1,8 @@
 // The page talks to the same API as any other client: GET /v1/models once, then one
-// GET /v1/samples/stream per run. It reads the stream with fetch rather than EventSource so that it
-// sees the status and JSON error of a refused request (400, 429) and can stop a run by aborting
-// the fetch, which makes the server cancel the sampler.
+// GET /v1/samples/stream per run, or POST /v1/samples/stream for an inpainting (its image and mask
+// travel as JSON, not in a URL). It reads the stream with fetch rather than EventSource so that it
+// sees the status and JSON error of a refused request (400, 429), can POST, and can stop a run by
+// aborting the fetch, which makes the server cancel the sampler.
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -49,7 +50,7 @@ async function init() {
       if (Number(s.value) > most) s.value = most;
     }
   };
-  $("#model").onchange = () => { syncSteps(); syncClasses(); };
+  $("#model").onchange = () => { syncSteps(); syncClasses(); resizeEditor(); };
   $("#class").onchange = () => {
     // "all" draws per_class images of each class in turn, one grid row per class: ask for them all.
     const m = models[$("#model").value];
@@ -58,9 +59,10 @@ async function init() {
   };
   $("#guidance").oninput = syncGuidance;
   if (ok) { syncSteps(); syncClasses(); }
+  setupEditor();
   document.body.dataset.ready = ok ? "1" : "error";
   $("#reseed").onclick = () => { $("#seed").value = Math.floor(Math.random() * 1e9); };
-  $("#compare").onclick = () => { for (const p of document.querySelectorAll(".panel")) p.run(); };
+  $("#compare").onclick = () => { for (const p of document.querySelectorAll("#panel-a, #panel-b")) p.run(); };
 }
 
 // syncClasses shows the class picker for a class-conditional model only, with its class names
@@ -93,31 +95,51 @@ function classChoice() {
   return { class: $("#class").value, guidance: $("#guidance").value };
 }
 
-function params(panel) {
-  const q = new URLSearchParams();
-  q.set("model", $("#model").value);
-  q.set("n", $("#n").value);
-  q.set("seed", $("#seed").value || "0");
+// request is the JSON request a panel's settings make, typed as POST /v1/samples takes it; a
+// plain run sends the same names as query parameters. The inpainting panel adds the canvas's image
+// and mask, and RePaint (its own DDPM) leaves out the sampler, spacing and eta.
+function request(panel) {
+  const body = { model: $("#model").value, n: Number($("#n").value), seed: Number($("#seed").value || "0") };
+  const repaint = panel.dataset.sampler === "repaint";
   const sampler = $(".sampler", panel).value;
-  q.set("sampler", sampler);
-  q.set("steps", $(".steps", panel).value);
-  q.set("spacing", $(".spacing", panel).value);
-  if ($(".clip", panel).checked) q.set("clip", "true");
+  if (!repaint) body.sampler = sampler;
+  body.steps = Number($(".steps", panel).value);
+  if (!repaint) body.spacing = $(".spacing", panel).value;
+  if ($(".clip", panel).checked) body.clip = true;
   const es = $(".epsscale", panel).value;
-  if (es && Number(es) !== 1) q.set("eps_scale", es);
-  if (sampler === "ddim") q.set("eta", $(".eta", panel).value || "0");
-  if (sampler === "ddpm") q.set("variance", $(".variance", panel).value);
+  if (es && Number(es) !== 1) body.eps_scale = Number(es);
+  if (!repaint && sampler === "ddim") body.eta = Number($(".eta", panel).value || "0");
+  if (repaint || sampler === "ddpm") body.variance = $(".variance", panel).value;
   const c = classChoice();
   if (c) {
-    q.set("class", c.class);
-    q.set("guidance", c.guidance);
+    body.class = c.class;
+    body.guidance = Number(c.guidance);
   }
-  return q;
+  if (panel.id === "inpaint") {
+    body.inpaint = { image: Array.from(editor.img), mask: Array.from(editor.mask) };
+    if (repaint) {
+      body.inpaint.repaint = true;
+      body.inpaint.jumps = Number($(".jumps", panel).value);
+      body.inpaint.jump_length = Number($(".jump-length", panel).value);
+    }
+  }
+  return body;
+}
+
+// query is a request without inpainting as GET /v1/samples/stream's parameters.
+function query(body) {
+  return new URLSearchParams(Object.entries(body).map(([k, v]) => [k, String(v)]));
 }
 
 function setupPanel(panel) {
-  const syncSampler = () => { panel.dataset.sampler = $(".sampler", panel).value; };
+  // data-sampler picks the settings shown: the sampler's, or RePaint's in the inpainting panel.
+  const method = $(".method", panel);
+  const syncSampler = () => {
+    panel.dataset.sampler = method && method.value === "repaint" ? "repaint" : $(".sampler", panel).value;
+    if (method) syncCalls(panel);
+  };
   $(".sampler", panel).onchange = syncSampler;
+  if (method) method.onchange = syncSampler;
   syncSampler();
   let controller = null;
   const state = (s, text) => {
@@ -133,7 +155,11 @@ function setupPanel(panel) {
     if (controller) controller.abort();
     const ctl = new AbortController();
     controller = ctl;
-    const q = params(panel);
+    const q = request(panel);
+    if (q.inpaint && !q.inpaint.mask.includes(0)) {
+      state("error", "nothing to fill in: paint the part to complete with the mask brush first");
+      return;
+    }
     panel.dataset.frames = "0";
     $(".bar", panel).style.width = "0";
     $(".step", panel).textContent = "";
@@ -142,7 +168,9 @@ function setupPanel(panel) {
     $(".stop", panel).disabled = false;
     state("queued", "queued…");
     try {
-      const r = await fetch("/v1/samples/stream?" + q, { signal: ctl.signal });
+      const r = q.inpaint
+        ? await fetch("/v1/samples/stream", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(q), signal: ctl.signal })
+        : await fetch("/v1/samples/stream?" + query(q), { signal: ctl.signal });
       if (!r.ok) {
         let msg = r.status + " " + r.statusText;
         try { const e = await r.json(); msg = e.error; } catch (_) {}
@@ -193,8 +221,11 @@ function handle(panel, q, ev, data, state) {
       const z = $(".dl-npz", panel);
       z.hidden = false;
       z.onclick = (e) => { e.preventDefault(); downloadNPZ(q); };
-      const cls = data.class === undefined ? "" : ` · class ${className(q.get("model"), data.class)}, s = ${data.guidance}`;
-      state("done", `done · ${data.sampler}${cls} · ${data.seconds.toFixed(2)} s`);
+      const cls = data.class === undefined ? "" : ` · class ${className(q.model, data.class)}, s = ${data.guidance}`;
+      const fill = data.fill ? ` · ${data.fill} values filled in` : "";
+      state("done", `done · ${data.sampler}${cls}${fill} · ${data.seconds.toFixed(2)} s`);
+      lastSample = { url, model: q.model };
+      $("#from-sample").disabled = false;
       break;
     }
     case "error":
@@ -203,16 +234,9 @@ function handle(panel, q, ev, data, state) {
   }
 }
 
-// downloadNPZ asks POST /v1/samples for the same run as uint8 images; same parameters, same images.
+// downloadNPZ asks POST /v1/samples for the same run as uint8 images; same request, same images.
 async function downloadNPZ(q) {
-  const body = { format: "npz" };
-  for (const [k, v] of q) {
-    if (["n", "steps", "seed"].includes(k)) body[k] = Number(v);
-    else if (k === "eta" || k === "eps_scale" || k === "guidance") body[k] = Number(v);
-    else if (k === "clip") body[k] = v === "true";
-    else body[k] = v;
-  }
-  const r = await fetch("/v1/samples", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const r = await fetch("/v1/samples", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...q, format: "npz" }) });
   if (!r.ok) { alert((await r.json()).error); return; }
   const blob = await r.blob();
   const a = document.createElement("a");
@@ -222,10 +246,12 @@ async function downloadNPZ(q) {
   URL.revokeObjectURL(a.href);
 }
 
-// fileName names a download after its request; a class (an index or "all") and scale are part of it.
+// fileName names a download after its request; a class (an index or "all") and scale are part of
+// it, and an inpainting says so.
 function fileName(q, ext) {
-  const cls = q.has("class") ? `-class${q.get("class")}-s${q.get("guidance")}` : "";
-  return `${q.get("model")}-${q.get("sampler")}-${q.get("steps")}-seed${q.get("seed")}${cls}.${ext}`;
+  const cls = q.class !== undefined ? `-class${q.class}-s${q.guidance}` : "";
+  const ip = q.inpaint ? "-inpaint" : "";
+  return `${q.model}-${q.sampler || "repaint"}-${q.steps}${ip}-seed${q.seed}${cls}.${ext}`;
 }
 
 // className is the name of class index c of a model ("all" stays "all").
@@ -255,6 +281,143 @@ async function readEvents(body, onEvent) {
       if (data) onEvent(ev, JSON.parse(data));
     }
   }
+}
+
+// The inpainting editor: the image to complete (C*H*W bytes, CHW, at the model's size) and the mask
+// (H*W, 1 = keep, 0 = fill in), drawn on a canvas of the model's size shown scaled up, the pixels to
+// fill in tinted. Pointer events serve mouse, pen and touch alike.
+const editor = { c: 1, h: 28, w: 28, img: new Uint8Array(784), mask: new Uint8Array(784).fill(1) };
+let lastSample = null; // the last run's final grid: { url, model }
+
+function setupEditor() {
+  const cv = $("#canvas");
+  let last = null; // the previous pointer position of a stroke, in model pixels
+  const at = (e) => {
+    const r = cv.getBoundingClientRect();
+    return [(e.clientX - r.left) / r.width * editor.w, (e.clientY - r.top) / r.height * editor.h];
+  };
+  cv.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
+    cv.setPointerCapture(e.pointerId);
+    last = at(e);
+    stroke(last, last);
+    e.preventDefault();
+  });
+  cv.addEventListener("pointermove", (e) => {
+    if (!last) return;
+    const p = at(e);
+    stroke(last, p);
+    last = p;
+  });
+  const end = () => { last = null; };
+  cv.addEventListener("pointerup", end);
+  cv.addEventListener("pointercancel", end);
+  $("#clear-image").onclick = () => { editor.img.fill(0); drawEditor(); };
+  $("#clear-mask").onclick = () => { editor.mask.fill(1); drawEditor(); };
+  $("#invert-mask").onclick = () => { editor.mask.forEach((v, i) => { editor.mask[i] = 1 - v; }); drawEditor(); };
+  $("#from-sample").onclick = fromSample;
+  for (const el of document.querySelectorAll("#inpaint .steps, #inpaint .jumps, #inpaint .jump-length")) el.oninput = () => syncCalls($("#inpaint"));
+  resizeEditor();
+}
+
+// resizeEditor fits the editor to the chosen model, starting over when the size changes.
+function resizeEditor() {
+  const m = models[$("#model").value];
+  if (!m) return;
+  if (m.channels !== editor.c || m.height !== editor.h || m.width !== editor.w) {
+    Object.assign(editor, { c: m.channels, h: m.height, w: m.width,
+      img: new Uint8Array(m.channels * m.height * m.width), mask: new Uint8Array(m.height * m.width).fill(1) });
+  }
+  const cv = $("#canvas");
+  cv.width = editor.w;
+  cv.height = editor.h;
+  const scale = Math.max(1, Math.floor(256 / Math.max(editor.w, editor.h)));
+  cv.style.width = editor.w * scale + "px";
+  cv.style.height = editor.h * scale + "px";
+  drawEditor();
+}
+
+// stroke paints the brush along the segment a-b: pen and eraser change the image (soft-edged, as
+// digits are), mask and unmask mark pixels to fill in or keep.
+function stroke(a, b) {
+  const tool = document.querySelector("input[name=tool]:checked").value;
+  const radius = 0.75 * Number($("#brush").value);
+  const { c, h, w, img, mask } = editor;
+  const steps = Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) * 4));
+  for (let k = 0; k <= steps; k++) {
+    const x = a[0] + (b[0] - a[0]) * k / steps, y = a[1] + (b[1] - a[1]) * k / steps;
+    for (let py = Math.max(0, Math.floor(y - radius - 1)); py < Math.min(h, Math.ceil(y + radius + 1)); py++) {
+      for (let px = Math.max(0, Math.floor(x - radius - 1)); px < Math.min(w, Math.ceil(x + radius + 1)); px++) {
+        const d = Math.hypot(px + 0.5 - x, py + 0.5 - y);
+        const i = py * w + px;
+        if (tool === "mask" || tool === "unmask") {
+          if (d <= radius) mask[i] = tool === "mask" ? 0 : 1;
+          continue;
+        }
+        const ink = Math.round(255 * Math.min(1, Math.max(0, radius + 0.5 - d)));
+        for (let ch = 0; ch < c; ch++) {
+          const j = ch * h * w + i;
+          img[j] = tool === "pen" ? Math.max(img[j], ink) : Math.min(img[j], 255 - ink);
+        }
+      }
+    }
+  }
+  drawEditor();
+}
+
+// drawEditor shows the image with the pixels to fill in tinted orange, and counts them.
+function drawEditor() {
+  const { c, h, w, img, mask } = editor;
+  const cv = $("#canvas");
+  const ctx = cv.getContext("2d");
+  const out = ctx.createImageData(w, h);
+  const tint = [255, 120, 0], alpha = 0.55;
+  let fill = 0;
+  for (let i = 0; i < h * w; i++) {
+    for (let ch = 0; ch < 3; ch++) {
+      const v = img[(c === 3 ? ch : 0) * h * w + i];
+      out.data[4 * i + ch] = mask[i] ? v : Math.round((1 - alpha) * v + alpha * tint[ch]);
+    }
+    out.data[4 * i + 3] = 255;
+    if (!mask[i]) fill++;
+  }
+  ctx.putImageData(out, 0, 0);
+  $("#mask-info").textContent = fill === 0
+    ? "nothing to fill in yet: paint it with the mask brush"
+    : `${fill} of ${h * w} pixels to fill in`;
+  $("#inpaint").dataset.fill = String(fill);
+}
+
+// fromSample loads the first image of the last run's grid into the editor (imageio.GridPad = 2
+// pixels of border), keeping the mask.
+function fromSample() {
+  if (!lastSample) return;
+  const im = new Image();
+  im.onload = () => {
+    const { c, h, w, img } = editor;
+    const off = document.createElement("canvas");
+    off.width = im.naturalWidth;
+    off.height = im.naturalHeight;
+    const ctx = off.getContext("2d");
+    ctx.drawImage(im, 0, 0);
+    const px = ctx.getImageData(2, 2, w, h).data;
+    for (let ch = 0; ch < c; ch++) {
+      for (let i = 0; i < h * w; i++) img[ch * h * w + i] = px[4 * i + (c === 3 ? ch : 0)];
+    }
+    drawEditor();
+  };
+  im.src = lastSample.url;
+}
+
+// syncCalls shows what a RePaint run costs: one network call per down step (diffusion.RePaint),
+// steps + (r-1) j ceil((steps-j)/j), which the server bounds by its max_steps.
+function syncCalls(panel) {
+  const steps = Number($(".steps", panel).value), r = Number($(".jumps", panel).value), j = Number($(".jump-length", panel).value);
+  const calls = steps + (steps > j ? (r - 1) * j * Math.floor((steps - 1) / j) : 0);
+  const most = limits.max_steps || 1000;
+  const el = $(".calls", panel);
+  el.textContent = `${calls} network calls` + (calls > most ? ` (above the server's ${most})` : "");
+  el.classList.toggle("error", calls > most);
 }
 
 init();
