@@ -21,6 +21,7 @@
 //
 // Same request, same bytes: image i of a request depends only on its seed, i (see
 // diffusion.Options.Start) and, for a class-conditional model, its class and the guidance scale
-// (generate.Job.Labels; a request's classes are assigned by index, generate.ClassSpec.Labels), and
-// the PNG and NPZ encoders write nothing time- or order-dependent.
+// (generate.Job.Labels; a request's classes are assigned by index, generate.ClassSpec.Labels) and,
+// for an inpainting, the known part every image completes (Inpaint, diffusion.Known), and the PNG and
+// NPZ encoders write nothing time- or order-dependent.
 package serve
