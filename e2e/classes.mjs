@@ -81,17 +81,17 @@ try {
   check(opts.join("|") === "=none|all=all|0=0: zero|1=1: one|2=2: two", "class options " + opts.join("|"));
   check(await page.inputValue("#class") === "", "a class is preselected");
   check(await page.isDisabled("#guidance"), "guidance slider enabled without a class");
-  check(await page.inputValue("#guidance") === "2" && (await page.textContent("#guidance-value")).trim() === "2.0",
-    "slider does not start at the default guidance 2");
+  check(await page.inputValue("#guidance") === "1.5" && (await page.textContent("#guidance-value")).trim() === "1.5",
+    "slider does not start at the default guidance 1.5");
   r = await run();
   check(!("class" in r.q) && !("guidance" in r.q), "cond, class none, sent " + JSON.stringify(r.q));
   log("cond, class none: slider disabled, run without class");
 
-  // Pick class "one" and move the slider with the keyboard: 2 + 5 steps of 0.5 = 4.5.
+  // Pick class "one" and move the slider with the keyboard: 1.5 + 6 steps of 0.5 = 4.5.
   await page.selectOption("#class", "1");
   check(!(await page.isDisabled("#guidance")), "guidance slider still disabled with a class");
   await page.focus("#guidance");
-  for (let i = 0; i < 5; i++) await page.keyboard.press("ArrowRight");
+  for (let i = 0; i < 6; i++) await page.keyboard.press("ArrowRight");
   const shown = (await page.textContent("#guidance-value")).trim();
   check(await page.inputValue("#guidance") === "4.5" && shown === "4.5", `slider at ${await page.inputValue("#guidance")} showing ${shown}, want 4.5`);
   r = await run();

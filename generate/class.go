@@ -21,10 +21,12 @@ type ClassSpec struct {
 }
 
 // DefaultGuidance is the scale used when a class is asked for without one; MaxGuidance bounds it.
-// The default is the scale of the lowest class-balanced FID of the shipped MNIST model
-// (docs/conditional.md); past about 10 images saturate, and 20 turns a typo into an error.
+// On the shipped MNIST model (docs/conditional.md, DDIM-50, n = 1,000) s = 1 has the lowest
+// class-balanced FID (0.241) but the classifier agrees with the requested class on only 96.5% of the
+// samples; s = 1.5 is the smallest scale measured at which it agrees on 99.9%, for an FID of 0.343
+// (the unconditional model: 0.802). Past about 10 images saturate, and 20 turns a typo into an error.
 const (
-	DefaultGuidance = 2
+	DefaultGuidance = 1.5
 	MaxGuidance     = 20
 )
 

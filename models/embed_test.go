@@ -11,8 +11,8 @@ import (
 // travels with the binary.
 func TestMNIST(t *testing.T) {
 	name, w := MNIST()
-	if !strings.HasPrefix(name, "models/mnist/") {
-		t.Errorf("name %q not under models/mnist", name)
+	if !strings.HasPrefix(name, "models/mnist-cond/") {
+		t.Errorf("name %q not under models/mnist-cond", name)
 	}
 	f, err := checkpoint.Decode(w)
 	if err != nil {
