@@ -7,34 +7,14 @@
 //   node e2e/browser.mjs http://127.0.0.1:8080 docs/serve.png [ddimSteps] [ddpmSteps]
 //
 // Exit status 0 on success; on failure the reason is printed and a screenshot of the page is saved
-// as ddpm-e2e-fail.png in the temporary directory.
-import { chromium } from "playwright-core";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// as ddpm-e2e-browser-fail.png in the temporary directory.
+import { check, open } from "./session.mjs";
+import { readFileSync } from "node:fs";
 
 const [url = "http://127.0.0.1:8080", shot = "docs/serve.png", ddimArg = "25", ddpmArg = "100"] = process.argv.slice(2);
 const ddimSteps = Number(ddimArg), ddpmSteps = Number(ddpmArg);
-const exe = process.env.CHROMIUM || "/usr/bin/chromium";
-const profile = mkdtempSync(join(tmpdir(), "ddpm-e2e-"));
-const t0 = Date.now();
-const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: exe,
-  headless: true,
-  viewport: { width: 1280, height: 860 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = ctx.pages()[0] || (await ctx.newPage());
-const consoleErrors = [];
-page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
-page.on("pageerror", (e) => consoleErrors.push(String(e)));
+const session = await open("browser", { width: 1280, height: 860 });
+const { page, log, consoleErrors } = session;
 let code = 0;
 try {
   await page.goto(url, { waitUntil: "load" });
@@ -143,16 +123,9 @@ try {
   check(after === before + 1, `Stop: canceled jobs ${before} -> ${after}, want one more`);
   log("Stop canceled the run on the server at", await page.$eval("#panel-a .step", (e) => e.textContent));
 } catch (e) {
-  code = 1;
-  console.error("FAIL:", e.message);
-  const failShot = join(tmpdir(), "ddpm-e2e-fail.png");
-  try {
-    await page.screenshot({ path: failShot, fullPage: true });
-    console.error("screenshot of the failure:", failShot);
-  } catch (_) {}
+  code = await session.fail(e);
 } finally {
-  await ctx.close();
-  rmSync(profile, { recursive: true, force: true });
+  await session.close();
 }
 log(code === 0 ? "PASS" : "FAIL");
 process.exit(code);

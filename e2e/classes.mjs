@@ -10,32 +10,12 @@
 //
 // Exit status 0 on success; on failure the reason is printed and a screenshot of the page is saved
 // as ddpm-e2e-classes-fail.png in the temporary directory.
-import { chromium } from "playwright-core";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { check, open } from "./session.mjs";
+import { readFileSync } from "node:fs";
 
 const [url = "http://127.0.0.1:8080"] = process.argv.slice(2);
-const exe = process.env.CHROMIUM || "/usr/bin/chromium";
-const profile = mkdtempSync(join(tmpdir(), "ddpm-e2e-classes-"));
-const t0 = Date.now();
-const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: exe,
-  headless: true,
-  viewport: { width: 1280, height: 860 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = ctx.pages()[0] || (await ctx.newPage());
-const consoleErrors = [];
-page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
-page.on("pageerror", (e) => consoleErrors.push(String(e)));
+const session = await open("classes", { width: 1280, height: 860 });
+const { page, log, consoleErrors } = session;
 const streams = []; // query parameters of every stream request the page makes
 page.on("request", (r) => {
   const u = new URL(r.url());
@@ -140,16 +120,9 @@ try {
   log("plain again: controls hidden, run without class");
   check(consoleErrors.length === 0, "console errors: " + consoleErrors.join("; "));
 } catch (e) {
-  code = 1;
-  console.error("FAIL:", e.message);
-  const failShot = join(tmpdir(), "ddpm-e2e-classes-fail.png");
-  try {
-    await page.screenshot({ path: failShot, fullPage: true });
-    console.error("screenshot of the failure:", failShot);
-  } catch (_) {}
+  code = await session.fail(e);
 } finally {
-  await ctx.close();
-  rmSync(profile, { recursive: true, force: true });
+  await session.close();
 }
 log(code === 0 ? "PASS" : "FAIL");
 process.exit(code);

@@ -12,32 +12,11 @@
 //
 // Exit status 0 on success; on failure the reason is printed and a screenshot of the page is saved
 // as ddpm-e2e-inpaint-fail.png in the temporary directory.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { check, open } from "./session.mjs";
 
 const [url = "http://127.0.0.1:8080", shot = ""] = process.argv.slice(2);
-const exe = process.env.CHROMIUM || "/usr/bin/chromium";
-const profile = mkdtempSync(join(tmpdir(), "ddpm-e2e-inpaint-"));
-const t0 = Date.now();
-const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: exe,
-  headless: true,
-  viewport: { width: 1280, height: 1400 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = ctx.pages()[0] || (await ctx.newPage());
-const consoleErrors = [];
-page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
-page.on("pageerror", (e) => consoleErrors.push(String(e)));
+const session = await open("inpaint", { width: 1280, height: 1400 });
+const { page, log, consoleErrors } = session;
 const posts = []; // bodies of every POST /v1/samples/stream
 page.on("request", (r) => {
   if (new URL(r.url()).pathname === "/v1/samples/stream" && r.method() === "POST") posts.push(r.postDataJSON());
@@ -173,16 +152,9 @@ try {
   log("start from a sample, invert and clear work");
   check(consoleErrors.length === 0, "console errors: " + consoleErrors.join("; "));
 } catch (e) {
-  code = 1;
-  console.error("FAIL:", e.message);
-  const failShot = join(tmpdir(), "ddpm-e2e-inpaint-fail.png");
-  try {
-    await page.screenshot({ path: failShot, fullPage: true });
-    console.error("screenshot of the failure:", failShot);
-  } catch (_) {}
+  code = await session.fail(e);
 } finally {
-  await ctx.close();
-  rmSync(profile, { recursive: true, force: true });
+  await session.close();
 }
 log(code === 0 ? "PASS" : "FAIL");
 process.exit(code);

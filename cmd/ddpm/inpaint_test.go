@@ -2,7 +2,6 @@ package main
 
 import (
 	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,18 +13,9 @@ import (
 // readGrey reads a grey PNG's pixels.
 func readGrey(t *testing.T, path string) []uint8 {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, ok := img.(*image.Gray)
+	g, ok := readPNG(t, path).(*image.Gray)
 	if !ok {
-		t.Fatalf("%s is %T, want grey", path, img)
+		t.Fatalf("%s is not a grey PNG", path)
 	}
 	return g.Pix
 }

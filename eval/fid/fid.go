@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"time"
 
@@ -241,12 +240,11 @@ func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Re
 		if k == 0 {
 			return nil, nil, fmt.Errorf("--class-balanced: model %s is unconditional", m.Source)
 		}
-		// Class i mod K: a list of every class, which Labels repeats by index.
-		cs := generate.ClassSpec{Class: classList(k), Guidance: o.Guidance}
-		if job.Labels, err = cs.Labels(m.Classes, 0, o.N, 0); err != nil {
-			return nil, nil, err
+		job.Labels = make([]int, o.N)
+		for i := range job.Labels {
+			job.Labels[i] = i % k
 		}
-		job.Guidance = cs.Scale()
+		job.Guidance = generate.ClassSpec{Guidance: o.Guidance}.Scale()
 		res.Guidance = &job.Guidance
 	}
 	if job.Chunk < 0 {
@@ -285,15 +283,6 @@ func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Re
 	}
 	res.Source, res.Sampler, res.Steps, res.Setting = m.Source, spec.String(), spec.Steps, setting(spec)
 	return quantise(x), job.Labels, nil
-}
-
-// classList is "0,1,...,k-1".
-func classList(k int) string {
-	s := make([]string, k)
-	for i := range s {
-		s[i] = strconv.Itoa(i)
-	}
-	return strings.Join(s, ",")
 }
 
 // setting is the sampler's description without the step count, which the table has as a column.
