@@ -110,18 +110,29 @@ func WriteReconGrid(path string, orig, back []float64, n, c, h, w, cols int) err
 }
 
 // SlerpLatents is the x_T of an interpolation strip: row p holds frames points from the x_T of
-// images 2p to 2p+1 under seed, slerped (diffusion.Slerp), so the strip's ends are exactly the
+// images 2p to 2p+1 under seed, slerped (SlerpPairs), so the strip's ends are exactly the
 // images a sampler draws for those indices.
 func SlerpLatents(seed uint64, pairs, frames, dim int) []float64 {
-	xT := make([]float64, pairs*frames*dim)
-	a, b := make([]float64, dim), make([]float64, dim)
-	for p := range pairs {
-		for i, dst := range [][]float64{a, b} {
-			rng := diffusion.RowRNG(seed, 2*p+i)
-			for j := range dst {
-				dst[j] = rng.NormFloat64()
-			}
+	ends := make([]float64, 2*pairs*dim)
+	for i := range 2 * pairs {
+		rng, row := diffusion.RowRNG(seed, i), ends[i*dim:(i+1)*dim]
+		for j := range row {
+			row[j] = rng.NormFloat64()
 		}
+	}
+	return SlerpPairs(ends, frames, dim)
+}
+
+// SlerpPairs is the x_T of an interpolation strip between given latents (ends: rows of dim
+// values, an even number of them, such as Model.Encode returns for images): row p holds frames
+// >= 2 points slerped (diffusion.Slerp) from latent 2p to latent 2p+1, both ends included exactly, so
+// decoding a strip of encoded images with the encoding's DDIM starts and ends each row at the
+// images' reconstructions (DDIM Sec. 5.3).
+func SlerpPairs(ends []float64, frames, dim int) []float64 {
+	pairs := len(ends) / (2 * dim)
+	xT := make([]float64, pairs*frames*dim)
+	for p := range pairs {
+		a, b := ends[2*p*dim:(2*p+1)*dim], ends[(2*p+1)*dim:(2*p+2)*dim]
 		for f := range frames {
 			row := (p*frames + f) * dim
 			diffusion.Slerp(a, b, float64(f)/float64(frames-1), xT[row:row+dim])

@@ -21,24 +21,27 @@ func init() {
 
 // encodeResult is the JSON line `ddpm encode --recon` prints.
 type encodeResult struct {
-	Steps   int     `json:"steps"`
-	Spacing string  `json:"spacing"`
-	N       int     `json:"n"`
-	MSE     float64 `json:"mse"`    // per dimension, images in [-1, 1]
-	MSE01   float64 `json:"mse_01"` // the same for images scaled to [0, 1] (MSE/4)
-	Data    string  `json:"data"`
-	Source  string  `json:"source"`
-	Secs    float64 `json:"secs"`
+	Steps   int      `json:"steps"`
+	Spacing string   `json:"spacing"`
+	N       int      `json:"n"`
+	MSE     float64  `json:"mse"`              // per dimension, images in [-1, 1]
+	MSE01   float64  `json:"mse_01"`           // the same for images scaled to [0, 1] (MSE/4)
+	Data    string   `json:"data"`             // the dataset, or "images" for --image
+	Images  []string `json:"images,omitempty"` // the --image files, in order
+	Source  string   `json:"source"`
+	Secs    float64  `json:"secs"`
 }
 
 func runEncode(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("encode", stderr)
 	ckpt := fs.String("ckpt", "", "run directory or weights file (default: the shipped MNIST model)")
-	dataName := fs.String("data", "mnist", "images to encode: mnist or fashion")
+	var images pathList
+	addImageFlag(fs, &images, "encode this file instead of dataset images, in the order given; not with --data, --data-dir, --split, --first or --n")
+	dataName := fs.String("data", "mnist", "dataset images to encode: mnist or fashion")
 	dataDir := fs.String("data-dir", "", "data cache directory (default ~/.cache/ddpm)")
 	split := fs.String("split", "test", "train or test")
-	first := fs.Int("first", 0, "index of the first image")
-	n := fs.Int("n", 64, "number of images")
+	first := fs.Int("first", 0, "index of the first dataset image")
+	n := fs.Int("n", 64, "number of dataset images")
 	steps := fs.Int("steps", 50, "DDIM steps S")
 	spacing := fs.String("spacing", "linspace", "timestep spacing: "+diffusion.SpacingNames)
 	batch := fs.Int("batch", 64, "images per call")
@@ -55,6 +58,16 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := atLeast(fs, map[string]int64{"n": 1, "first": 0, "batch": 1, "steps": 1, "threads": 0, "cols": 1}); err != nil {
 		return err
 	}
+	set := setFlags(fs)
+	if len(images) > 0 {
+		// The dataset flags pick other images; ignoring them would encode something else than asked.
+		for _, name := range []string{"data", "data-dir", "split", "first", "n"} {
+			if set[name] {
+				return fmt.Errorf("--image and --%s: encode your files or dataset images, not both", name)
+			}
+		}
+		*n, *first = len(images), 0
+	}
 	switch {
 	case rt.Latents == "" && !rt.Decode:
 		return fmt.Errorf("nothing to do: give --out FILE.npy and/or --recon")
@@ -66,9 +79,14 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	if err := checkOutFile("out", rt.Latents, ".npy"); err != nil {
 		return err
 	}
-	set, x0, err := data.LoadRange(*dataName, *dataDir, *split, *first, *n)
-	if err != nil {
-		return err
+	var x0 []float32
+	var ds *data.Set
+	if len(images) == 0 {
+		// The dataset first: a missing download is reported before the model is loaded.
+		var err error
+		if ds, x0, err = data.LoadRange(*dataName, *dataDir, *split, *first, *n); err != nil {
+			return err
+		}
 	}
 	m, _, done, err := eng.load(*ckpt)
 	if err != nil {
@@ -76,8 +94,15 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	}
 	defer done()
 	c, h, w := m.Shape()
-	if c != set.C || h != set.H || w != set.W {
-		return fmt.Errorf("model %s takes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, *dataName, set.C, set.H, set.W)
+	if ds != nil && (c != ds.C || h != ds.H || w != ds.W) {
+		return fmt.Errorf("model %s takes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, *dataName, ds.C, ds.H, ds.W)
+	}
+	if len(images) > 0 {
+		// The user's files are read at the model's own size and channels, whatever theirs.
+		if x0, err = readImages("image", images, c, h, w); err != nil {
+			return err
+		}
+		*dataName = "images"
 	}
 	sm, spec, err := generate.SamplerSpec{Name: "ddim", Steps: *steps, Spacing: *spacing}.New(m.Schedule)
 	if err != nil {
@@ -103,7 +128,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "wrote %s\n", rt.Latents)
 		return nil
 	}
-	b, _ := json.Marshal(encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Source: m.Source, Secs: time.Since(t0).Seconds()})
+	b, _ := json.Marshal(encodeResult{Steps: spec.Steps, Spacing: spec.Spacing, N: *n, MSE: mse, MSE01: mse / 4, Data: *dataName, Images: images, Source: m.Source, Secs: time.Since(t0).Seconds()})
 	fmt.Fprintln(stdout, string(b))
 	return nil
 }

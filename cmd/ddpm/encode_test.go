@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/imageio"
 )
 
@@ -106,5 +109,133 @@ func TestInterpolateEnds(t *testing.T) {
 		if code, _, errs := runCLI(t, args...); code != 2 || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 			t.Errorf("%s: exit %d, stderr %q", name, code, errs)
 		}
+	}
+}
+
+// TestEncodeImages: `ddpm encode --image` encodes the user's files, colour and grey of odd sizes,
+// at a colour and a grey model's own shape, in the order given: one latent each, and a --grid whose
+// first row is the files as read.
+func TestEncodeImages(t *testing.T) {
+	colour, grey := userImages(t)
+	grey28, _ := evalFixtures(t)
+	for _, mc := range []struct {
+		name    string
+		model   string
+		c, size int
+	}{{"colour 8x8", tinyModelFile(t, 3), 3, 8}, {"grey 28x28", grey28, 1, 28}} {
+		dir := t.TempDir()
+		npy, grid := filepath.Join(dir, "xt.npy"), filepath.Join(dir, "recon.png")
+		code, out, errs := runCLI(t, "encode", "--ckpt", mc.model, "--image", grey, "--image", colour, "--image", grey, "--steps", "3",
+			"--engine", "ref", "--threads", "1", "--batch", "2", "--out", npy, "--recon", "--grid", grid, "--cols", "2")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", mc.name, code, errs)
+		}
+		var r encodeResult
+		if err := json.Unmarshal([]byte(out), &r); err != nil || r.N != 3 || r.Data != "images" || len(r.Images) != 3 || r.Images[1] != colour || !(r.MSE >= 0) {
+			t.Fatalf("%s: output %q: %v", mc.name, out, err)
+		}
+		a, err := imageio.LoadNPY(npy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []int{3, mc.c, mc.size, mc.size}; fmt.Sprint(a.Shape) != fmt.Sprint(want) {
+			t.Errorf("%s: x_T shape %v, want %v", mc.name, a.Shape, want)
+		}
+		// 3 images in 2 columns: originals, reconstructions, the third original and its reconstruction.
+		if b := readPNG(t, grid).Bounds(); b.Size() != gridSize(2, 4, mc.size) {
+			t.Errorf("%s: --grid is %v, want %v", mc.name, b.Size(), gridSize(2, 4, mc.size))
+		}
+		for col, path := range []string{grey, colour} {
+			want, err := data.ReadImage(path, mc.size, mc.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cellCHW(t, grid, 0, col, mc.size, mc.c); !bytes.Equal(got, want) {
+				t.Errorf("%s: grid cell %d is not %s as read", mc.name, col, filepath.Base(path))
+			}
+		}
+	}
+}
+
+func TestEncodeImageErrors(t *testing.T) {
+	model := tinyModelFile(t, 3)
+	colour, _ := userImages(t)
+	npy := filepath.Join(t.TempDir(), "x.npy")
+	for name, args := range map[string][]string{
+		"image and data":  {"encode", "--ckpt", model, "--image", colour, "--data", "mnist", "--out", npy},
+		"image and n":     {"encode", "--ckpt", model, "--image", colour, "--n", "2", "--out", npy},
+		"image and split": {"encode", "--ckpt", model, "--image", colour, "--split", "train", "--recon"},
+		"missing file":    {"encode", "--ckpt", model, "--engine", "ref", "--image", colour, "--image", filepath.Join(t.TempDir(), "none.png"), "--out", npy},
+		"not an image":    {"encode", "--ckpt", model, "--engine", "ref", "--image", model, "--out", npy},
+		"empty image":     {"encode", "--ckpt", model, "--image", "", "--out", npy},
+	} {
+		oneLineFailure(t, name, args...)
+	}
+	if _, err := os.Stat(npy); err == nil {
+		t.Error("a failed encode wrote its --out")
+	}
+}
+
+// TestInterpolateImages: `ddpm interpolate --image` slerps between the DDIM encodings of pairs of
+// files, one row per pair; a row's ends are the files' reconstructions (`ddpm encode --recon` with
+// the same steps), and a file interpolated with itself is its reconstruction at every frame.
+func TestInterpolateImages(t *testing.T) {
+	colour, grey := userImages(t)
+	grey28, _ := evalFixtures(t)
+	for _, mc := range []struct {
+		name    string
+		model   string
+		c, size int
+	}{{"colour 8x8", tinyModelFile(t, 3), 3, 8}, {"grey 28x28", grey28, 1, 28}} {
+		dir := t.TempDir()
+		strip, recon := filepath.Join(dir, "strip.png"), filepath.Join(dir, "recon.png")
+		common := []string{"--ckpt", mc.model, "--steps", "3", "--engine", "ref", "--threads", "1"}
+		code, out, errs := runCLI(t, append([]string{"interpolate", "--image", colour, "--image", colour, "--image", grey, "--image", colour,
+			"--frames", "3", "--out", strip}, common...)...)
+		if code != 0 || !strings.Contains(out, "2 pairs x 3 frames") {
+			t.Fatalf("%s: exit %d: %s%s", mc.name, code, out, errs)
+		}
+		if b := readPNG(t, strip).Bounds(); b.Size() != gridSize(3, 2, mc.size) {
+			t.Fatalf("%s: strip is %v, want 3 frames x 2 pairs %v", mc.name, b.Size(), gridSize(3, 2, mc.size))
+		}
+		code, _, errs = runCLI(t, append([]string{"encode", "--image", colour, "--image", grey, "--recon", "--grid", recon, "--cols", "2"}, common...)...)
+		if code != 0 {
+			t.Fatalf("%s: encode: exit %d: %s", mc.name, code, errs)
+		}
+		reconColour, reconGrey := cellCHW(t, recon, 1, 0, mc.size, mc.c), cellCHW(t, recon, 1, 1, mc.size, mc.c)
+		for _, cell := range []struct {
+			row, col int
+			want     []uint8
+			what     string
+		}{
+			{0, 0, reconColour, "colour"}, {0, 1, reconColour, "colour"}, {0, 2, reconColour, "colour"},
+			{1, 0, reconGrey, "grey"}, {1, 2, reconColour, "colour"},
+		} {
+			if !bytes.Equal(cellCHW(t, strip, cell.row, cell.col, mc.size, mc.c), cell.want) {
+				t.Errorf("%s: strip row %d frame %d is not the %s file's reconstruction", mc.name, cell.row, cell.col, cell.what)
+			}
+		}
+		if bytes.Equal(cellCHW(t, strip, 1, 1, mc.size, mc.c), reconGrey) {
+			t.Errorf("%s: the middle of grey-to-colour is the grey end", mc.name)
+		}
+	}
+}
+
+func TestInterpolateImageErrors(t *testing.T) {
+	model := tinyModelFile(t, 1)
+	colour, grey := userImages(t)
+	out := filepath.Join(t.TempDir(), "strip.png")
+	for name, args := range map[string][]string{
+		"odd count":    {"interpolate", "--ckpt", model, "--image", colour, "--image", grey, "--image", colour, "--out", out},
+		"one image":    {"interpolate", "--ckpt", model, "--image", colour, "--out", out},
+		"with seed":    {"interpolate", "--ckpt", model, "--image", colour, "--image", grey, "--seed", "3", "--out", out},
+		"with pairs":   {"interpolate", "--ckpt", model, "--image", colour, "--image", grey, "--pairs", "1", "--out", out},
+		"missing file": {"interpolate", "--ckpt", model, "--engine", "ref", "--image", colour, "--image", filepath.Join(t.TempDir(), "none.jpg"), "--out", out},
+		"no out":       {"interpolate", "--ckpt", model, "--image", colour, "--image", grey},
+	} {
+		oneLineFailure(t, name, args...)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed interpolate wrote its --out")
 	}
 }
