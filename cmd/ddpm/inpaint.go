@@ -25,25 +25,26 @@ func init() {
 
 // inpaintFlags are the flags of `ddpm inpaint`.
 type inpaintFlags struct {
-	ckpt, image, mask, box, out, grid string
-	spec                              generate.SamplerSpec
-	class                             generate.ClassSpec
-	in                                generate.InpaintSpec
-	n                                 int
-	seed                              uint64
-	eng                               engineFlags
+	ckpt, box, out, grid string
+	images, masks        pathList
+	spec                 generate.SamplerSpec
+	class                generate.ClassSpec
+	in                   generate.InpaintSpec
+	n                    int
+	seed                 uint64
+	eng                  engineFlags
 }
 
 func parseInpaintFlags(args []string, stderr io.Writer) (*inpaintFlags, error) {
 	fs := newFlagSet("inpaint", stderr)
 	f := &inpaintFlags{}
 	fs.StringVar(&f.ckpt, "ckpt", "", "run directory or weights file (default: the shipped MNIST model)")
-	fs.StringVar(&f.image, "image", "", "the image to complete: PNG or JPEG, centre-cropped and resized to the model's size (required)")
-	fs.StringVar(&f.mask, "mask", "", "mask PNG of the same picture: white = fill in, black = keep")
-	fs.StringVar(&f.box, "box", "", "or the region to fill as x,y,w,h in the model's pixels (e.g. 0,14,28,14: the bottom half of 28x28)")
-	fs.StringVar(&f.out, "out", "", "write the first completion here (PNG)")
-	fs.StringVar(&f.grid, "grid", "", "write the masked input (filled grey) followed by all --n completions as one PNG grid")
-	fs.IntVar(&f.n, "n", 1, "completions to draw (image i depends only on the seed and i)")
+	addImageFlag(fs, &f.images, "an image to complete, --n times (required)")
+	fs.Var(&f.masks, "mask", "mask PNG of the same picture, read like --image: white = fill in, black = keep; once for all images, or once per --image (mask k goes with image k)")
+	fs.StringVar(&f.box, "box", "", "or the region to fill in every image as x,y,w,h in the model's pixels (e.g. 0,14,28,14: the bottom half of 28x28)")
+	fs.StringVar(&f.out, "out", "", "write the first completion here (PNG); with several --image, the first completion of image k to FILE-k.png (out.png: out-0.png, out-1.png, ...)")
+	fs.StringVar(&f.grid, "grid", "", "write one row per image: its masked input (filled grey) followed by its --n completions, as one PNG grid (one image: rows of 9)")
+	fs.IntVar(&f.n, "n", 1, "completions of each image: completion j of image k depends only on the seed and k*n+j, and takes --class's entry j (so grid columns share a class)")
 	fs.Uint64Var(&f.seed, "seed", 0, "random seed")
 	addSamplerFlags(fs, &f.spec)
 	addClassFlags(fs, &f.class)
@@ -60,10 +61,12 @@ func parseInpaintFlags(args []string, stderr io.Writer) (*inpaintFlags, error) {
 		f.spec.Name = "" // RePaint is its own DDPM; the sampler flag's default does not apply
 	}
 	switch {
-	case f.image == "":
+	case len(f.images) == 0:
 		return nil, errors.New("--image is required")
-	case (f.mask == "") == (f.box == ""):
+	case (len(f.masks) == 0) == (f.box == ""):
 		return nil, errors.New("give --mask or --box (one of them)")
+	case len(f.masks) > 1 && len(f.masks) != len(f.images):
+		return nil, fmt.Errorf("--mask given %d times for %d --image: give one mask for all images or one per image", len(f.masks), len(f.images))
 	case f.out == "" && f.grid == "":
 		return nil, errors.New("give --out or --grid")
 	case set["ema"] && set["no-ema"]:
@@ -75,8 +78,15 @@ func parseInpaintFlags(args []string, stderr io.Writer) (*inpaintFlags, error) {
 	if err := atLeast(fs, map[string]int64{"n": 1, "steps": 1, "threads": 0}); err != nil {
 		return nil, err
 	}
-	if f.n > generate.MaxGridImages {
-		return nil, fmt.Errorf("--n %d: at most %d completions", f.n, generate.MaxGridImages)
+	// All completions are held in memory (and a grid is one PNG): images x n, plus the masked inputs
+	// in a grid, stay under the grid limit. Both factors are at most MaxGridImages, so the product
+	// cannot overflow.
+	perImage := f.n
+	if f.grid != "" {
+		perImage++
+	}
+	if f.n > generate.MaxGridImages || len(f.images)*perImage > generate.MaxGridImages {
+		return nil, fmt.Errorf("--n %d x %d --image: more than %d images in all (a --grid adds each masked input)", f.n, len(f.images), generate.MaxGridImages)
 	}
 	for _, o := range []struct{ flag, path string }{{"out", f.out}, {"grid", f.grid}} {
 		if err := checkOutFile(o.flag, o.path, ".png"); err != nil {
@@ -100,20 +110,15 @@ func parseBox(s string) (v [4]int, err error) {
 	return v, nil
 }
 
-// known reads the image and the mask at the model's size: the clean values in [-1, 1] and the
-// mask (1 = keep).
+// known reads the images and their masks at the model's size: the clean values in [-1, 1], image
+// after image, and the mask (1 = keep), of one image when one mask (or --box) serves them all,
+// else image after image.
 func (f *inpaintFlags) known(c, h, w int) (x0, mask []float64, err error) {
-	px, err := data.ReadImage(f.image, h, c)
+	x, err := readImages("image", f.images, c, h, w)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--image %w", err)
+		return nil, nil, err
 	}
-	if h != w {
-		return nil, nil, fmt.Errorf("model images are %dx%d; inpaint takes square ones", h, w)
-	}
-	x0 = make([]float64, len(px))
-	for i, v := range px {
-		x0[i] = float64(v)/127.5 - 1
-	}
+	x0 = widen(x)
 	if f.box != "" {
 		b, err := parseBox(f.box)
 		if err != nil {
@@ -125,12 +130,18 @@ func (f *inpaintFlags) known(c, h, w int) (x0, mask []float64, err error) {
 		}
 		return x0, mask, nil
 	}
-	grey, err := data.ReadImage(f.mask, h, 1)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--mask %w", err)
+	for _, p := range f.masks {
+		grey, err := data.ReadImage(p, h, 1)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--mask %w", err)
+		}
+		mk, err := generate.MaskFromPixels(grey, c, h, w)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--mask %s: %w", p, err)
+		}
+		mask = append(mask, mk...)
 	}
-	mask, err = generate.MaskFromPixels(grey, c, h, w)
-	return x0, mask, err
+	return x0, mask, nil
 }
 
 func runInpaint(args []string, stdout, stderr io.Writer) error {
@@ -155,24 +166,47 @@ func runInpaint(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dim := c * h * w
-	job := generate.Job{N: f.n, Seed: f.seed, Batch: 64, Chunk: generate.DefaultChunk(be), Guidance: f.class.Scale(),
-		Known: &diffusion.Known{X0: make([]float64, 0, f.n*dim), Mask: mask}}
-	for range f.n {
-		job.Known.X0 = append(job.Known.X0, x0...)
+	// One job for all images, row k*n+j completing image k, so the batches (and a oneDNN engine's
+	// chunks) fill up however few completions each image gets.
+	dim, k := c*h*w, len(f.images)
+	rows := k * f.n
+	job := generate.Job{N: rows, Seed: f.seed, Batch: 64, Chunk: generate.DefaultChunk(be), Guidance: f.class.Scale(),
+		Known: &diffusion.Known{X0: make([]float64, 0, rows*dim)}}
+	if len(mask) == dim {
+		job.Known.Mask = mask // shared
+	} else {
+		job.Known.Mask = make([]float64, 0, rows*dim)
 	}
-	if job.Labels, err = f.class.Labels(m.Classes, 0, f.n, 1); err != nil {
+	labels, err := f.class.Labels(m.Classes, 0, f.n, 1)
+	if err != nil {
 		return flagErr(err)
+	}
+	for i := range k {
+		for range f.n {
+			job.Known.X0 = append(job.Known.X0, x0[i*dim:(i+1)*dim]...)
+			if len(mask) != dim {
+				job.Known.Mask = append(job.Known.Mask, mask[i*dim:(i+1)*dim]...)
+			}
+		}
+		// Each image's completions take the classes a single image's would, so a grid's columns
+		// share a class.
+		if labels != nil {
+			job.Labels = append(job.Labels, labels...)
+		}
 	}
 	if err := m.CheckMemory(job); err != nil {
 		return err
 	}
-	kept := 0
-	for _, v := range mask {
-		kept += int(v)
+	what := fmt.Sprintf("%d images", k)
+	if k == 1 {
+		what = f.images[0]
 	}
-	fmt.Fprintf(stderr, "inpainting %d of %d values of %s, %d completions (seed %d, %s) from %s with %s on %s\n",
-		dim-kept, dim, f.image, f.n, f.seed, f.class.Describe(), m.Source, desc, engine.Explain(be, f.eng.precision))
+	unknown := fmt.Sprintf("%d of %d values", dim-kept(mask[:dim]), dim)
+	if len(mask) != dim {
+		unknown = "the masked values"
+	}
+	fmt.Fprintf(stderr, "inpainting %s of %s, %d completions each (seed %d, %s) from %s with %s on %s\n",
+		unknown, what, f.n, f.seed, f.class.Describe(), m.Source, desc, engine.Explain(be, f.eng.precision))
 	bar := generate.NewProgress(stderr, job.NumBatches(), 0)
 	job.Step = bar.Step
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -186,23 +220,47 @@ func runInpaint(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%d completions in %.1f s\n", f.n, time.Since(t0).Seconds())
+	fmt.Fprintf(stderr, "%d completions in %.1f s\n", rows, time.Since(t0).Seconds())
 	if f.out != "" {
-		if err := imageio.WritePNG(f.out, c, h, w, imageio.ToUint8(nil, x[:dim])); err != nil {
-			return err
+		for i := range k {
+			path := numbered(f.out, i, k)
+			first := x[i*f.n*dim : (i*f.n+1)*dim]
+			if err := imageio.WritePNG(path, c, h, w, imageio.ToUint8(nil, first)); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "wrote %s\n", path)
 		}
-		fmt.Fprintf(stdout, "wrote %s\n", f.out)
 	}
 	if f.grid != "" {
-		// The masked input first, its unknown part shown mid-grey.
-		shown := make([]float64, 0, (f.n+1)*dim)
-		for i, v := range x0 {
-			shown = append(shown, v*mask[i])
+		// Per image, the masked input first (its unknown part shown mid-grey), then its completions.
+		shown := make([]float64, 0, k*(f.n+1)*dim)
+		for i := range k {
+			mk := mask
+			if len(mask) != dim {
+				mk = mask[i*dim : (i+1)*dim]
+			}
+			for j, v := range x0[i*dim : (i+1)*dim] {
+				shown = append(shown, v*mk[j])
+			}
+			shown = append(shown, x[i*f.n*dim:(i+1)*f.n*dim]...)
 		}
-		if err := imageio.WriteGrid(f.grid, append(shown, x...), f.n+1, c, h, w, min(f.n+1, 9)); err != nil {
+		cols := f.n + 1
+		if k == 1 {
+			cols = min(cols, 9) // one image's row wraps, as before several could be given
+		}
+		if err := imageio.WriteGrid(f.grid, shown, k*(f.n+1), c, h, w, cols); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", f.grid)
 	}
 	return nil
+}
+
+// kept counts the known values of a mask.
+func kept(mask []float64) int {
+	n := 0
+	for _, v := range mask {
+		n += int(v)
+	}
+	return n
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"image"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/imageio"
 )
 
@@ -98,6 +101,10 @@ func TestInpaintErrors(t *testing.T) {
 		"jumps, replace": {"inpaint", "--ckpt", model, "--engine", "ref", "--image", in, "--box", "0,0,4,4", "--jumps", "3", "--out", out},
 		"missing image":  {"inpaint", "--ckpt", model, "--engine", "ref", "--image", filepath.Join(dir, "none.png"), "--box", "0,0,4,4", "--out", out},
 		"out not png":    {"inpaint", "--image", in, "--box", "0,0,4,4", "--out", filepath.Join(dir, "o.jpg")},
+		"mask count":     {"inpaint", "--image", in, "--image", in, "--image", in, "--mask", in, "--mask", in, "--out", out},
+		"missing second": {"inpaint", "--ckpt", model, "--engine", "ref", "--image", in, "--image", filepath.Join(dir, "none.png"), "--box", "0,0,4,4", "--out", out},
+		"missing mask":   {"inpaint", "--ckpt", model, "--engine", "ref", "--image", in, "--image", in, "--mask", in, "--mask", filepath.Join(dir, "none.png"), "--out", out},
+		"too many":       {"inpaint", "--image", in, "--image", in, "--box", "0,0,4,4", "--n", "20000", "--grid", out},
 	} {
 		code, _, errs := runCLI(t, args...)
 		if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") > 0 || strings.Contains(errs, "panic") {
@@ -142,6 +149,95 @@ func TestEvalInpaint(t *testing.T) {
 		code, _, errs := runCLI(t, args...)
 		if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
 			t.Errorf("%s: exit %d: %q", name, code, errs)
+		}
+	}
+}
+
+// TestInpaintImages: several --image files, colour and grey of odd sizes, on a colour model: --out
+// writes each image's first completion to out-k.png, keeping that image's known pixels byte for
+// byte (one box for all, or one mask per image); --grid has a row per image, its masked input then
+// its completions; and the first image's completions are the ones it gets alone.
+func TestInpaintImages(t *testing.T) {
+	model := tinyModelFile(t, 3)
+	colour, grey := userImages(t)
+	dir := t.TempDir()
+	const size = 8
+	// Mask A fills the left half, mask B the bottom right quarter.
+	maskA, maskB := make([]uint8, size*size), make([]uint8, size*size)
+	for i := range maskA {
+		x, y := i%size, i/size
+		if x < 4 {
+			maskA[i] = 255
+		}
+		if x >= 4 && y >= 4 {
+			maskB[i] = 255
+		}
+	}
+	pathA, pathB := filepath.Join(dir, "a.png"), filepath.Join(dir, "b.png")
+	for p, px := range map[string][]uint8{pathA: maskA, pathB: maskB} {
+		if err := imageio.WritePNG(p, 1, size, size, px); err != nil {
+			t.Fatal(err)
+		}
+	}
+	images := []string{colour, grey}
+	common := []string{"inpaint", "--ckpt", model, "--image", colour, "--image", grey, "--engine", "ref", "--threads", "1", "--steps", "3", "--n", "2", "--seed", "5"}
+	for name, c := range map[string]struct {
+		args []string
+		keep func(k, i int) bool // pixel i of image k is known
+	}{
+		"box":       {[]string{"--box", "0,0,8,3"}, func(_, i int) bool { return i >= 3*size }},
+		"two masks": {[]string{"--mask", pathA, "--mask", pathB}, func(k, i int) bool { return [][]uint8{maskA, maskB}[k][i] == 0 }},
+	} {
+		out, grid := filepath.Join(dir, "out.png"), filepath.Join(dir, "grid-"+strings.ReplaceAll(name, " ", "")+".png")
+		code, stdout, errs := runCLI(t, append(append(common, c.args...), "--out", out, "--grid", grid)...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", name, code, errs)
+		}
+		if strings.Count(stdout, "wrote ") != 3 {
+			t.Errorf("%s: stdout %q, want out-0, out-1 and the grid", name, stdout)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: wrote %s itself for two images", name, out)
+		}
+		if b := readPNG(t, grid).Bounds(); b.Size() != gridSize(3, 2, size) {
+			t.Errorf("%s: --grid is %v, want 3 columns x 2 rows %v", name, b.Size(), gridSize(3, 2, size))
+		}
+		for k, img := range images {
+			want, err := data.ReadImage(img, size, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := filepath.Join(dir, fmt.Sprintf("out-%d.png", k))
+			for _, got := range [][]uint8{cellCHW(t, first, 0, 0, size, 3), cellCHW(t, grid, k, 1, size, 3), cellCHW(t, grid, k, 2, size, 3)} {
+				changed := 0
+				for i, v := range got {
+					if c.keep(k, i%(size*size)) {
+						if v != want[i] {
+							t.Fatalf("%s: image %d: known value %d is %d, want %d", name, k, i, v, want[i])
+						}
+					} else if v != want[i] {
+						changed++
+					}
+				}
+				if changed == 0 {
+					t.Errorf("%s: image %d: no unknown value changed", name, k)
+				}
+			}
+			if !bytes.Equal(cellCHW(t, first, 0, 0, size, 3), cellCHW(t, grid, k, 1, size, 3)) {
+				t.Errorf("%s: out-%d.png is not the first completion in row %d of the grid", name, k, k)
+			}
+		}
+	}
+	// The first image alone: its --out is out-0.png of the pair, its grid row 0 of theirs.
+	alone, aloneGrid := filepath.Join(dir, "alone.png"), filepath.Join(dir, "alone-grid.png")
+	code, _, errs := runCLI(t, "inpaint", "--ckpt", model, "--image", colour, "--engine", "ref", "--threads", "1", "--steps", "3", "--n", "2", "--seed", "5",
+		"--box", "0,0,8,3", "--out", alone, "--grid", aloneGrid)
+	if code != 0 {
+		t.Fatalf("alone: exit %d: %s", code, errs)
+	}
+	for col := range 3 {
+		if !bytes.Equal(cellCHW(t, aloneGrid, 0, col, size, 3), cellCHW(t, filepath.Join(dir, "grid-box.png"), 0, col, size, 3)) {
+			t.Errorf("the first image alone differs from its row of the pair at column %d", col)
 		}
 	}
 }
