@@ -54,7 +54,7 @@ func BenchmarkEmojiImage(b *testing.B) {
 	png := pngBytesB(b, img)
 	px := make([]uint8, 3*32*32)
 	for b.Loop() {
-		if err := squareImage("e.png", png, 32, 3, px); err != nil {
+		if _, err := squareImage("e.png", png, 32, 3, px); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -46,29 +46,35 @@ func (r *Report) Describe(took time.Duration) string {
 	return fmt.Sprintf("%s: %d files, %.1f MB verified against their sha256 pins and cached in %s (%.1fs)", r.Source.Name, r.Files, float64(r.Bytes)/1e6, r.Dir, took.Seconds())
 }
 
-// Fetch downloads the built-in source called name into dir (DefaultDir if empty) with the package
-// manager its Source names, unless a verified copy is already there.
+// Fetch downloads the built-in source that the data spec name names into dir (DefaultDir if
+// empty) with the package manager its Source names, unless a verified copy is already there.
 func Fetch(ctx context.Context, name, dir string, log io.Writer) (*Report, error) {
 	src, err := Lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	var f Fetcher
+	return FetchSource(ctx, src, dir, nil, log)
+}
+
+// fetcherFor is the Fetcher of src's package manager.
+func fetcherFor(src *Source) (Fetcher, error) {
 	switch src.Manager {
 	case "npm":
-		f = NPM{}
+		return NPM{}, nil
 	case "apt":
-		f = Apt{}
-	default:
-		return nil, fmt.Errorf("%s: unknown package manager %q", src.Name, src.Manager)
+		return Apt{}, nil
 	}
-	return FetchSource(ctx, src, dir, f, log)
+	return nil, fmt.Errorf("%s: unknown package manager %q", src.Name, src.Manager)
 }
 
 // FetchSource makes dir/src.Name hold exactly src's pinned files. A copy that verifies is kept as is
 // (so a second fetch only re-hashes). Otherwise the package is fetched into a temporary directory
 // under dir, every kept file is hashed as it is written, and only when all match their pins is the
-// directory renamed into place; on any error nothing new is left behind.
+// directory renamed into place; on any error nothing new is left behind. f nil means the Fetcher
+// of the source's package manager.
+//
+// A composite source fetches its parts one after the other into dir/src.Name/PART, each as above:
+// a failure leaves the parts already fetched in place (verified, so the next fetch keeps them).
 func FetchSource(ctx context.Context, src *Source, dir string, f Fetcher, log io.Writer) (*Report, error) {
 	if log == nil {
 		log = io.Discard
@@ -76,6 +82,32 @@ func FetchSource(ctx context.Context, src *Source, dir string, f Fetcher, log io
 	dir, err := dirOrDefault(dir)
 	if err != nil {
 		return nil, err
+	}
+	if len(src.Parts) == 0 {
+		return fetchOne(ctx, src, dir, f, log)
+	}
+	rep := &Report{Source: src, Dir: filepath.Join(dir, src.Name), Cached: true}
+	for _, p := range src.Parts {
+		r, err := fetchOne(ctx, p, rep.Dir, f, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src.Name, err)
+		}
+		rep.Cached = rep.Cached && r.Cached
+		rep.Files += r.Files
+		rep.Bytes += r.Bytes
+		rep.Fetched += r.Fetched
+		rep.Verify += r.Verify
+	}
+	return rep, nil
+}
+
+// fetchOne is FetchSource for a source that is one package.
+func fetchOne(ctx context.Context, src *Source, dir string, f Fetcher, log io.Writer) (*Report, error) {
+	if f == nil {
+		var err error
+		if f, err = fetcherFor(src); err != nil {
+			return nil, err
+		}
 	}
 	target := filepath.Join(dir, src.Name)
 	rep := &Report{Source: src, Dir: target}
@@ -275,16 +307,30 @@ func sha256Hex(b []byte) string {
 }
 
 // Verify checks that dir (DefaultDir if empty) holds src's files with their pinned sizes and
-// sha256, returning how many files and bytes it checked. A missing copy is an error wrapping
-// errNotCached, so callers can tell "not fetched" from "corrupted".
+// sha256, returning how many files and bytes it checked; a composite source's parts are checked in
+// turn. A missing copy is an error wrapping errNotCached, so callers can tell "not fetched" from
+// "corrupted".
 func Verify(src *Source, dir string) (files int, bytes int64, err error) {
 	dir, err = dirOrDefault(dir)
 	if err != nil {
 		return 0, 0, err
 	}
+	return verify(src, dir, src.Name)
+}
+
+// verify is Verify of src in dir; fetchName is what to tell the user to fetch when it is missing.
+func verify(src *Source, dir, fetchName string) (files int, bytes int64, err error) {
 	base := filepath.Join(dir, src.Name)
 	if _, err := os.Stat(base); err != nil {
-		return 0, 0, fmt.Errorf("%s: %w (run `ddpm data fetch %s`)", base, errNotCached, src.Name)
+		return 0, 0, fmt.Errorf("%s: %w (run `ddpm data fetch %s`)", base, errNotCached, fetchName)
+	}
+	for _, p := range src.Parts {
+		n, nb, err := verify(p, base, fetchName)
+		if err != nil {
+			return 0, 0, err
+		}
+		files += n
+		bytes += nb
 	}
 	for _, f := range src.Files {
 		b, err := readPinned(base, f)

@@ -284,9 +284,13 @@ func TestTreeDigestIsSha256sumOutput(t *testing.T) {
 }
 
 func TestBuiltinSourcesArePinned(t *testing.T) {
-	for _, s := range sources {
-		if s.Tree == nil && len(s.Files) == 0 {
+	var check func(s *Source)
+	check = func(s *Source) {
+		if s.Tree == nil && len(s.Files) == 0 && len(s.Parts) == 0 {
 			t.Errorf("%s keeps nothing", s.Name)
+		}
+		if len(s.Parts) > 0 && (s.Tree != nil || len(s.Files) > 0 || s.Manager != "") {
+			t.Errorf("%s: a composite source has files or a package of its own", s.Name)
 		}
 		for _, f := range s.Files {
 			if len(f.SHA256) != 64 || f.Size <= 0 {
@@ -295,6 +299,15 @@ func TestBuiltinSourcesArePinned(t *testing.T) {
 		}
 		if s.Tree != nil && (len(s.Tree.SHA256) != 64 || s.Tree.Count <= 0) {
 			t.Errorf("%s tree: pin %q count %d", s.Name, s.Tree.SHA256, s.Tree.Count)
+		}
+		for _, p := range s.Parts {
+			check(p)
+		}
+	}
+	for _, s := range sources {
+		check(s)
+		if s.Size <= 0 || (s.Channels != 1 && s.Channels != 3) {
+			t.Errorf("%s: natural shape %dx%d", s.Name, s.Channels, s.Size)
 		}
 	}
 	if _, err := Lookup("cifar"); err == nil {

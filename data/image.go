@@ -2,14 +2,17 @@ package data
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
-	_ "image/jpeg" // LoadFolder reads JPEG
+	_ "image/gif"  // LoadFolder reads GIF (the first frame)
+	_ "image/jpeg" // and JPEG
 	_ "image/png"  // and PNG
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -124,14 +127,20 @@ func toPlanes(n int, rgb []float64, channels int, dst []uint8) {
 	for i := 0; i < n; i++ {
 		r, g, b := rgb[3*i], rgb[3*i+1], rgb[3*i+2]
 		if channels == 1 {
-			dst[i] = q(0.299*r + 0.587*g + 0.114*b)
+			// A grey pixel is its own luma; taken as is, so a grey image read with 1 channel is
+			// byte for byte its 3-channel read's first plane (the weighted sum may round apart).
+			if r != g || g != b {
+				r = 0.299*r + 0.587*g + 0.114*b
+			}
+			dst[i] = q(r)
 			continue
 		}
 		dst[i], dst[n+i], dst[2*n+i] = q(r), q(g), q(b)
 	}
 }
 
-// decodeImage decodes a PNG or JPEG after checking from its header that it is a sane size.
+// decodeImage decodes a PNG, JPEG or GIF (its first frame) after checking from its header that it
+// is a sane size.
 func decodeImage(name string, b []byte) (image.Image, error) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
@@ -148,27 +157,35 @@ func decodeImage(name string, b []byte) (image.Image, error) {
 }
 
 // squareImage decodes one file and turns it into size x size CHW bytes: centre-crop to square,
-// composite over white, area-resize.
-func squareImage(name string, b []byte, size, channels int, dst []uint8) error {
+// composite over white, area-resize (down or up). It reports whether the image is grey, every
+// pixel r == g == b after compositing, which is what decides a folder's channels when they are
+// not given.
+func squareImage(name string, b []byte, size, channels int, dst []uint8) (grey bool, err error) {
 	img, err := decodeImage(name, b)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// Crop before converting, so the float working copy is only as big as the square.
 	s, _, sq := onWhite(img, centerSquare(img.Bounds()))
+	grey = true
+	for i := 0; i < len(sq) && grey; i += 3 {
+		grey = sq[i] == sq[i+1] && sq[i+1] == sq[i+2]
+	}
 	if s != size {
 		sq = resizeArea(s, s, sq, size, size)
 	}
 	toPlanes(size*size, sq, channels, dst)
-	return nil
+	return grey, nil
 }
 
 // decodeAll runs squareImage over all files on every CPU; image i lands at pix[i*per:], so the
-// result does not depend on scheduling. The first error (by index) wins.
-func decodeAll(names []string, read func(i int) ([]byte, error), size, channels int) ([]uint8, error) {
+// result does not depend on scheduling. Each image that cannot be read or decoded has its error in
+// errs (and zeros in pix); grey[i] says whether image i is grey.
+func decodeAll(names []string, read func(i int) ([]byte, error), size, channels int) (pix []uint8, grey []bool, errs []error) {
 	per := channels * size * size
-	pix := make([]uint8, len(names)*per)
-	errs := make([]error, len(names))
+	pix = make([]uint8, len(names)*per)
+	grey = make([]bool, len(names))
+	errs = make([]error, len(names))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
@@ -178,7 +195,7 @@ func decodeAll(names []string, read func(i int) ([]byte, error), size, channels 
 			for i := range next {
 				b, err := read(i)
 				if err == nil {
-					err = squareImage(names[i], b, size, channels, pix[i*per:(i+1)*per])
+					grey[i], err = squareImage(names[i], b, size, channels, pix[i*per:(i+1)*per])
 				}
 				errs[i] = err
 			}
@@ -189,79 +206,239 @@ func decodeAll(names []string, read func(i int) ([]byte, error), size, channels 
 	}
 	close(next)
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return pix, nil
+	return pix, grey, errs
 }
 
-// LoadFolder loads every .png, .jpg and .jpeg file directly in dir (sorted by name; other files are
-// ignored) as a size x size image with channels 1 (grey) or 3 (RGB): transparency composited over
-// white, centre-cropped to a square, then area-resized. A folder with no images of its own but
-// subfolders holding them is a labelled set, as torchvision's ImageFolder reads it: DIR/<class>/*.png,
-// classes sorted by name and numbered from 0 (at most 256). Errors name the file.
+// firstError is the first non-nil error of errs (by index), so which one is reported does not
+// depend on scheduling.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The size a folder is read at when none is given (size 0): the sizes of the built-in model
+// configs, so a folder trains with one of them unchanged. Colour images go to 32x32, the input of
+// the 3x32x32 colour configs (the emoji's size); grey ones to 28x28, the input of unet-s (1x28x28,
+// the MNIST shape).
+const (
+	FolderColourSize = 32
+	FolderGreySize   = 28
+)
+
+// imageExts are the file extensions LoadFolder reads (compared case-insensitively).
+var imageExts = []string{".png", ".jpg", ".jpeg", ".gif"}
+
+// SkippedFile is a file in an image folder that LoadFolder did not load, and why.
+type SkippedFile struct {
+	Path   string // relative to the folder, slash-separated
+	Reason string
+}
+
+// SkippedNote is one line for a person about the files LoadFolder skipped, naming the first few,
+// as "skipped 3 files that are not readable images (a.txt, b.png, c.gif)"; "" if none were.
+func (s *Set) SkippedNote() string { return skippedText(s.SkippedFiles) }
+
+func skippedText(sk []SkippedFile) string {
+	if len(sk) == 0 {
+		return ""
+	}
+	const show = 3
+	var names []string
+	for i, f := range sk {
+		if i == show {
+			names = append(names, "...")
+			break
+		}
+		names = append(names, f.Path)
+	}
+	if len(sk) == 1 {
+		return fmt.Sprintf("skipped 1 file that is not a readable image (%s)", names[0])
+	}
+	return fmt.Sprintf("skipped %d files that are not readable images (%s)", len(sk), strings.Join(names, ", "))
+}
+
+// folderFile is one image file LoadFolder will try, with its class index (0 without classes).
+type folderFile struct {
+	path, rel string
+	class     int
+}
+
+// LoadFolder loads every PNG, JPEG and GIF (first frame) file directly in dir, sorted by name, as
+// a size x size image with channels 1 (grey) or 3 (RGB): centre-cropped to a square, transparency
+// composited over white, then area-resized (down or up). A folder with no images of its own but
+// subfolders holding them is a labelled set, as torchvision's ImageFolder reads it:
+// DIR/<class>/*.png, classes sorted by name and numbered from 0 (at most 256).
+//
+// size 0 means FolderColourSize for colour and FolderGreySize for grey; channels 0 means 1 if every
+// pixel of every image is grey (r == g == b after compositing), else 3. A forced 1 reads colour
+// images as luma, a forced 3 reads grey ones as three equal planes.
+//
+// The folders people have hold other things too, so a file that is not a readable image (another
+// extension, or an image extension that does not decode) is skipped rather than fatal and listed
+// in the Set's Skipped and SkippedFiles; hidden files and folders are ignored. A folder with no readable image is
+// an error, as is a class folder layout where none is left.
 func LoadFolder(dir string, size, channels int) (*Set, error) {
-	if size <= 0 || size > 4096 {
-		return nil, fmt.Errorf("image size %d: want 1 to 4096", size)
+	if size < 0 || size > 4096 {
+		return nil, fmt.Errorf("image size %d: want 1 to 4096 (or 0 for %d colour, %d grey)", size, FolderColourSize, FolderGreySize)
 	}
-	if channels != 1 && channels != 3 {
-		return nil, fmt.Errorf("channels %d: want 1 or 3", channels)
+	if channels != 0 && channels != 1 && channels != 3 {
+		return nil, fmt.Errorf("channels %d: want 1 or 3 (or 0: 1 if every image is grey)", channels)
 	}
-	names, subdirs, err := imageFiles(dir)
+	files, skipped, classes, err := folderFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	var labels []uint8
-	var classes []string
-	if len(names) == 0 {
-		for _, sub := range subdirs {
-			files, _, err := imageFiles(filepath.Join(dir, sub))
-			if err != nil {
-				return nil, err
-			}
-			if len(files) == 0 {
-				continue
-			}
-			if len(classes) == 256 {
-				return nil, fmt.Errorf("%s: more than 256 class folders", dir)
-			}
-			for range files {
-				labels = append(labels, uint8(len(classes)))
-			}
-			names = append(names, files...)
-			classes = append(classes, sub)
+	noImages := func() error {
+		msg := fmt.Sprintf("%s: no readable .png, .jpg, .jpeg or .gif images, in it or in class folders", dir)
+		if len(skipped) > 0 {
+			msg += "; " + skippedText(skipped)
 		}
+		return errors.New(msg)
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no .png, .jpg or .jpeg images, in it or in class folders", dir)
+	if len(files) == 0 {
+		return nil, noImages()
+	}
+	// Colour until shown otherwise: an auto folder is read in RGB and reduced to one plane if every
+	// image turns out grey.
+	c, sz := channels, size
+	if c == 0 {
+		c = 3
+	}
+	if sz == 0 {
+		sz = FolderColourSize
+		if c == 1 {
+			sz = FolderGreySize
+		}
 	}
 	// The set is held twice while it is built (the bytes, then their float32 values): a folder
 	// of thousands of images at --size 4096 would need hundreds of gigabytes, refused here rather
 	// than by the Go runtime halfway through decoding.
-	per := float64(channels) * float64(size) * float64(size)
-	if err := sysmem.Check(fmt.Sprintf("%s: %d images of %dx%dx%d", dir, len(names), channels, size, size), 5*per*float64(len(names))); err != nil {
+	per := float64(c) * float64(sz) * float64(sz)
+	if err := sysmem.Check(fmt.Sprintf("%s: %d images of %dx%dx%d", dir, len(files), c, sz, sz), 5*per*float64(len(files))); err != nil {
 		return nil, err
 	}
-	pix, err := decodeAll(names, func(i int) ([]byte, error) { return safeio.ReadFile(names[i], 64<<20) }, size, channels)
+	read := func(fs []folderFile) func(int) ([]byte, error) {
+		return func(i int) ([]byte, error) { return safeio.ReadFile(fs[i].path, 64<<20) }
+	}
+	paths := func(fs []folderFile) []string {
+		p := make([]string, len(fs))
+		for i, f := range fs {
+			p[i] = f.path
+		}
+		return p
+	}
+	pix, grey, errs := decodeAll(paths(files), read(files), sz, c)
+	var good []folderFile
+	allGrey := true
+	n := sz * sz * c
+	for i, f := range files {
+		if errs[i] != nil {
+			skipped = append(skipped, SkippedFile{Path: f.rel, Reason: errs[i].Error()})
+			continue
+		}
+		copy(pix[len(good)*n:], pix[i*n:(i+1)*n]) // compact in place: len(good) <= i
+		good = append(good, f)
+		allGrey = allGrey && grey[i]
+	}
+	slices.SortFunc(skipped, func(a, b SkippedFile) int { return strings.Compare(a.Path, b.Path) })
+	if len(good) == 0 {
+		return nil, noImages()
+	}
+	pix = pix[:len(good)*n]
+	if channels == 0 && allGrey {
+		c = 1
+		if size == 0 {
+			// Grey images have their own natural size: decode again, at it.
+			sz = FolderGreySize
+			var errs []error
+			if pix, _, errs = decodeAll(paths(good), read(good), sz, c); firstError(errs) != nil {
+				return nil, firstError(errs)
+			}
+		} else {
+			// Keep the first of three equal planes.
+			plane := sz * sz
+			for i := range good {
+				copy(pix[i*plane:], pix[3*i*plane:3*i*plane+plane])
+			}
+			pix = pix[:len(good)*plane]
+		}
+	}
+	var labels []uint8
+	var names []string
+	if classes != nil {
+		// Number the classes that kept at least one image.
+		index := make([]int, len(classes))
+		for i := range index {
+			index[i] = -1
+		}
+		for _, f := range good {
+			if index[f.class] < 0 {
+				index[f.class] = len(names)
+				names = append(names, classes[f.class])
+			}
+			labels = append(labels, uint8(index[f.class]))
+		}
+	}
+	set, err := NewSet(filepath.Base(filepath.Clean(dir)), len(good), c, sz, sz, pix, labels)
 	if err != nil {
 		return nil, err
 	}
-	set, err := NewSet(filepath.Base(filepath.Clean(dir)), len(names), channels, size, size, pix, labels)
-	if err != nil {
-		return nil, err
-	}
-	set.Classes = classes
+	set.Classes = names
+	set.Skipped, set.SkippedFiles = len(skipped), skipped
 	return set, nil
 }
 
-// imageFiles lists the images directly in dir (paths, sorted) and its subfolders (names, sorted);
-// hidden entries are skipped.
-func imageFiles(dir string) (images, subdirs []string, err error) {
+// folderFiles lists the image files LoadFolder will try in dir (flat, or in class folders when dir
+// has no image files of its own) and the other files, which are skipped. classes is nil for a
+// flat folder.
+func folderFiles(dir string) (files []folderFile, skipped []SkippedFile, classes []string, err error) {
+	images, others, subdirs, err := imageFiles(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, o := range others {
+		skipped = append(skipped, SkippedFile{Path: o, Reason: notImage})
+	}
+	if len(images) > 0 {
+		for _, im := range images {
+			files = append(files, folderFile{path: filepath.Join(dir, im), rel: im})
+		}
+		return files, skipped, nil, nil
+	}
+	for _, sub := range subdirs {
+		images, others, _, err := imageFiles(filepath.Join(dir, sub))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for _, o := range others {
+			skipped = append(skipped, SkippedFile{Path: sub + "/" + o, Reason: notImage})
+		}
+		if len(images) == 0 {
+			continue
+		}
+		if len(classes) == 256 {
+			return nil, nil, nil, fmt.Errorf("%s: more than 256 class folders", dir)
+		}
+		for _, im := range images {
+			files = append(files, folderFile{path: filepath.Join(dir, sub, im), rel: sub + "/" + im, class: len(classes)})
+		}
+		classes = append(classes, sub)
+	}
+	return files, skipped, classes, nil
+}
+
+const notImage = "not a .png, .jpg, .jpeg or .gif file"
+
+// imageFiles lists dir's entries by name, sorted: the image files (by extension), the other
+// files, and the subfolders; hidden entries are left out.
+func imageFiles(dir string) (images, others, subdirs []string, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read image folder: %w", err)
+		return nil, nil, nil, fmt.Errorf("read image folder: %w", err)
 	}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".") {
@@ -273,15 +450,17 @@ func imageFiles(dir string) (images, subdirs []string, err error) {
 		}
 		ext := strings.ToLower(filepath.Ext(e.Name()))
 		// Symlinks are followed (a folder of links into a photo library is a fair dataset); what a
-		// link points at is checked when it is read, and an error names the link.
-		if (e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0) && (ext == ".png" || ext == ".jpg" || ext == ".jpeg") {
-			images = append(images, filepath.Join(dir, e.Name()))
+		// link points at is checked when it is read, and a link that cannot be read is skipped.
+		if (e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0) && slices.Contains(imageExts, ext) {
+			images = append(images, e.Name())
+		} else {
+			others = append(others, e.Name())
 		}
 	}
-	return images, subdirs, nil
+	return images, others, subdirs, nil
 }
 
-// ReadImage reads one PNG or JPEG file as a size x size image of channels 1 or 3 (CHW bytes), as
+// ReadImage reads one PNG, JPEG or GIF file as a size x size image of channels 1 or 3 (CHW bytes), as
 // LoadFolder reads each of its files: transparency over white, centre-cropped, area-resized. It is
 // how a user's picture becomes a model's input (ddpm inpaint).
 func ReadImage(path string, size, channels int) ([]uint8, error) {
@@ -293,7 +472,7 @@ func ReadImage(path string, size, channels int) ([]uint8, error) {
 		return nil, err
 	}
 	dst := make([]uint8, channels*size*size)
-	if err := squareImage(path, b, size, channels, dst); err != nil {
+	if _, err := squareImage(path, b, size, channels, dst); err != nil {
 		return nil, err
 	}
 	return dst, nil

@@ -142,7 +142,7 @@ func TestEmojiPipeline(t *testing.T) {
 		}
 	}
 	px := make([]uint8, 3*32*32)
-	if err := squareImage("emoji.png", pngBytes(t, img), 32, 3, px); err != nil {
+	if _, err := squareImage("emoji.png", pngBytes(t, img), 32, 3, px); err != nil {
 		t.Fatal(err)
 	}
 	at := func(c, y, x int) uint8 { return px[c*1024+y*32+x] }
@@ -169,7 +169,7 @@ func TestCenterSquareAndGrey(t *testing.T) {
 		}
 	}
 	px := make([]uint8, 1)
-	if err := squareImage("g.png", pngBytes(t, img), 1, 1, px); err != nil {
+	if _, err := squareImage("g.png", pngBytes(t, img), 1, 1, px); err != nil {
 		t.Fatal(err)
 	}
 	if px[0] != 125 {
@@ -204,7 +204,7 @@ func TestLoadFolder(t *testing.T) {
 
 	s, err := LoadFolder(dir, 4, 3)
 	must(err)
-	if s.N != 3 || s.C != 3 || s.H != 4 || s.W != 4 || s.Labels != nil {
+	if s.N != 3 || s.C != 3 || s.H != 4 || s.W != 4 || s.Labels != nil || s.Skipped != 1 || s.SkippedNote() != "skipped 1 file that is not a readable image (notes.txt)" {
 		t.Fatalf("set %dx%dx%dx%d labels %v", s.N, s.C, s.H, s.W, s.Labels)
 	}
 	for i, want := range [][3]int{{255, 0, 0}, {0, 255, 0}, {0, 0, 255}} { // a.PNG, b.png, c.jpg
@@ -235,34 +235,54 @@ func pngWithSize(t *testing.T, w, h uint32) []byte {
 	return b
 }
 
+// A file that is not a readable image is skipped, with why, and the rest load; a folder with none
+// left, or bad arguments, is a one-line error.
 func TestLoadFolderErrors(t *testing.T) {
 	good := pngBytes(t, image.NewGray(image.Rect(0, 0, 4, 4)))
 	for _, tc := range []struct {
-		name  string
-		file  []byte
-		want  string
-		size  int
-		chans int
+		name string
+		file []byte
+		want string
 	}{
-		{"truncated png", good[:len(good)/2], "bad.png", 8, 3},
-		{"not an image", []byte("hello, world"), "bad.png: image: unknown format", 8, 3},
-		{"huge declared size", pngWithSize(t, 100000, 100000), "larger than", 8, 3},
-		{"bad channels", good, "channels 2", 8, 2},
-		{"bad size", good, "image size 0", 0, 3},
+		{"truncated png", good[:len(good)/2], "bad.png"},
+		{"not an image", []byte("hello, world"), "bad.png: image: unknown format"},
+		{"huge declared size", pngWithSize(t, 100000, 100000), "larger than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if err := os.WriteFile(filepath.Join(dir, "bad.png"), tc.file, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := LoadFolder(dir, tc.size, tc.chans)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			_, err := LoadFolder(dir, 8, 3)
+			if err == nil || !strings.Contains(err.Error(), "no readable") || !strings.Contains(err.Error(), "(bad.png)") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("only a bad file: error %v", err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "good.png"), good, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := LoadFolder(dir, 8, 3)
+			if err != nil || s.N != 1 || s.Skipped != 1 || s.SkippedFiles[0].Path != "bad.png" || !strings.Contains(s.SkippedFiles[0].Reason, tc.want) {
+				t.Fatalf("bad file beside a good one: %v, %+v; want one skipped saying %q", err, s, tc.want)
 			}
 		})
 	}
-	if _, err := LoadFolder(t.TempDir(), 8, 3); err == nil || !strings.Contains(err.Error(), "no .png") {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "good.png"), good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		size, chans int
+		want        string
+	}{{8, 2, "channels 2"}, {-1, 3, "image size -1"}, {4097, 0, "image size 4097"}} {
+		if _, err := LoadFolder(dir, tc.size, tc.chans); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("size %d channels %d: %v, want %q", tc.size, tc.chans, err, tc.want)
+		}
+	}
+	if _, err := LoadFolder(t.TempDir(), 8, 3); err == nil || !strings.Contains(err.Error(), "no readable .png, .jpg, .jpeg or .gif images") {
 		t.Fatalf("empty folder: %v", err)
+	}
+	if _, err := LoadFolder(filepath.Join(dir, "missing"), 8, 3); err == nil {
+		t.Fatal("missing folder loaded")
 	}
 }
 
@@ -275,7 +295,7 @@ func TestCenterSquareTallAndSubImage(t *testing.T) {
 		}
 	}
 	px := make([]uint8, 1)
-	if err := squareImage("tall.png", pngBytes(t, img), 1, 1, px); err != nil {
+	if _, err := squareImage("tall.png", pngBytes(t, img), 1, 1, px); err != nil {
 		t.Fatal(err)
 	}
 	if px[0] != 125 {
@@ -316,7 +336,7 @@ func FuzzDecodeImage(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		px := make([]uint8, 3*4*4)
-		err := squareImage("fuzz.png", b, 4, 3, px)
+		_, err := squareImage("fuzz.png", b, 4, 3, px)
 		if err != nil && !strings.Contains(err.Error(), "fuzz.png") {
 			t.Fatalf("error %q does not name the file", err)
 		}
@@ -324,7 +344,7 @@ func FuzzDecodeImage(f *testing.F) {
 }
 
 // TestLoadFolderSymlinks: a link to an image is loaded like the image; a link pointing nowhere or
-// at a FIFO is an error that names the link.
+// at a FIFO is skipped, saying why.
 func TestLoadFolderSymlinks(t *testing.T) {
 	src, dir := t.TempDir(), t.TempDir()
 	img := image.NewGray(image.Rect(0, 0, 4, 4))
@@ -337,19 +357,19 @@ func TestLoadFolderSymlinks(t *testing.T) {
 	}
 	os.Symlink(target, filepath.Join(dir, "link.png"))
 	s, err := LoadFolder(dir, 4, 1)
-	if err != nil || s.N != 1 || s.Uint8(0)[0] != 200 {
+	if err != nil || s.N != 1 || s.Uint8(0)[0] != 200 || s.Skipped != 0 {
 		t.Fatalf("symlinked image: %v", err)
 	}
 	os.Symlink(filepath.Join(src, "missing.png"), filepath.Join(dir, "dangling.png"))
-	if _, err := LoadFolder(dir, 4, 1); err == nil || !strings.Contains(err.Error(), "dangling.png") {
-		t.Fatalf("dangling link: %v", err)
-	}
-	os.Remove(filepath.Join(dir, "dangling.png"))
 	fifo := filepath.Join(src, "fifo")
 	syscall.Mkfifo(fifo, 0o644)
 	os.Symlink(fifo, filepath.Join(dir, "pipe.png"))
-	if _, err := LoadFolder(dir, 4, 1); err == nil || !strings.Contains(err.Error(), "pipe.png") || !strings.Contains(err.Error(), "not a regular file") {
-		t.Fatalf("link to a FIFO: %v", err)
+	s, err = LoadFolder(dir, 4, 1)
+	if err != nil || s.N != 1 || s.Skipped != 2 {
+		t.Fatalf("with a dangling link and a link to a FIFO: %v, %+v", err, s)
+	}
+	if f := s.SkippedFiles; f[0].Path != "dangling.png" || f[1].Path != "pipe.png" || !strings.Contains(f[1].Reason, "not a regular file") {
+		t.Fatalf("skipped %+v", f)
 	}
 }
 

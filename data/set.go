@@ -16,9 +16,14 @@ type Set struct {
 	N, C, H, W int
 	// Images holds pixel value v (0..255) as v/127.5 - 1, so 0 is -1 and 255 is +1 exactly.
 	Images []float32
-	Labels []uint8 // len N, or nil when the source has no labels (emoji, a folder without class folders)
+	Labels []uint8 // len N, or nil when the source has no labels (a folder without class folders)
 	// Classes names the labels: label l is class Classes[l]. Nil when Labels is.
 	Classes []string
+	// Skipped counts the files of an image folder that were not loaded because they are not
+	// readable images; SkippedFiles lists them all (sorted by path, with why) and SkippedNote says
+	// it in one line. 0 and nil for a built-in source, whose files are all pinned.
+	Skipped      int
+	SkippedFiles []SkippedFile
 }
 
 // Split chooses between a source's training and test images.
@@ -65,41 +70,71 @@ func (s *Set) Image(i int) []float32 { return s.Images[i*s.Size() : (i+1)*s.Size
 // Uint8 returns image i as CHW bytes 0..255; it inverts the [-1, 1] scaling exactly.
 func (s *Set) Uint8(i int) []uint8 { return imageio.ToUint8(nil, s.Image(i)) }
 
-// Load reads a fetched built-in source ("mnist", "fashion" or "emoji") from dir (DefaultDir if
-// empty), checking every file against its pin as it is read. MNIST and Fashion-MNIST give 1x28x28
-// images with labels 0..9 (60,000 train, 10,000 test); emoji gives 3x32x32 RGB, composited over
-// white and area-downscaled from 64x64, with no labels and no test split.
-func Load(name, dir string, split Split) (*Set, error) {
-	src, err := Lookup(name)
+// Load reads a fetched built-in source from dir (DefaultDir if empty) at its natural size,
+// checking every file against its pin as it is read. spec is a name, or NAME:LABELS to choose a
+// label set (ParseSpec). MNIST and Fashion-MNIST give 1x28x28 images with labels 0..9 (60,000
+// train, 10,000 test). emoji gives 3x32x32 RGB, composited over white and area-downscaled from
+// 64x64, in two styles (Google Noto, Twitter Twemoji); "emoji" is labelled by category (9 classes,
+// from emoji.json) and "emoji:style" by style (2 classes), and its test split is the emoji that
+// emojiTest picks (about 10%, every style and skin variation of an emoji on the same side).
+func Load(spec, dir string, split Split) (*Set, error) {
+	return loadBuiltin(spec, dir, split, 0, 0)
+}
+
+// loadBuiltin reads a built-in source at size x size with channels, 0 meaning the source's own.
+func loadBuiltin(spec, dir string, split Split, size, channels int) (*Set, error) {
+	src, labels, err := ParseSpec(spec)
 	if err != nil {
 		return nil, err
+	}
+	if size, channels, err = src.shape(size, channels); err != nil {
+		return nil, err
+	}
+	dir, err = dirOrDefault(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(src.Parts) > 0 {
+		return loadEmoji(src, dir, labels, split, size, channels)
 	}
 	return loadSource(src, dir, split)
 }
 
+// shape resolves the size and channels a built-in source is asked for (0: its own) and refuses
+// what it cannot give, naming the flags: an idx source only as it is; a source of image files at
+// MinSize..MaxSize and in grey or colour.
+func (s *Source) shape(size, channels int) (int, int, error) {
+	if s.MinSize == 0 {
+		if size != 0 && size != s.Size {
+			return 0, 0, fmt.Errorf("--size %d: %s images are %dx%d (leave --size out or give %d)", size, s.Name, s.Size, s.Size, s.Size)
+		}
+		if channels != 0 && channels != s.Channels {
+			return 0, 0, fmt.Errorf("--channels %d: %s images have %d channel(s) (leave --channels out or give %d)", channels, s.Name, s.Channels, s.Channels)
+		}
+		return s.Size, s.Channels, nil
+	}
+	if size == 0 {
+		size = s.Size
+	}
+	if size < s.MinSize || size > s.MaxSize {
+		return 0, 0, fmt.Errorf("--size %d: %s can be read at %d to %d (resized from its %dx%d originals)", size, s.Name, s.MinSize, s.MaxSize, s.MaxSize, s.MaxSize)
+	}
+	if channels == 0 {
+		channels = s.Channels
+	}
+	if channels != 1 && channels != 3 {
+		return 0, 0, fmt.Errorf("--channels %d: want 1 (grey) or 3 (colour)", channels)
+	}
+	return size, channels, nil
+}
+
+// loadSource reads a source of idx files (train-* and t10k-*) from dir.
 func loadSource(src *Source, dir string, split Split) (*Set, error) {
 	dir, err := dirOrDefault(dir)
 	if err != nil {
 		return nil, err
 	}
 	base := filepath.Join(dir, src.Name)
-	if src.Tree != nil {
-		if split != Train {
-			return nil, fmt.Errorf("%s has no %s split", src.Name, split)
-		}
-		names, contents, _, err := readTree(filepath.Join(base, src.Tree.Name), src.Tree)
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", src.Name, err)
-		}
-		for i := range names {
-			names[i] = filepath.Join(base, src.Tree.Name, names[i])
-		}
-		pix, err := decodeAll(names, func(i int) ([]byte, error) { return contents[i], nil }, 32, 3)
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", src.Name, err)
-		}
-		return NewSet(src.Name, len(names), 3, 32, 32, pix, nil)
-	}
 	prefix := "train"
 	if split == Test {
 		prefix = "t10k"
@@ -153,12 +188,15 @@ func idxSet(name string, images, labels *IDX) (*Set, error) {
 	return NewSet(name, images.Dims[0], 1, images.Dims[1], images.Dims[2], images.Data, lab)
 }
 
-// Open loads what a --data flag names: a built-in source by name (from cache dir dir), or else a
-// folder of images at size x size with channels 1 or 3. A folder has only one split. A name wins
-// over a folder of the same name; write ./mnist to mean the folder.
+// Open loads what a --data flag names: a built-in source by spec (NAME or NAME:LABELS, from cache
+// dir dir), or else a folder of images (LoadFolder). size and channels 0 mean the data's natural
+// shape: a built-in's own (mnist and fashion 1x28x28, which is all they can be; emoji 3x32x32,
+// which can be read at 16..64 and in grey), a folder's as LoadFolder picks it; so a command that
+// was given no --size or --channels can read them off the Set. A folder has only one split. A
+// name wins over a folder of the same name; write ./mnist to mean the folder.
 func Open(spec, dir string, split Split, size, channels int) (*Set, error) {
-	if _, err := Lookup(spec); err == nil {
-		return Load(spec, dir, split)
+	if name, _, _ := strings.Cut(spec, ":"); lookupName(name) != nil {
+		return loadBuiltin(spec, dir, split, size, channels)
 	}
 	if st, err := os.Stat(spec); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("%q is neither a dataset (%s) nor a folder of images", spec, strings.Join(Names(), ", "))

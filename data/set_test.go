@@ -154,14 +154,14 @@ func TestRealMNIST(t *testing.T) {
 
 func TestRealEmoji(t *testing.T) {
 	if testing.Short() {
-		t.Skip("decodes 3,786 PNGs")
+		t.Skip("decodes 6,674 PNGs")
 	}
 	dir := realCache(t, "emoji")
 	s, err := Load("emoji", dir, Train)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.N != 3786 || s.C != 3 || s.H != 32 || s.W != 32 || s.Labels != nil {
+	if s.N != 6674 || s.C != 3 || s.H != 32 || s.W != 32 || len(s.Labels) != s.N {
 		t.Fatalf("emoji %dx%dx%dx%d", s.N, s.C, s.H, s.W)
 	}
 	// Transparent backgrounds became white: most images' corner pixel is pure white.

