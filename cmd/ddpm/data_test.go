@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ddpm-go/ddpm/data"
 )
 
 func TestDataCommandErrors(t *testing.T) {
@@ -23,6 +25,11 @@ func TestDataCommandErrors(t *testing.T) {
 		{[]string{"data", "verify", "mnist", "--dir", "/nonexistent/ddpm"}, "ddpm data fetch mnist"},
 		{[]string{"data", "show", "--split", "val", "mnist"}, `--split "val"`},
 		{[]string{"data", "show", "/nonexistent/folder"}, "neither a dataset"},
+		{[]string{"data", "show", "emoji:colour"}, `unknown label set "colour" (emoji has category, style)`},
+		{[]string{"data", "fetch", "emoji:colour"}, `unknown label set "colour"`},
+		{[]string{"data", "show", "mnist", "--size", "32"}, "--size 32: mnist images are 28x28"},
+		{[]string{"data", "show", "emoji", "--size", "8", "--dir", "/nonexistent/ddpm"}, "--size 8: emoji can be read at 16 to 64"},
+		{[]string{"data", "verify", "emoji", "--dir", "/nonexistent/ddpm"}, "ddpm data fetch emoji"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr); code != 2 {
@@ -63,4 +70,48 @@ func TestDataShowFolder(t *testing.T) {
 	if _, err := os.Stat(grid); err != nil {
 		t.Fatal(err)
 	}
+	// With no --size or --channels a grey folder is 1x28x28, and a file that is not a readable
+	// image is skipped in one line.
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if code := run([]string{"data", "show", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "2 images of 1x28x28") || !strings.Contains(out, "skipped 1 file that is not a readable image (notes.txt)") {
+		t.Fatalf("stdout %q", out)
+	}
+}
+
+// `ddpm data show emoji` on the real data, when fetched: the test split with its class names.
+func TestDataShowEmoji(t *testing.T) {
+	dir, err := data.DefaultDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	if _, _, err := data.Verify(mustLookup(t, "emoji"), dir); err != nil {
+		t.Skipf("emoji not fetched: %v", err)
+	}
+	for spec, want := range map[string]string{
+		"emoji":       "classes: 0 Smileys & Emotion 30, 1 People & Body 584,",
+		"emoji:style": "classes: 0 Google Noto 444, 1 Twitter Twemoji 444",
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"data", "show", spec, "--split", "test"}, &stdout, &stderr); code != 0 {
+			t.Fatalf("%s: exit %d: %s", spec, code, stderr.String())
+		}
+		if out := stdout.String(); !strings.Contains(out, "888 images of 3x32x32 (test split)") || !strings.Contains(out, want) {
+			t.Fatalf("%s: stdout %q", spec, out)
+		}
+	}
+}
+
+func mustLookup(t *testing.T, name string) *data.Source {
+	t.Helper()
+	src, err := data.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
