@@ -164,11 +164,16 @@ func (f *multiNPM) fetcher() NPM {
 func TestEmojiCompositeFetchAndLoad(t *testing.T) {
 	src, tarballs := toyEmojiSource(t, "")
 	dir := t.TempDir()
+	// The layout before emoji had parts: removed once the parts are in.
+	writeFiles(t, filepath.Join(dir, "toyemoji"), map[string][]byte{"64/a.png": []byte("old")})
 	npm := &multiNPM{tarballs: tarballs}
 	var log strings.Builder
 	rep, err := FetchSource(context.Background(), src, dir, npm.fetcher(), &log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "toyemoji", "64")); !errors.Is(err, os.ErrNotExist) || !strings.Contains(log.String(), "left from an older layout") {
+		t.Fatalf("old layout: %v, log %q", err, log.String())
 	}
 	// 6 images per style plus emoji.json once.
 	if rep.Cached || rep.Files != 13 || rep.Dir != filepath.Join(dir, "toyemoji") || len(npm.calls) != 2 {

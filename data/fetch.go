@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -98,7 +99,29 @@ func FetchSource(ctx context.Context, src *Source, dir string, f Fetcher, log io
 		rep.Fetched += r.Fetched
 		rep.Verify += r.Verify
 	}
+	removeStale(src, rep.Dir, log)
 	return rep, nil
+}
+
+// removeStale removes what a composite's cache directory holds besides its parts: the files of an
+// older layout (emoji was one package, cached as emoji/64/*.png, before it had parts). Hidden
+// entries are left alone: they are the temporary directories of fetches under way.
+func removeStale(src *Source, dir string, log io.Writer) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") || slices.ContainsFunc(src.Parts, func(p *Source) bool { return p.Name == e.Name() }) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(p); err != nil {
+			fmt.Fprintf(log, "%s: could not remove %s, left from an older layout: %v\n", src.Name, p, err)
+			continue
+		}
+		fmt.Fprintf(log, "%s: removed %s, left from an older layout\n", src.Name, p)
+	}
 }
 
 // fetchOne is FetchSource for a source that is one package.
