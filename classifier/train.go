@@ -116,7 +116,8 @@ type TrainOptions struct {
 	LR          float64
 	WeightDecay float64
 	Warmup      int
-	Shift       int    // random translation of up to Shift pixels each way (background -1); 0 = none
+	Shift       int    // random translation of up to Shift pixels each way; 0 = none
+	White       bool   // the pixels a shift uncovers are white (+1, the emoji's background), not black (-1)
 	Flip        bool   // random horizontal flips (for clothing, not for digits)
 	Seed        uint64 // data order and shifts
 	Log         io.Writer
@@ -165,7 +166,11 @@ func Train(ctx context.Context, n *Net, set *data.Set, opts TrainOptions) error 
 		}
 		in := x
 		if opts.Shift > 0 {
-			shift(shifted, x, opts.Batch, c.InChannels, c.ImageSize, opts.Shift, rand.New(rand.NewPCG(opts.Seed, uint64(step))))
+			fill := float32(-1)
+			if opts.White {
+				fill = 1
+			}
+			shift(shifted, x, opts.Batch, c.InChannels, c.ImageSize, opts.Shift, fill, rand.New(rand.NewPCG(opts.Seed, uint64(step))))
 			in = shifted
 		}
 		xt := n.be.Upload([]int{opts.Batch, c.InChannels, c.ImageSize, c.ImageSize}, in)
@@ -207,8 +212,8 @@ func lrAt(o TrainOptions, step, total int) float64 {
 }
 
 // shift translates each of n images (c channels, size x size) by a random offset in [-s, s] on each
-// axis, filling uncovered pixels with -1 (the background of the [-1, 1] scaled digits).
-func shift(dst, src []float32, n, c, size, s int, r *rand.Rand) {
+// axis, filling uncovered pixels with fill (the background: -1 behind the digits, +1 behind emoji).
+func shift(dst, src []float32, n, c, size, s int, fill float32, r *rand.Rand) {
 	plane := size * size
 	for i := range n {
 		dx, dy := r.IntN(2*s+1)-s, r.IntN(2*s+1)-s
@@ -218,7 +223,7 @@ func shift(dst, src []float32, n, c, size, s int, r *rand.Rand) {
 				sy := y - dy
 				for x := range size {
 					sx := x - dx
-					v := float32(-1)
+					v := fill
 					if sy >= 0 && sy < size && sx >= 0 && sx < size {
 						v = src[off+sy*size+sx]
 					}

@@ -63,13 +63,14 @@ type Config struct {
 	LogEvery    int `json:"log-every"`    // steps between log lines when stderr is not a terminal
 }
 
-// Default is the configuration flags start from: UNet-S on MNIST with the DDPM paper's linear
+// Default is the configuration flags start from: MNIST with the model chosen from the data's shape
+// (UNet-S for MNIST's 1x28x28, unet-c32 for colour; nn.ForData), the DDPM paper's linear
 // schedule and eps prediction, batch 128 with AdamW at 1e-3 after a 100-step warmup, an EMA of
 // 0.999: the settings of the shipped model (models/mnist/PROVENANCE.md), which on two CPU cores
 // reach recognisable digits within a few hundred steps where the paper's 2e-4 needs far more.
 func Default() Config {
 	return Config{
-		Data: "mnist", Model: "unet-s", Schedule: "linear", Timesteps: 1000, Prediction: "eps",
+		Data: "mnist", Model: nn.Auto, Schedule: "linear", Timesteps: 1000, Prediction: "eps",
 		Cond: "none", PUncond: 0.1,
 		Batch: 128, LR: 1e-3, Steps: 2000, Warmup: 100, EMA: 0.999, GradClip: 1, WeightDecay: 0,
 		Seed: 0, Out: "runs/mnist", Engine: "auto", Precision: "auto",
@@ -110,12 +111,12 @@ func PresetNames() []string {
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", c.Data, "dataset: mnist, fashion, emoji, or a folder of PNG/JPEG images")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "dataset cache directory (default $DDPM_DATA or ~/.cache/ddpm)")
-	fs.IntVar(&c.Size, "size", c.Size, "image size for a folder dataset (default: the model's image_size)")
-	fs.IntVar(&c.Channels, "channels", c.Channels, "channels for a folder dataset, 1 or 3 (default: the model's)")
+	fs.IntVar(&c.Size, "size", c.Size, "image size: the short side is resized to it and the centre cropped (default: the dataset's own; a folder: 32 colour, 28 grey; with a --model file, its image_size)")
+	fs.IntVar(&c.Channels, "channels", c.Channels, "1 or 3 (default: the data's: a folder of grey images stays grey; with a --model file, its in_channels)")
 	fs.BoolVar(&c.Flip, "flip", c.Flip, "random horizontal flips")
 	fs.StringVar(&c.Cond, "cond", c.Cond, "none, or class: a class-conditional model for classifier-free guidance (labels of mnist, fashion, or a folder of class folders)")
 	fs.Float64Var(&c.PUncond, "p-uncond", c.PUncond, "with --cond class, the probability a label is dropped to \"no label\" (the unconditional half of guidance)")
-	fs.StringVar(&c.Model, "model", c.Model, "UNet: a built-in name ("+strings.Join(nn.Names(), ", ")+") or a JSON config file")
+	fs.StringVar(&c.Model, "model", c.Model, "UNet: auto (from the data's shape: unet-s for grey, unet-c32 for colour), a built-in name ("+strings.Join(nn.Names(), ", ")+"; adapted to the data's channels and size) or a JSON config file (taken as written)")
 	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "noise schedule: "+strings.Join(schedule.Names(), ", "))
 	fs.IntVar(&c.Timesteps, "timesteps", c.Timesteps, "diffusion steps T (1 to 100000)")
 	fs.BoolVar(&c.ZeroSNR, "zero-snr", c.ZeroSNR, "rescale the schedule to zero terminal SNR (needs --prediction x0 or v)")

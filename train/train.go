@@ -137,11 +137,24 @@ func (r *run) setup() error {
 	if r.obj, err = diffusion.ParsePrediction(c.Prediction); err != nil {
 		return err
 	}
-	mcfg, err := nn.LoadConfig(c.Model)
+	if r.set, err = r.opt.Set, nil; r.set == nil {
+		if r.set, err = c.OpenData(); err != nil {
+			return err
+		}
+	}
+	mcfg, err := c.ModelFor(r.set)
 	if err != nil {
 		return err
 	}
-	// A model or batch the machine cannot hold is refused here, before any of it is allocated.
+	if err := conditioning(c, r.set, &mcfg); err != nil {
+		return err
+	}
+	// A model or batch the machine cannot hold is refused here, before any of it is allocated: the
+	// forward pass sized from the config alone (a config of small weights over huge images would
+	// need tens of gigabytes to size by running it), then a whole training step.
+	if err := checkMemory(mcfg, c.Batch); err != nil {
+		return err
+	}
 	need, err := nn.TrainingBytes(mcfg, c.Batch)
 	if err != nil {
 		return err
@@ -149,30 +162,14 @@ func (r *run) setup() error {
 	if err := sysmem.Check(fmt.Sprintf("training %s at --batch %d", mcfg.Name, c.Batch), need); err != nil {
 		return err
 	}
-	if r.set = r.opt.Set; r.set == nil {
-		size, ch := c.Size, c.Channels
-		if size == 0 {
-			size = mcfg.ImageSize
-		}
-		if ch == 0 {
-			ch = mcfg.InChannels
-		}
-		if r.set, err = data.Open(c.Data, c.DataDir, data.Train, size, ch); err != nil {
-			return err
-		}
-	}
-	if err := conditioning(c, r.set, &mcfg); err != nil {
-		return err
-	}
-	if r.set.C != mcfg.InChannels || r.set.H != mcfg.ImageSize || r.set.W != mcfg.ImageSize {
-		return fmt.Errorf("data %s has %dx%dx%d images, model %s takes %dx%dx%d",
-			c.Data, r.set.C, r.set.H, r.set.W, mcfg.Name, mcfg.InChannels, mcfg.ImageSize, mcfg.ImageSize)
-	}
 	r.total = c.TotalSteps(r.set.N)
 	if c.Cooldown > r.total {
 		return fmt.Errorf("--cooldown %d is longer than the run (%d steps)", c.Cooldown, r.total)
 	}
 	r.prog = &progress{w: r.opt.Log, terminal: r.opt.Terminal, every: c.LogEvery, total: r.total}
+	if r.set.Skipped > 0 {
+		r.prog.note("%s", r.set.SkippedNote())
+	}
 
 	if !r.opt.Resume {
 		if _, paths, _ := checkpoint.Checkpoints(c.Out); len(paths) > 0 {

@@ -44,7 +44,7 @@ var classifierEngine = engineOpts{engineHelp: "tensor engine: auto, dnnl or ref"
 // weights with their provenance in the metadata.
 func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval train-classifier", stderr)
-	dataName := fs.String("data", "mnist", "mnist or fashion")
+	dataName := fs.String("data", "mnist", "mnist, fashion or emoji (category labels)")
 	dataDir := fs.String("data-dir", "", "data cache directory (default ~/.cache/ddpm)")
 	out := fs.String("out", "", "write the weights (safetensors) here (required)")
 	epochs := fs.Int("epochs", 3, "passes over the training set")
@@ -86,7 +86,7 @@ func runTrainClassifier(args []string, stdout, stderr io.Writer) error {
 // runClassifierAccuracy reports a saved classifier's test accuracy.
 func runClassifierAccuracy(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval classifier", stderr)
-	dataName := fs.String("data", "mnist", "mnist or fashion")
+	dataName := fs.String("data", "mnist", "mnist, fashion or emoji (category labels)")
 	dataDir := fs.String("data-dir", "", "data cache directory (default ~/.cache/ddpm)")
 	path := fs.String("classifier", "", "classifier weights (default: the shipped one for --data)")
 	var eng engineFlags

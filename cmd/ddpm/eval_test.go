@@ -168,7 +168,7 @@ func TestEvalErrors(t *testing.T) {
 		"fid kid size 1":      {"eval", "fid", "--kid-subset-size", "1"},
 		"fid missing npz":     {"eval", "fid", "--npz", filepath.Join(t.TempDir(), "none.npz"), "--classifier", "x"},
 		"train no out":        {"eval", "train-classifier"},
-		"train bad data":      {"eval", "train-classifier", "--data", "emoji", "--out", "x"},
+		"train bad data":      {"eval", "train-classifier", "--data", "nope", "--out", "x"},
 		"classifier missing":  {"eval", "classifier", "--classifier", filepath.Join(t.TempDir(), "none")},
 		"fid positional":      {"eval", "fid", "extra"},
 		"fid unknown flag":    {"eval", "fid", "--bogus"},

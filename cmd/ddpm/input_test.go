@@ -54,7 +54,7 @@ func TestBadInputOneLine(t *testing.T) {
 		{[]string{"sample", "--ckpt", sparse, "--grid", grid}, "bytes of tensor data but"},
 		{[]string{"schedule", "--timesteps", "1000000000"}, "--timesteps 1000000000: more than 100000"},
 		{[]string{"interpolate", "--frames", "1000000"}, "--frames 1000000: more than"},
-		{[]string{"interpolate", "--pairs", "1000", "--frames", "1000", "--out", filepath.Join(dir, "i.png")}, "--pairs 1000 x --frames 1000: 1000000 images, at most"},
+		{[]string{"interpolate", "--pairs", "1000", "--frames", "1000", "--out", filepath.Join(dir, "i.png")}, "1000 pairs x --frames 1000: more than 25000 images in one strip"},
 		{[]string{"interpolate", "--out", filepath.Join(dir, "i.jpg")}, "name it *.png"},
 		{[]string{"interpolate", "--out", filepath.Join(dir, "none", "i.png")}, "does not exist"},
 		{[]string{"toy", "--mixture", "../../docs/mixture3.json", "--n", "2000000000"}, "--n 2000000000: sampling 2000000000 points of dimension 2 needs"},

@@ -43,28 +43,32 @@ type Trained struct {
 	Wall     time.Duration
 }
 
-// TrainClassifier trains the feature network of FID (classifier.Default, seeded by o.Seed) on the
-// training set of dataName with o, scores it on the test set and writes its weights to out with
-// their provenance in the metadata: meta and the data set, test accuracy, engine and wall time.
+// TrainClassifier trains the feature network of FID (classifier.Default's widths at the data's shape
+// and class count, seeded by o.Seed) on the training set of dataName with o, scores it on the test
+// set and writes its weights to out with their provenance in the metadata: meta and the data set,
+// test accuracy, engine and wall time. dataName is a built-in labelled source with a test split
+// (mnist, fashion, emoji).
 func TrainClassifier(ctx context.Context, be tensor.Backend, dataName, dataDir, out string, o classifier.TrainOptions, meta map[string]string) (*Trained, error) {
-	if dataName != "mnist" && dataName != "fashion" {
-		return nil, fmt.Errorf("--data %q: want mnist or fashion", dataName)
-	}
-	if err := sysmem.Check(fmt.Sprintf("training the classifier at --batch %d", o.Batch), trainingBytes(classifier.Default(), o.Batch)); err != nil {
-		return nil, err
-	}
 	trainSet, err := data.Load(dataName, dataDir, data.Train)
 	if err != nil {
+		return nil, err
+	}
+	if trainSet.Labels == nil || len(trainSet.Classes) < 2 {
+		return nil, fmt.Errorf("--data %q has no labels to train a classifier on", dataName)
+	}
+	cfg := ConfigFor(trainSet)
+	if err := sysmem.Check(fmt.Sprintf("training the classifier at --batch %d", o.Batch), trainingBytes(cfg, o.Batch)); err != nil {
 		return nil, err
 	}
 	testSet, err := data.Load(dataName, dataDir, data.Test)
 	if err != nil {
 		return nil, err
 	}
-	net, err := classifier.New(classifier.Default(), be, o.Seed)
+	net, err := classifier.New(cfg, be, o.Seed)
 	if err != nil {
 		return nil, err
 	}
+	o.White = whiteBackground(trainSet)
 	start := time.Now()
 	if err := classifier.Train(ctx, net, trainSet, o); err != nil {
 		return nil, err
@@ -82,6 +86,28 @@ func TrainClassifier(ctx context.Context, be tensor.Backend, dataName, dataDir, 
 		return nil, err
 	}
 	return t, classifier.Save(out, net, m)
+}
+
+// whiteBackground reports whether set's images are mostly drawn on white (emoji) rather than black
+// (digits, clothes), from the mean of their corner pixels: what a shift should uncover.
+func whiteBackground(set *data.Set) bool {
+	var sum float64
+	last := set.H*set.W - 1
+	for i := range set.N {
+		for ch := range set.C {
+			p := set.Image(i)[ch*set.H*set.W:]
+			sum += float64(p[0] + p[set.W-1] + p[last-set.W+1] + p[last])
+		}
+	}
+	return sum > 0
+}
+
+// ConfigFor is the classifier for set's images and classes: classifier.Default's widths, groups and
+// features, the shipped MNIST and Fashion-MNIST classifiers' network, at set's shape.
+func ConfigFor(set *data.Set) classifier.Config {
+	c := classifier.Default()
+	c.InChannels, c.ImageSize, c.Classes = set.C, set.H, len(set.Classes)
+	return c
 }
 
 // trainingBytes estimates a training step of the classifier at batch n as nn.TrainingBytes
