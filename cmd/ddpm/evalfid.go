@@ -23,6 +23,7 @@ func runEvalFID(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval fid", stderr)
 	o, parse := addFIDFlags(fs, 10000)
 	fs.BoolVar(&o.ClassBalanced, "class-balanced", false, "sample a class-conditional model with image i of class i mod K, guided by --guidance")
+	fs.BoolVar(&o.ClassPrior, "class-prior", false, "with --class-balanced: classes in the test split's proportions instead of equal shares (unbalanced data such as emoji)")
 	fs.Var(guidanceFlag{&o.class}, "guidance", fmt.Sprintf("with --class-balanced: classifier-free guidance scale s in [0, %d] (default %g)", generate.MaxGuidance, float64(generate.DefaultGuidance)))
 	if err := parse(args); err != nil {
 		return err
@@ -112,6 +113,7 @@ func runEvalGuidance(args []string, stdout, stderr io.Writer) error {
 	scales := fs.String("scales", joinFloats(fid.GuidanceScales), "guidance scales s to measure, comma-separated")
 	baseline := fs.String("baseline", "", "also score this unconditional model alike (same sampler, n and seed), as the table's last row")
 	out := fs.String("out", "", "write guidance.jsonl, guidance.md and guidance.png into this directory")
+	fs.BoolVar(&o.ClassPrior, "class-prior", false, "classes in the test split's proportions instead of equal shares (unbalanced data such as emoji)")
 	if err := parse(args); err != nil {
 		return err
 	}
@@ -142,7 +144,7 @@ func runEvalGuidance(args []string, stdout, stderr io.Writer) error {
 	var base *fid.Result
 	if *baseline != "" {
 		bo := o.Options
-		bo.Ckpt = *baseline
+		bo.Ckpt, bo.ClassPrior = *baseline, false
 		if base, err = fid.Run(ctx, bo, stderr); err != nil {
 			return fmt.Errorf("--baseline: %w", err)
 		}

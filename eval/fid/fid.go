@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"time"
 
@@ -47,7 +48,11 @@ type Options struct {
 	// ClassBalanced samples a class-conditional model with image i of class i mod K (n/K per
 	// class), guided at scale Guidance (generate.ClassSpec's s; nil: generate.DefaultGuidance).
 	ClassBalanced bool
-	Guidance      *float64
+	// ClassPrior, with ClassBalanced, gives the classes the test split's frequencies instead of
+	// equal shares (ClassLabels): on unbalanced data (emoji: two thirds People & Body) equal shares
+	// would make FID against the test set measure the class mix rather than the images.
+	ClassPrior bool
+	Guidance   *float64
 }
 
 // Result is one scoring, the JSON line `ddpm eval fid` prints and `ddpm eval table` reads.
@@ -240,9 +245,12 @@ func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Re
 		if k == 0 {
 			return nil, nil, fmt.Errorf("--class-balanced: model %s is unconditional", m.Source)
 		}
-		job.Labels = make([]int, o.N)
-		for i := range job.Labels {
-			job.Labels[i] = i % k
+		var prior []uint8
+		if o.ClassPrior {
+			prior = testSet.Labels
+		}
+		if job.Labels, err = ClassLabels(o.N, k, prior); err != nil {
+			return nil, nil, err
 		}
 		job.Guidance = generate.ClassSpec{Guidance: o.Guidance}.Scale()
 		res.Guidance = &job.Guidance
@@ -318,8 +326,6 @@ func pickImages(s *data.Set, n int, seed uint64) []float32 {
 // checked once it is loaded).
 func (o Options) Validate() error {
 	switch {
-	case o.Data != "mnist" && o.Data != "fashion":
-		return fmt.Errorf("--data %q: want mnist or fashion", o.Data)
 	case o.N < 2:
 		return fmt.Errorf("--n %d must be at least 2", o.N)
 	case o.Batch < 1:
@@ -336,6 +342,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--confidence %v outside (0, 1]", o.Threshold)
 	case o.Guidance != nil && !o.ClassBalanced:
 		return fmt.Errorf("--guidance needs --class-balanced")
+	case o.ClassPrior && !o.ClassBalanced:
+		return fmt.Errorf("--class-prior needs --class-balanced")
 	case o.ClassBalanced && o.NPZ != "":
 		return fmt.Errorf("--class-balanced samples a model; it does not apply to --npz")
 	}
@@ -361,4 +369,67 @@ func (o Options) Validate() error {
 	}
 	_, _, err = o.Spec.New(standIn)
 	return err
+}
+
+// ClassLabels is the class of each of n images of a class-balanced evaluation over k classes: with
+// no prior, image i has class i mod k; with prior (the labels of a reference set), class c gets
+// a share of the n images proportional to its count in prior (largest remainders), and the images
+// of each class are spread evenly over the indices (class c's j-th image at about (j + 1/2) n /
+// n_c), so that any prefix of the job is close to the same mix.
+func ClassLabels(n, k int, prior []uint8) ([]int, error) {
+	labels := make([]int, n)
+	if prior == nil {
+		for i := range labels {
+			labels[i] = i % k
+		}
+		return labels, nil
+	}
+	count := make([]int, k)
+	for _, l := range prior {
+		if int(l) >= k {
+			return nil, fmt.Errorf("class prior: label %d outside the model's %d classes", l, k)
+		}
+		count[l]++
+	}
+	if len(prior) == 0 {
+		return nil, fmt.Errorf("class prior: no labels")
+	}
+	share := make([]int, k)
+	type rem struct {
+		c int
+		r float64
+	}
+	var rems []rem
+	given := 0
+	for c, m := range count {
+		exact := float64(n) * float64(m) / float64(len(prior))
+		share[c] = int(exact)
+		given += share[c]
+		rems = append(rems, rem{c, exact - float64(share[c])})
+	}
+	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
+	for i := 0; given < n; i++ {
+		share[rems[i].c]++
+		given++
+	}
+	type slot struct {
+		pos float64
+		c   int
+	}
+	slots := make([]slot, 0, n)
+	for c, m := range share {
+		for j := range m {
+			slots = append(slots, slot{(float64(j) + 0.5) / float64(m), c})
+		}
+	}
+	sort.SliceStable(slots, func(a, b int) bool {
+		if slots[a].pos != slots[b].pos {
+			return slots[a].pos < slots[b].pos
+		}
+		return slots[a].c < slots[b].c
+	})
+	for i, s := range slots {
+		labels[i] = s.c
+	}
+	return labels, nil
 }
