@@ -11,10 +11,16 @@ import (
 	"github.com/ddpm-go/ddpm/data"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
+	classifieremoji "github.com/ddpm-go/ddpm/models/classifier-emoji"
 	classifierfashion "github.com/ddpm-go/ddpm/models/classifier-fashion"
 	classifiermnist "github.com/ddpm-go/ddpm/models/classifier-mnist"
 	"github.com/ddpm-go/ddpm/tensor"
 )
+
+// shipped are the classifiers compiled into the binary, by the data set they were trained on.
+var shipped = map[string]func() (string, []byte){
+	"mnist": classifiermnist.Weights, "fashion": classifierfashion.Weights, "emoji": classifieremoji.Weights,
+}
 
 // LoadClassifier loads the weights at path, or the shipped classifier for the data set when path is
 // empty, and returns a description of where they came from.
@@ -23,7 +29,6 @@ func LoadClassifier(path, dataName string, be tensor.Backend) (*classifier.Net, 
 		n, _, err := classifier.Load(path, be)
 		return n, path, err
 	}
-	shipped := map[string]func() (string, []byte){"mnist": classifiermnist.Weights, "fashion": classifierfashion.Weights}
 	w, ok := shipped[dataName]
 	if !ok {
 		return nil, "", fmt.Errorf("no shipped classifier for %q: pass --classifier FILE", dataName)
