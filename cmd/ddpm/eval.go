@@ -26,6 +26,7 @@ var evalCommands = map[string]func(args []string, stdout, stderr io.Writer) erro
 	"table":            runEvalTable,
 	"guidance":         runEvalGuidance,
 	"inpaint":          runEvalInpaint,
+	"memorization":     runEvalMemorization,
 	"train-classifier": runTrainClassifier,
 	"classifier":       runClassifierAccuracy,
 }
