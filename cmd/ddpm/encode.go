@@ -37,7 +37,7 @@ func runEncode(args []string, stdout, stderr io.Writer) error {
 	ckpt := fs.String("ckpt", "", "run directory or weights file (default: the shipped MNIST model)")
 	var images pathList
 	addImageFlag(fs, &images, "encode this file instead of dataset images, in the order given; not with --data, --data-dir, --split, --first or --n")
-	dataName := fs.String("data", "mnist", "dataset images to encode: mnist or fashion")
+	dataName := fs.String("data", "mnist", "dataset images to encode: mnist, fashion or emoji")
 	dataDir := fs.String("data-dir", "", "data cache directory (default ~/.cache/ddpm)")
 	split := fs.String("split", "test", "train or test")
 	first := fs.Int("first", 0, "index of the first dataset image")

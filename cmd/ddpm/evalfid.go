@@ -75,7 +75,7 @@ func addFIDFlags(fs *flag.FlagSet, n int) (*fidOptions, func(args []string) erro
 	fs.StringVar(&o.Ckpt, "ckpt", "", "run directory or weights file to sample (default: the shipped MNIST model)")
 	fs.StringVar(&o.Drift, "drift", "", "also write, per step, the samples' mean energy against the forward process's to this JSON-lines file (exposure bias)")
 	fs.StringVar(&o.NPZ, "npz", "", "score these images instead of sampling: uint8 (N,H,W,C) arr_0, as ddpm sample --npz writes")
-	fs.StringVar(&o.Data, "data", "mnist", "reference data and classifier: mnist or fashion")
+	fs.StringVar(&o.Data, "data", "mnist", "reference data and classifier: mnist, fashion or emoji")
 	fs.StringVar(&o.DataDir, "data-dir", "", "data cache directory (default ~/.cache/ddpm)")
 	fs.StringVar(&o.Classifier, "classifier", "", "classifier weights (default: the shipped one for --data)")
 	addSamplerFlags(fs, &o.Spec)

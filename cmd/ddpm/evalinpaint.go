@@ -25,7 +25,7 @@ func runEvalInpaint(args []string, stdout, stderr io.Writer) error {
 	var replace generate.SamplerSpec
 	var rp generate.InpaintSpec
 	fs.StringVar(&o.Ckpt, "ckpt", "", "run directory or weights file (default: the shipped MNIST model)")
-	fs.StringVar(&o.Data, "data", "mnist", "test digits and classifier: mnist or fashion")
+	fs.StringVar(&o.Data, "data", "mnist", "test images and classifier: mnist, fashion or emoji")
 	fs.StringVar(&o.DataDir, "data-dir", "", "data cache directory (default ~/.cache/ddpm)")
 	fs.StringVar(&o.Classifier, "classifier", "", "classifier weights (default: the shipped one for --data)")
 	fs.IntVar(&o.N, "n", 200, "test images (the first n of the test set)")
@@ -75,8 +75,8 @@ func runEvalInpaint(args []string, stdout, stderr io.Writer) error {
 		}
 		o.Methods = append(o.Methods, m)
 	}
-	if o.Data != "mnist" && o.Data != "fashion" {
-		return fmt.Errorf("--data %q: want mnist or fashion", o.Data)
+	if o.Data != "mnist" && o.Data != "fashion" && o.Data != "emoji" {
+		return fmt.Errorf("--data %q: want mnist, fashion or emoji", o.Data)
 	}
 	o.Engine, o.Precision, o.Threads, o.EMA = eng.engine, eng.precision, eng.threads, eng.ema && !eng.noEMA
 	if *out != "" {
