@@ -6,7 +6,11 @@
 #      slider: hidden for the first, and for the second they reach the request (e2e/classes.mjs);
 #      then the inpainting editor: strokes and a mask drawn with the mouse reach POST
 #      /v1/samples/stream, and the completions keep the drawn pixels exactly (e2e/inpaint.mjs;
-#      INPAINT_SHOT=path saves a screenshot);
+#      INPAINT_SHOT=path saves a screenshot); then a colour class-conditional 3x32x32 model, trained
+#      here for 2 steps by `ddpm train --cond class` on a folder of colour PNGs in class folders
+#      named "Food & Drink", "Smileys & Emotion" and 'Flags <i>&amp; "x"': class names shown as
+#      text and picked by name, colour grids at a whole-number scale, the editor drawing in colour
+#      and a colour inpainting keeping all three channels (e2e/colour.mjs; COLOUR_SHOT=path);
 #   2. the load test: a request for every n up to max-n, then CLIENTS concurrent clients for
 #      DURATION against a small random model (cmd/loadtest), which fails on any 5xx or dropped
 #      connection, or if the server's RSS passes MAX_RSS_MIB (default 200; about 85 here);
@@ -102,6 +106,20 @@ if [ "${SKIP_BROWSER:-0}" != 1 ]; then
 	t0=$(date +%s)
 	node e2e/inpaint.mjs "http://127.0.0.1:$PORT" ${INPAINT_SHOT:-}
 	echo "inpainting test: $(($(date +%s) - t0)) s"
+	stop_server
+	echo "== browser test of a colour class-conditional model"
+	t0=$(date +%s)
+	node e2e/colour.mjs --data "$work/colour-data"
+	cat >"$work/rgb32.json" <<'EOF'
+{"name": "tiny-rgb32", "image_size": 32, "in_channels": 3, "out_channels": 3, "base_channels": 8, "channel_mult": [1, 2],
+ "res_blocks": 1, "attn_resolutions": [], "heads": 1, "time_embed_dim": 16, "sinusoidal_dim": 8, "groups": 4}
+EOF
+	"$work/ddpm" train --data "$work/colour-data" --model "$work/rgb32.json" --cond class --steps 2 --batch 4 --warmup 1 \
+		--sample-n 0 --ckpt-every 0 --threads 1 --out "$work/colour-run" >"$work/train.log" 2>&1 || { cat "$work/train.log" >&2; exit 1; }
+	# shellcheck disable=SC2086
+	start_server --ckpt "emoji=$work/colour-run" --quiet ${SERVE_ARGS:---threads 1}
+	node e2e/colour.mjs "http://127.0.0.1:$PORT" ${COLOUR_SHOT:-}
+	echo "colour model test: $(($(date +%s) - t0)) s"
 	stop_server
 fi
 

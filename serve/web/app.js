@@ -41,6 +41,7 @@ async function init() {
     status.textContent = "cannot load /v1/models: " + e;
   }
   for (const p of document.querySelectorAll(".panel")) setupPanel(p);
+  for (const img of document.querySelectorAll("figure img")) img.addEventListener("load", () => fitImage(img));
   // Steps are bounded by the chosen model's T and the server's limit.
   const syncSteps = () => {
     const o = $("#model").selectedOptions[0];
@@ -50,7 +51,7 @@ async function init() {
       if (Number(s.value) > most) s.value = most;
     }
   };
-  $("#model").onchange = () => { syncSteps(); syncClasses(); resizeEditor(); };
+  $("#model").onchange = () => { syncSteps(); syncClasses(); resizeEditor(); syncFromSample(); };
   $("#class").onchange = () => {
     // "all" draws per_class images of each class in turn, one grid row per class: ask for them all.
     const m = models[$("#model").value];
@@ -225,7 +226,7 @@ function handle(panel, q, ev, data, state) {
       const fill = data.fill ? ` · ${data.fill} values filled in` : "";
       state("done", `done · ${data.sampler}${cls}${fill} · ${data.seconds.toFixed(2)} s`);
       lastSample = { url, model: q.model };
-      $("#from-sample").disabled = false;
+      syncFromSample();
       break;
     }
     case "error":
@@ -260,6 +261,19 @@ function className(model, c) {
   return (m && m.classes && m.classes[Number(c)]) || c;
 }
 
+// fitImage shows a grid at the largest whole multiple of its size that fits displayWidth (so every
+// image pixel is the same number of screen pixels, whatever the model's size), at its own aspect
+// ratio (a row per class is wider than tall); a grid wider than that is scaled down smoothly. CSS
+// max-width keeps it inside its panel either way.
+const displayWidth = 300;
+function fitImage(img) {
+  const w = img.naturalWidth;
+  if (!w) return;
+  const k = Math.floor(displayWidth / w);
+  img.style.width = (k >= 1 ? k * w : displayWidth) + "px";
+  img.classList.toggle("smooth", k < 1);
+}
+
 // readEvents parses a Server-Sent Events body: blocks of "event:" and "data:" lines ended by a
 // blank line.
 async function readEvents(body, onEvent) {
@@ -285,9 +299,14 @@ async function readEvents(body, onEvent) {
 
 // The inpainting editor: the image to complete (C*H*W bytes, CHW, at the model's size) and the mask
 // (H*W, 1 = keep, 0 = fill in), drawn on a canvas of the model's size shown scaled up, the pixels to
-// fill in tinted. Pointer events serve mouse, pen and touch alike.
+// fill in tinted. Pointer events serve mouse, pen and touch alike. A grey model's image starts black
+// and the pen draws white (as MNIST digits are); a colour model's starts white (the emoji are
+// composited over white) and the pen draws the colour picked.
 const editor = { c: 1, h: 28, w: 28, img: new Uint8Array(784), mask: new Uint8Array(784).fill(1) };
 let lastSample = null; // the last run's final grid: { url, model }
+
+// background is the value a cleared or erased pixel takes in every channel.
+const background = () => (editor.c === 3 ? 255 : 0);
 
 function setupEditor() {
   const cv = $("#canvas");
@@ -312,7 +331,7 @@ function setupEditor() {
   const end = () => { last = null; };
   cv.addEventListener("pointerup", end);
   cv.addEventListener("pointercancel", end);
-  $("#clear-image").onclick = () => { editor.img.fill(0); drawEditor(); };
+  $("#clear-image").onclick = () => { editor.img.fill(background()); drawEditor(); };
   $("#clear-mask").onclick = () => { editor.mask.fill(1); drawEditor(); };
   $("#invert-mask").onclick = () => { editor.mask.forEach((v, i) => { editor.mask[i] = 1 - v; }); drawEditor(); };
   $("#from-sample").onclick = fromSample;
@@ -327,7 +346,9 @@ function resizeEditor() {
   if (m.channels !== editor.c || m.height !== editor.h || m.width !== editor.w) {
     Object.assign(editor, { c: m.channels, h: m.height, w: m.width,
       img: new Uint8Array(m.channels * m.height * m.width), mask: new Uint8Array(m.height * m.width).fill(1) });
+    editor.img.fill(background());
   }
+  $("#pen-colour-field").hidden = editor.c !== 3;
   const cv = $("#canvas");
   cv.width = editor.w;
   cv.height = editor.h;
@@ -337,12 +358,21 @@ function resizeEditor() {
   drawEditor();
 }
 
+// penColour is the pen's colour as [r, g, b] bytes (colour models).
+function penColour() {
+  const v = $("#pen-colour").value; // "#rrggbb"
+  return [1, 3, 5].map((i) => parseInt(v.slice(i, i + 2), 16));
+}
+
 // stroke paints the brush along the segment a-b: pen and eraser change the image (soft-edged, as
-// digits are), mask and unmask mark pixels to fill in or keep.
+// digits are), mask and unmask mark pixels to fill in or keep. On a grey model the pen raises pixels
+// towards white and the eraser lowers them towards black; on a colour model the pen blends them
+// towards its colour and the eraser towards the white background.
 function stroke(a, b) {
   const tool = document.querySelector("input[name=tool]:checked").value;
   const radius = 0.75 * Number($("#brush").value);
   const { c, h, w, img, mask } = editor;
+  const colour = c === 3 ? (tool === "pen" ? penColour() : [255, 255, 255]) : null;
   const steps = Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) * 4));
   for (let k = 0; k <= steps; k++) {
     const x = a[0] + (b[0] - a[0]) * k / steps, y = a[1] + (b[1] - a[1]) * k / steps;
@@ -354,10 +384,11 @@ function stroke(a, b) {
           if (d <= radius) mask[i] = tool === "mask" ? 0 : 1;
           continue;
         }
-        const ink = Math.round(255 * Math.min(1, Math.max(0, radius + 0.5 - d)));
+        const a = Math.min(1, Math.max(0, radius + 0.5 - d)), ink = Math.round(255 * a);
         for (let ch = 0; ch < c; ch++) {
           const j = ch * h * w + i;
-          img[j] = tool === "pen" ? Math.max(img[j], ink) : Math.min(img[j], 255 - ink);
+          if (colour) img[j] = Math.round(img[j] + (colour[ch] - img[j]) * a);
+          else img[j] = tool === "pen" ? Math.max(img[j], ink) : Math.min(img[j], 255 - ink);
         }
       }
     }
@@ -365,15 +396,17 @@ function stroke(a, b) {
   drawEditor();
 }
 
-// drawEditor shows the image with the pixels to fill in tinted orange, and counts them.
+// drawEditor shows the image with the pixels to fill in tinted orange in a checkerboard of two
+// strengths (so that the tint stands out from orange in a colour image), and counts them.
 function drawEditor() {
   const { c, h, w, img, mask } = editor;
   const cv = $("#canvas");
   const ctx = cv.getContext("2d");
   const out = ctx.createImageData(w, h);
-  const tint = [255, 120, 0], alpha = 0.55;
+  const tint = [255, 120, 0];
   let fill = 0;
   for (let i = 0; i < h * w; i++) {
+    const alpha = ((i % w) + Math.floor(i / w)) % 2 ? 0.45 : 0.7;
     for (let ch = 0; ch < 3; ch++) {
       const v = img[(c === 3 ? ch : 0) * h * w + i];
       out.data[4 * i + ch] = mask[i] ? v : Math.round((1 - alpha) * v + alpha * tint[ch]);
@@ -388,10 +421,19 @@ function drawEditor() {
   $("#inpaint").dataset.fill = String(fill);
 }
 
+// syncFromSample offers "start from the last sample" only when the last finished run was of the
+// model chosen now: another model's grid has another size or number of channels.
+function syncFromSample() {
+  const ok = lastSample !== null && lastSample.model === $("#model").value;
+  $("#from-sample").disabled = !ok;
+  $("#from-sample").title = ok ? "the first image of the last finished run"
+    : lastSample ? `the last finished run was of model ${lastSample.model}` : "no finished run yet";
+}
+
 // fromSample loads the first image of the last run's grid into the editor (imageio.GridPad = 2
-// pixels of border), keeping the mask.
+// pixels of border), keeping the mask: the grey value, or red, green and blue for a colour model.
 function fromSample() {
-  if (!lastSample) return;
+  if (!lastSample || lastSample.model !== $("#model").value) return;
   const im = new Image();
   im.onload = () => {
     const { c, h, w, img } = editor;
