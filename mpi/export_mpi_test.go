@@ -1,0 +1,5 @@
+//go:build cgo && mpi
+
+package mpi
+
+func setGatherPiece(n int) { gatherPiece = n }
