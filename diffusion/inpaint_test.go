@@ -376,6 +376,9 @@ func inpaintSamplers(s *schedule.Schedule) []struct {
 		{"ddim-sigmahat epsscale", &DDIM{Schedule: s, Steps: 20, SigmaHat: true, EpsScale: 1.01}},
 		{"dpm-solver++", &DPMSolver{Schedule: s, Steps: 15}},
 		{"plms clip", &PLMS{Schedule: s, Steps: 15, Clip: true}},
+		{"dpm-solver++3m", &DPMSolver{Schedule: s, Steps: 15, Order: 3}},
+		{"ipndm-v", &IPNDM{Schedule: s, Steps: 15, Variable: true}},
+		{"unipc-3 clip", &UniPC{Schedule: s, Steps: 15, Order: 3, Clip: true}},
 		{"repaint j=5 r=3", &RePaint{Schedule: s, JumpLength: 5, Resample: 3}},
 		{"repaint posterior r=1", &RePaint{Schedule: s, Variance: VariancePosterior, Resample: 1}},
 	}
