@@ -20,10 +20,11 @@ type ResBlock struct {
 	Dropout float32
 
 	// Saved for backward, all owned by the block (x and tact are the caller's).
-	a0, a1   *tensor.Tensor // n1(x), silu(a0)
-	h        *tensor.Tensor // c1(a1) + t(tact)
-	a2, a3   *tensor.Tensor // n2(h), silu(a2)
-	mask, a4 *tensor.Tensor // dropout mask and dropout(a3) (nil when Dropout == 0)
+	a0, a1   *tensor.Tensor         // n1(x), silu(a0)
+	h        *tensor.Tensor         // c1(a1) + t(tact)
+	a2, a3   *tensor.Tensor         // n2(h), silu(a2)
+	mask, a4 *tensor.Tensor         // dropout mask and dropout(a3) (nil when Dropout == 0)
+	shard    struct{ From, Of int } // UNet.DropoutShard of the pass in progress
 }
 
 func (b *builder) resBlock(name string, cin, cout, tdim, groups int, dropout float32) *ResBlock {
@@ -65,7 +66,15 @@ func (r *ResBlock) Forward(x, tact *tensor.Tensor, train bool, seed uint64) *ten
 	done(a2)
 	a4, mask := a3, (*tensor.Tensor)(nil)
 	if train && r.Dropout > 0 {
-		a4, mask = be.Dropout(a3, r.Dropout, seed)
+		if sh := r.shard; sh.Of > 0 {
+			// The rows' part of the whole batch's mask, applied as Dropout applies its own.
+			per := a3.Len() / a3.Shape[0]
+			m := tensor.DropoutMask(sh.Of*per, r.Dropout, seed)[sh.From*per : sh.From*per+a3.Len()]
+			mask = be.Upload(a3.Shape, m)
+			a4 = be.DropoutBackward(a3, mask)
+		} else {
+			a4, mask = be.Dropout(a3, r.Dropout, seed)
+		}
 	}
 	h3 := r.C2.Forward(a4, train)
 	done(a3)

@@ -37,6 +37,11 @@ type UNet struct {
 	// DropoutSeed picks the dropout masks of the next training Forward; Forward increments it, so
 	// a run is reproducible from its starting value (save it with the training state).
 	DropoutSeed uint64
+	// DropoutShard, if Of > 0, says the rows of a training Forward are rows From, From+1, ... of a
+	// batch of Of rows: each mask is drawn for the whole batch and the part of these rows used, so a
+	// rank of data-parallel training (train.Stepper.Comm) drops exactly the elements one process
+	// would drop in the same rows, and the ranks together follow the one-process run.
+	DropoutShard struct{ From, Of int }
 	// MaxBatch bounds the images per network call in Predict (0: no bound).
 	MaxBatch int
 
@@ -314,6 +319,7 @@ func (p *forwardPass) layer(l interface {
 // network order, so a run replays from its starting DropoutSeed.
 func (p *forwardPass) block(r *ResBlock) {
 	p.u.DropoutSeed++
+	r.shard = p.u.DropoutShard
 	p.then(r.Forward(p.h, p.act, p.train, p.u.DropoutSeed))
 }
 

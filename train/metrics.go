@@ -135,7 +135,12 @@ func (r Row) record() []string {
 	return []string{strconv.Itoa(r.Step), f(r.Loss, 8), f(r.LR, 6), f(r.ImgS, 5), f(r.Wall, 7)}
 }
 
+// A metrics without a file (the ranks of a data-parallel run but rank 0, which alone writes)
+// keeps and writes nothing.
 func (m *metrics) add(r Row) error {
+	if m.f == nil {
+		return nil
+	}
 	m.rows = append(m.rows, r)
 	w := csv.NewWriter(m.w)
 	w.Write(r.record())
@@ -144,6 +149,9 @@ func (m *metrics) add(r Row) error {
 }
 
 func (m *metrics) flush() error {
+	if m.f == nil {
+		return nil
+	}
 	if err := m.w.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", m.path, err)
 	}
@@ -163,6 +171,9 @@ func (m *metrics) sync() error {
 }
 
 func (m *metrics) close() error {
+	if m.f == nil {
+		return nil
+	}
 	err := m.flush()
 	if cerr := m.f.Close(); err == nil && cerr != nil {
 		err = cerr

@@ -19,6 +19,7 @@ import (
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
+	"github.com/ddpm-go/ddpm/mpi"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/schedule"
 	"github.com/ddpm-go/ddpm/tensor"
@@ -36,6 +37,14 @@ type Options struct {
 	Backend tensor.Backend
 	// Set, if not nil, is the dataset instead of loading Config.Data.
 	Set *data.Set
+	// Comm, if it has more than one rank, makes this call one rank of a data-parallel run (nil:
+	// one process). Every rank loads the data and draws every batch and its randomness as one
+	// process would, trains on its shard of the rows (Stepper.Comm) and applies the same summed
+	// update, so N ranks follow the one-process run. Rank 0 alone touches Config.Out: it writes the
+	// checkpoints, metrics, grids and run files, logs to Log (the others log nothing), and on
+	// --resume reads the checkpoint and broadcasts the state, so the other ranks need the data
+	// but not the run directory. Config.Batch is the global batch and must divide by the ranks.
+	Comm mpi.Comm
 }
 
 // Result summarises a run (or the part of it this call did).
@@ -105,6 +114,15 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if opt.Comm == nil {
+		opt.Comm = mpi.Solo
+	}
+	if n := opt.Comm.Size(); cfg.Batch%n != 0 {
+		return nil, fmt.Errorf("--batch %d does not split over %d ranks: use a multiple of %d (the batch is the global one, shared by the ranks)", cfg.Batch, n, n)
+	}
+	if opt.Comm.Rank() != 0 {
+		opt.Log = nil
+	}
 	r := &run{cfg: cfg, opt: opt, start: time.Now()}
 	if err := r.setup(); err != nil {
 		r.close()
@@ -152,10 +170,12 @@ func (r *run) setup() error {
 	// A model or batch the machine cannot hold is refused here, before any of it is allocated: the
 	// forward pass sized from the config alone (a config of small weights over huge images would
 	// need tens of gigabytes to size by running it), then a whole training step.
-	if err := checkMemory(mcfg, c.Batch); err != nil {
+	// A rank holds the activations of its shard only.
+	local := c.Batch / r.opt.Comm.Size()
+	if err := checkMemory(mcfg, local); err != nil {
 		return err
 	}
-	need, err := nn.TrainingBytes(mcfg, c.Batch)
+	need, err := nn.TrainingBytes(mcfg, local)
 	if err != nil {
 		return err
 	}
@@ -171,26 +191,17 @@ func (r *run) setup() error {
 		r.prog.note("%s", r.set.SkippedNote())
 	}
 
-	if !r.opt.Resume {
+	root := r.opt.Comm.Rank() == 0
+	if !r.opt.Resume && root {
 		if _, paths, _ := checkpoint.Checkpoints(c.Out); len(paths) > 0 {
 			return fmt.Errorf("%s already holds a run (%s); continue it with --resume %s or choose another --out",
 				c.Out, paths[len(paths)-1], c.Out)
 		}
 	}
-	for _, d := range []string{c.Out, filepath.Join(c.Out, checkpoint.CheckpointDir), filepath.Join(c.Out, checkpoint.SampleDir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	if root {
+		if err := r.prepareOut(); err != nil {
 			return err
 		}
-	}
-	// A write killed before its rename leaves its temporary file behind (a checkpoint's is as large
-	// as the checkpoint), and no later write reuses the name: remove them before anything else
-	// writes into the directory.
-	n, size, err := removeTempFiles(c.Out)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		r.prog.note("removed %d temporary files (%.1f MB) of interrupted writes from %s", n, float64(size)/(1<<20), c.Out)
 	}
 
 	if r.be = r.opt.Backend; r.be == nil {
@@ -200,10 +211,14 @@ func (r *run) setup() error {
 	}
 	r.res.Backend = engine.Describe(r.be)
 	r.prog.note("engine %s", engine.Explain(r.be, c.Precision))
+	if n := r.opt.Comm.Size(); n > 1 {
+		r.prog.note("data parallel over %d ranks: %d of the %d images of each batch per rank", n, local, c.Batch)
+	}
 	if r.model, err = nn.New(mcfg, r.be, c.Seed); err != nil {
 		return err
 	}
 	r.stepper = NewStepper(c, r.model, r.sched, r.obj)
+	r.stepper.Comm = r.opt.Comm
 	r.adam, r.ema = r.stepper.Adam, r.stepper.EMA
 	if r.batcher, err = data.NewBatcher(r.set, c.Batch, c.Seed, c.Flip); err != nil {
 		return err
@@ -211,6 +226,11 @@ func (r *run) setup() error {
 
 	// A resume rewrites config.json with what it was given (--steps, --cooldown, ...), so that the
 	// next resume continues the same schedule without the flags being repeated.
+	if !root {
+		// Rank 0 restores or initialises; everything it then holds is broadcast.
+		r.metrics = &metrics{}
+		return r.receiveState()
+	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	if r.opt.Resume {
 		if err := r.restore(); err != nil {
@@ -234,6 +254,95 @@ func (r *run) setup() error {
 	if r.metrics, err = openMetrics(c.Out, r.opt.Resume, r.step, r.prog); err != nil {
 		return err
 	}
+	if r.opt.Comm.Size() > 1 {
+		return r.sendState()
+	}
+	return nil
+}
+
+// prepareOut creates the run directory and clears what interrupted writes left in it.
+func (r *run) prepareOut() error {
+	c := r.cfg
+	for _, d := range []string{c.Out, filepath.Join(c.Out, checkpoint.CheckpointDir), filepath.Join(c.Out, checkpoint.SampleDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	// A write killed before its rename leaves its temporary file behind (a checkpoint's is as large
+	// as the checkpoint), and no later write reuses the name: remove them before anything else
+	// writes into the directory.
+	n, size, err := removeTempFiles(c.Out)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.prog.note("removed %d temporary files (%.1f MB) of interrupted writes from %s", n, float64(size)/(1<<20), c.Out)
+	}
+	return nil
+}
+
+// rankState is what rank 0 sends the other ranks of a data-parallel run besides the tensors:
+// everything restore sets.
+type rankState struct {
+	Step, AdamSteps int
+	Wall            float64
+	DropoutSeed     uint64
+	Batcher         data.BatchState
+}
+
+// stateTensors are the float32 buffers of the training state, in a fixed order: the weights, the
+// EMA and AdamW's moments.
+func (r *run) stateTensors() []*tensor.Param {
+	ps := append([]*tensor.Param(nil), r.model.Params()...)
+	ps = append(ps, r.ema.Params()...)
+	m, v := r.adam.Moments()
+	return append(append(ps, m...), v...)
+}
+
+// sendState broadcasts rank 0's training state, fresh or resumed, to the other ranks
+// (receiveState), as Horovod's broadcast_parameters and broadcast_optimizer_state do at the start
+// of a run: the ranks would build the same initial weights from the seed anyway, but a resume reads
+// the checkpoint on rank 0 only (the others may have no access to the run directory), and the
+// broadcast makes the replicas identical by construction rather than by coincidence. A failure on
+// rank 0 before this point returns an error and the caller aborts the job (mpi.Comm.Abort), which
+// ends the ranks waiting here.
+func (r *run) sendState() error {
+	b, err := json.Marshal(rankState{r.step, r.adam.Steps(), r.wallBase, r.model.DropoutSeed, r.batcher.State()})
+	if err != nil {
+		return err
+	}
+	if _, err := r.opt.Comm.Bcast(b, 0); err != nil {
+		return err
+	}
+	for _, p := range r.stateTensors() {
+		if err := r.opt.Comm.BcastFloat32(p.W, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) receiveState() error {
+	b, err := r.opt.Comm.Bcast(nil, 0)
+	if err != nil {
+		return err
+	}
+	var st rankState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("state from rank 0: %w", err)
+	}
+	for _, p := range r.stateTensors() {
+		if err := r.opt.Comm.BcastFloat32(p.W, 0); err != nil {
+			return err
+		}
+		p.Version++ // backends keep converted copies of weights keyed by version
+	}
+	if err := r.batcher.Restore(st.Batcher); err != nil {
+		return fmt.Errorf("state from rank 0: %w", err)
+	}
+	r.step, r.wallBase, r.model.DropoutSeed = st.Step, st.Wall, st.DropoutSeed
+	r.adam.SetSteps(st.AdamSteps)
+	r.lastCkpt = r.step
 	return nil
 }
 
@@ -469,7 +578,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	var rate float64 // moving average of img/s
 	interrupted := func() (*Result, error) {
 		r.prog.note("interrupted at step %d; saving a checkpoint", r.step)
-		if r.step > r.lastCkpt || r.res.Checkpoint == "" && r.step > 0 {
+		if (r.step > r.lastCkpt || r.res.Checkpoint == "" && r.step > 0) && r.opt.Comm.Rank() == 0 {
 			if err := r.save(); err != nil {
 				return nil, err
 			}
@@ -478,8 +587,22 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		return &r.res, fmt.Errorf("%w at step %d; saved %s (continue with --resume %s)", ErrInterrupted, r.step, r.res.Checkpoint, c.Out)
 	}
 
+	comm := r.opt.Comm
+	root := comm.Rank() == 0
+	// The ranks of a data-parallel run stop together: a signal may reach some ranks a step before
+	// the others, and a rank that left the loop alone would leave its peers waiting in the next
+	// allreduce; so whether to stop is itself reduced (any rank interrupted stops all of them at
+	// the same step), and the grids, which only rank 0 draws, are not interrupted halfway.
+	gridCtx := ctx
+	if comm.Size() > 1 {
+		gridCtx = context.WithoutCancel(ctx)
+	}
 	for r.step < r.total {
-		if ctx.Err() != nil {
+		stop, err := mpi.Or(comm, ctx.Err() != nil)
+		if err != nil {
+			return nil, err
+		}
+		if stop {
 			return interrupted()
 		}
 		t0 := time.Now()
@@ -527,8 +650,8 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			lr: lr, imgS: rate, eta: eta, elapsed: time.Duration(r.wall() * float64(time.Second))})
 
 		last := step == r.total
-		if c.SampleEvery > 0 && step%c.SampleEvery == 0 && !last {
-			if err := r.grid(ctx); err != nil {
+		if c.SampleEvery > 0 && step%c.SampleEvery == 0 && !last && root {
+			if err := r.grid(gridCtx); err != nil {
 				if ctx.Err() != nil {
 					return interrupted()
 				}
@@ -536,20 +659,20 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			}
 			r.prog.note("step %d: grid %s", step, r.res.Grid)
 		}
-		if c.CkptEvery > 0 && step%c.CkptEvery == 0 && !last {
+		if c.CkptEvery > 0 && step%c.CkptEvery == 0 && !last && root {
 			if err := r.save(); err != nil {
 				return nil, err
 			}
 			r.prog.note("step %d: checkpoint %s", step, r.res.Checkpoint)
 		}
 	}
-	if r.step > r.lastCkpt || r.res.Checkpoint == "" {
+	if (r.step > r.lastCkpt || r.res.Checkpoint == "") && root {
 		if err := r.save(); err != nil {
 			return nil, err
 		}
 	}
-	if r.step > r.res.Start || r.res.Grid == "" {
-		if err := r.grid(ctx); err != nil {
+	if (r.step > r.res.Start || r.res.Grid == "") && root {
+		if err := r.grid(gridCtx); err != nil {
 			if ctx.Err() != nil {
 				return interrupted()
 			}
