@@ -13,7 +13,7 @@ import (
 // server decodes it from a request under its JSON names. Zero values mean defaults; settings that
 // belong to another sampler are errors rather than silently ignored.
 type SamplerSpec struct {
-	Name     string  `json:"sampler"`   // one of diffusion.SamplerNames(): ddpm, ddim (default), dpm-solver++, plms
+	Name     string  `json:"sampler"`   // one of diffusion.SamplerNames(): ddpm, ddim (default), dpm-solver++, dpm-solver++3m, plms, ipndm, ipndm-v, unipc
 	Variance string  `json:"variance"`  // ddpm only: "beta" (default) or "posterior"
 	Steps    int     `json:"steps"`     // in [1, T]; 0: T for ddpm, min(50, T) for the others
 	Eta      float64 `json:"eta"`       // ddim only: in [0, MaxEta]
@@ -21,6 +21,7 @@ type SamplerSpec struct {
 	Spacing  string  `json:"spacing"`   // "linspace" (default), "leading", "trailing" or "quadratic"
 	Clip     bool    `json:"clip"`      // clip the predicted x0 to [-1, 1]
 	EpsScale float64 `json:"eps_scale"` // multiply the predicted eps by this at each step, in (0, MaxEpsScale] (0: off)
+	Order    int     `json:"order"`     // unipc (1-3, default 2), ipndm and ipndm-v (maximum order, 1-4, default 4) only; 0: default
 }
 
 // Bounds of a SamplerSpec past what the samplers themselves define. DDIM is defined for any eta >= 0
@@ -80,6 +81,15 @@ func (sp SamplerSpec) Validate(T int) error {
 	if sp.SigmaHat && sp.Eta != 0 {
 		return fieldErr("sigma_hat", "uses the mean of eta = 1; do not combine it with eta")
 	}
+	if sp.Order != 0 {
+		lo, hi, _, ok := diffusion.OrderRange(name)
+		if !ok {
+			return fieldErr("order", "does not apply to %s: order applies to the unipc, ipndm and ipndm-v samplers only", name)
+		}
+		if sp.Order < lo || sp.Order > hi {
+			return fieldErr("order", "%d outside [%d, %d] for %s", sp.Order, lo, hi, name)
+		}
+	}
 	if sp.Variance != "" {
 		if name != "ddpm" {
 			return fieldErr("variance", "applies to the ddpm sampler only, not %s", name)
@@ -105,7 +115,7 @@ func (sp SamplerSpec) ValidateGiven(T int, given func(field string) bool) error 
 		name string
 		zero bool
 		val  any
-	}{{"sampler", sp.Name == "", `""`}, {"steps", sp.Steps == 0, 0}, {"eps_scale", sp.EpsScale == 0, 0},
+	}{{"sampler", sp.Name == "", `""`}, {"steps", sp.Steps == 0, 0}, {"eps_scale", sp.EpsScale == 0, 0}, {"order", sp.Order == 0, 0},
 		{"variance", sp.Variance == "", `""`}, {"spacing", sp.Spacing == "", `""`}} {
 		if f.zero && given(f.name) {
 			return fieldErr(f.name, "%v: give a value or leave it out for the default", f.val)
@@ -133,7 +143,10 @@ func (sp SamplerSpec) New(s *schedule.Schedule) (diffusion.Sampler, SamplerSpec,
 	if sp.EpsScale == 0 {
 		sp.EpsScale = 1
 	}
-	c := diffusion.SamplerConfig{Steps: sp.Steps, Eta: sp.Eta, SigmaHat: sp.SigmaHat, Clip: sp.Clip, EpsScale: sp.EpsScale}
+	if _, _, def, ok := diffusion.OrderRange(sp.Name); ok && sp.Order == 0 {
+		sp.Order = def
+	}
+	c := diffusion.SamplerConfig{Steps: sp.Steps, Eta: sp.Eta, SigmaHat: sp.SigmaHat, Clip: sp.Clip, EpsScale: sp.EpsScale, Order: sp.Order}
 	c.Spacing, _ = diffusion.ParseSpacing(sp.Spacing)
 	if sp.Name == "ddpm" {
 		c.Variance, _ = diffusion.ParseVariance(sp.Variance)
@@ -151,8 +164,8 @@ func (sp SamplerSpec) New(s *schedule.Schedule) (diffusion.Sampler, SamplerSpec,
 	return sampler, sp, nil
 }
 
-// String describes the sampler for logs, e.g. "ddim-50 eta=0 linspace" or, with epsilon scaling,
-// "ddim-50 eta=0 linspace eps-scale=1.012".
+// String describes the sampler for logs, e.g. "ddim-50 eta=0 linspace", "unipc-10 order=2 linspace"
+// or, with epsilon scaling, "ddim-50 eta=0 linspace eps-scale=1.012".
 func (sp SamplerSpec) String() string {
 	desc := fmt.Sprintf("%s-%d", sp.Name, sp.Steps)
 	switch {
@@ -162,6 +175,8 @@ func (sp SamplerSpec) String() string {
 		desc += " sigma-hat"
 	case sp.Name == "ddim":
 		desc += fmt.Sprintf(" eta=%g", sp.Eta)
+	case sp.Order != 0:
+		desc += fmt.Sprintf(" order=%d", sp.Order)
 	}
 	desc += " " + sp.Spacing
 	if sp.Clip {

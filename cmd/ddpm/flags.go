@@ -24,6 +24,7 @@ func addSamplerFlags(fs *flag.FlagSet, spec *generate.SamplerSpec) {
 	fs.StringVar(&spec.Spacing, "spacing", "", "timestep spacing: "+diffusion.SpacingNames+" (default linspace)")
 	fs.BoolVar(&spec.Clip, "clip", false, "clip the predicted x0 to [-1, 1] at every step")
 	fs.Float64Var(&spec.EpsScale, "eps-scale", 1, "multiply the predicted eps by this at every step (epsilon scaling; see docs/eval.md)")
+	fs.IntVar(&spec.Order, "order", 0, "unipc order 1-3 (default 2); ipndm, ipndm-v maximum order 1-4 (default 4)")
 }
 
 // addClassFlags registers --class and --guidance, shared by the commands that sample a

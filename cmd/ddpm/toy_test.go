@@ -58,7 +58,7 @@ func TestToySamplesCSV(t *testing.T) {
 		t.Errorf("eta=0 from the same x_T differs between seeds:\n%s\n%s\n%s", a, b, errs)
 	}
 	// The multistep solvers are deterministic too.
-	for _, name := range []string{"dpm-solver++", "plms"} {
+	for _, name := range []string{"dpm-solver++", "plms", "dpm-solver++3m", "ipndm", "ipndm-v", "unipc"} {
 		_, a, _ := runCLI(t, "toy", "--mixture", mix, "--sampler", name, "--steps", "10", "--init", init, "--seed", "1")
 		_, b, errs := runCLI(t, "toy", "--mixture", mix, "--sampler", name, "--steps", "10", "--init", init, "--seed", "2")
 		if a != b || len(parseCSV(t, a)) != 8 {
@@ -130,6 +130,9 @@ func TestInvalidInput(t *testing.T) {
 		"toy eta with plms":        {"toy", "--mixture", mix, "--sampler", "plms", "--eta", "0.5"},
 		"toy variance with dpm":    {"toy", "--mixture", mix, "--sampler", "dpm-solver++", "--variance", "beta"},
 		"toy dpm steps > T":        {"toy", "--mixture", mix, "--sampler", "dpm-solver++", "--steps", "1001"},
+		"toy order with ddim":      {"toy", "--mixture", mix, "--sampler", "ddim", "--order", "2"},
+		"toy unipc order 4":        {"toy", "--mixture", mix, "--sampler", "unipc", "--order", "4"},
+		"toy ipndm order 5":        {"toy", "--mixture", mix, "--sampler", "ipndm", "--order", "5"},
 		"toy unknown variance":     {"toy", "--mixture", mix, "--variance", "small"},
 		"toy unknown spacing":      {"toy", "--mixture", mix, "--spacing", "even"},
 		"toy unknown prediction":   {"toy", "--mixture", mix, "--prediction", "score"},
