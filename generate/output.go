@@ -109,7 +109,13 @@ func (o *Outputs) Open(m *Model, j *Job) error {
 
 // Emit writes batch b's images x (values in [-1, 1]).
 func (o *Outputs) Emit(b Batch, x []float64) error {
-	u8 := imageio.ToUint8(make([]uint8, 0, len(x)), x)
+	return o.EmitBytes(b, imageio.ToUint8(make([]uint8, 0, len(x)), x))
+}
+
+// EmitBytes writes batch b's images already converted to bytes by imageio.ToUint8: how the root
+// of a sharded job (ddpm sample under mpirun) writes the images the other ranks drew, so its
+// outputs are byte for byte those of one process.
+func (o *Outputs) EmitBytes(b Batch, u8 []uint8) error {
 	if o.px != nil {
 		o.px = append(o.px, u8...)
 	}

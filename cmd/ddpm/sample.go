@@ -12,6 +12,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/mpi"
 )
 
 func init() {
@@ -69,6 +70,23 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	comm, err := joinMPI()
+	if err != nil {
+		return err
+	}
+	return leaveMPI("sample", comm, sample(f, comm, stdout, stderr), stderr)
+}
+
+// sample is `ddpm sample` on one rank of comm: each rank draws its part of the job and rank 0
+// gathers the images and alone writes the outputs (sampleSharded).
+func sample(f *sampleFlags, comm mpi.Comm, stdout, stderr io.Writer) error {
+	root := comm.Rank() == 0
+	if comm.Size() > 1 && f.out.GIF != "" {
+		return fmt.Errorf("--gif records the reverse process in one process; run it without mpirun")
+	}
+	if !root {
+		stderr = io.Discard
+	}
 	m, be, done, err := f.eng.load(f.ckpt)
 	if err != nil {
 		return err
@@ -100,13 +118,18 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	if job.Labels, err = f.class.Labels(m.Classes, job.Start, job.N, f.out.Cols); err != nil {
 		return flagErr(err)
 	}
-	bar := generate.NewProgress(stderr, job.NumBatches(), spec.Steps)
+	part := shardJob(job, comm.Rank(), comm.Size(), m.Dim())
+	bar := generate.NewProgress(stderr, part.NumBatches(), spec.Steps)
 	job.Step = bar.Step
 	// Every check that can refuse the job comes before its header, so a refusal is one line.
-	if err := f.out.Open(m, &job); err != nil {
+	if root {
+		if err := f.out.Open(m, &job); err != nil {
+			return err
+		}
+		defer f.out.Abort()
+	} else if err := m.CheckMemory(part); err != nil {
 		return err
 	}
-	defer f.out.Abort()
 
 	what := ""
 	if m.Classes != nil {
@@ -118,13 +141,20 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	t0 := time.Now()
-	_, err = m.Sample(ctx, sampler, job)
+	if comm.Size() > 1 {
+		err = sampleSharded(ctx, m, sampler, job, comm, bar.Step, f.out.EmitBytes)
+	} else {
+		_, err = m.Sample(ctx, sampler, job)
+	}
 	bar.Finish()
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted; nothing written")
 	}
 	if err != nil {
 		return err
+	}
+	if !root {
+		return nil
 	}
 	secs := time.Since(t0).Seconds()
 	fmt.Fprintf(stderr, "%d images in %.1f s (%.2f img/s)\n", job.N, secs, float64(job.N)/secs)

@@ -60,15 +60,21 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err := train.CheckMemory(cfg); err != nil {
 		return err
 	}
-
+	comm, err := joinMPI()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := train.Run(ctx, cfg, train.Options{Resume: *resume != "", Log: stderr, Terminal: generate.IsTerminal(stderr)})
-	if err != nil {
+	res, err := train.Run(ctx, cfg, train.Options{Resume: *resume != "", Log: stderr, Terminal: generate.IsTerminal(stderr), Comm: comm})
+	if err = leaveMPI("train", comm, err, stderr); err != nil {
 		if errors.Is(err, train.ErrInterrupted) {
 			fmt.Fprintln(stderr) // end the progress line
 		}
 		return err
+	}
+	if comm.Rank() != 0 {
+		return nil
 	}
 	fmt.Fprintf(stdout, "trained %s to step %d/%d on %s: loss %.5f, %.1f img/s, wall %s\ncheckpoint %s\ngrid %s\n",
 		cfg.Out, res.Step, res.Steps, res.Backend, res.Loss, res.ImgPerSec, res.Wall.Round(1e9), res.Checkpoint, res.Grid)
