@@ -17,6 +17,12 @@ go run ./cmd/ddpm data fetch mnist fashion emoji
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -count=1 -timeout 15m ./...
 CGO_ENABLED=0 go test -count=1 -timeout 10m ./...
+# The MPI build (docs/distributed.md): Open MPI's collectives, then mpirun -np 2 training against one
+# process (loss, weights), sharded sampling byte-identical, a killed rank ending the job.
+go vet -tags mpi ./mpi ./cmd/ddpm ./train
+go build -tags mpi -o /dev/null ./cmd/ddpm
+go test -tags mpi -count=1 -timeout 10m ./mpi ./train ./deploy
+go test -tags mpi -count=1 -timeout 10m -run 'MPI' ./cmd/ddpm
 # The example module: ddpm imported by another module, sampling the shipped model into a PNG.
 ex=$(mktemp -d)
 (cd examples/sample && go vet . && go build -o "$ex/sample" .)
