@@ -277,7 +277,7 @@ func jsonKind(k string) string {
 	return k
 }
 
-var requestFields = []string{"model", "sampler", "steps", "eta", "sigma_hat", "variance", "spacing", "clip", "eps_scale", "class", "guidance", "n", "seed", "format", "every", "inpaint"}
+var requestFields = []string{"model", "sampler", "steps", "eta", "sigma_hat", "variance", "spacing", "clip", "eps_scale", "order", "class", "guidance", "n", "seed", "format", "every", "inpaint"}
 
 // parseQuery reads a Request from URL query parameters (the stream endpoint, since EventSource can
 // only GET). Unknown and repeated parameters are errors, like unknown JSON fields.
@@ -308,6 +308,8 @@ func parseQuery(q url.Values) (Request, error) {
 			req.Guidance = &g
 		case "steps":
 			req.Steps, err = strconv.Atoi(v)
+		case "order":
+			req.Order, err = strconv.Atoi(v)
 		case "n":
 			req.N, err = strconv.Atoi(v)
 		case "every":

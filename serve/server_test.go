@@ -121,6 +121,34 @@ func TestEverySampler(t *testing.T) {
 	}
 }
 
+// TestSamplerOrder: the order of UniPC and iPNDM reaches the sampler, by JSON and by query; a
+// sampler without one, or an order out of range, is a 400 naming the field.
+func TestSamplerOrder(t *testing.T) {
+	s, ts := newTestServer(t, Options{}, 1)
+	for _, c := range []struct {
+		name  string
+		order int
+	}{{"unipc", 3}, {"unipc", 1}, {"ipndm-v", 2}} {
+		resp, b := post(t, ts.URL, fmt.Sprintf(`{"sampler":%q,"steps":6,"n":2,"seed":3,"order":%d}`, c.name, c.order))
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s order %d: status %d: %s", c.name, c.order, resp.StatusCode, b)
+		}
+		want, _ := gridPNG(direct(t, s.models[0].Model, generate.SamplerSpec{Name: c.name, Steps: 6, Order: c.order}, 2, 3), 2, 1, 8, 8, imageio.GridCols(2))
+		if !bytes.Equal(b, want) {
+			t.Errorf("%s order %d: bytes differ from sampling directly", c.name, c.order)
+		}
+	}
+	for _, body := range []string{`{"sampler":"ddim","order":2}`, `{"sampler":"unipc","order":4}`, `{"sampler":"unipc","order":0}`} {
+		resp, b := post(t, ts.URL, body)
+		if e := decodeAPIError(t, b); resp.StatusCode != 400 || e.Field != "order" {
+			t.Errorf("%s: status %d, error %+v; want 400 naming order", body, resp.StatusCode, e)
+		}
+	}
+	if resp, b := get(t, ts.URL+"/v1/samples/stream?sampler=unipc&steps=4&n=1&order=3"); resp.StatusCode != 200 {
+		t.Errorf("stream with order: status %d: %s", resp.StatusCode, b)
+	}
+}
+
 func TestSamplesNPZ(t *testing.T) {
 	s, ts := newTestServer(t, Options{}, 1)
 	resp, b := post(t, ts.URL, `{"steps":5,"n":3,"seed":9,"format":"npz"}`)
