@@ -259,3 +259,31 @@ func TestRankHelper(t *testing.T) {
 	}
 	fmt.Printf("rank ok %d/%d\n", c.Rank(), c.Size())
 }
+
+// TestAllreduceTime is the allreduce benchmark of docs/distributed.md: with DDPM_ALLREDUCE_BYTES
+// set, under mpirun, it times that many bytes of float32 allreduce and rank 0 prints the result.
+func TestAllreduceTime(t *testing.T) {
+	s := os.Getenv("DDPM_ALLREDUCE_BYTES")
+	if s == "" {
+		t.Skip("set DDPM_ALLREDUCE_BYTES and run under mpirun (docs/distributed.md)")
+	}
+	var bytes, iters int
+	if _, err := fmt.Sscan(s, &bytes); err != nil {
+		t.Fatal(err)
+	}
+	iters = 50
+	c, err := Init()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := TimeAllreduce(c, bytes, iters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Rank() == 0 {
+		fmt.Printf("allreduce %d bytes on %d ranks: mean %v, min %v, bus %.2f GB/s\n", res.Bytes, res.Ranks, res.Mean, res.Min, res.BusGBs)
+	}
+	if err := Finalize(); err != nil {
+		t.Fatal(err)
+	}
+}
