@@ -359,6 +359,12 @@ type DDIM struct {
 	Spacing  Spacing
 	Clip     bool    // clip predicted x0 to [-1, 1] (and recompute eps from it, as diffusers does)
 	EpsScale float64 // multiply the model's eps by this at every step (0 or 1: off; see walk)
+	// Grid, if not nil, is the sequence of timesteps to visit (strictly decreasing, in [0, T-1]),
+	// taken instead of Timesteps(T, Steps, Spacing); Steps must then be 0 or len(Grid). A
+	// progressively distilled model (Salimans & Ho 2022) is trained for the steps of one grid that
+	// no spacing reproduces (each student's grid is every other timestep of its teacher's), and is
+	// sampled over exactly that grid.
+	Grid []int
 }
 
 // Timesteps returns the sequence this sampler visits.
@@ -372,7 +378,30 @@ func (d *DDIM) Timesteps() ([]int, error) {
 	if err := checkEpsScale("ddim", d.EpsScale); err != nil {
 		return nil, err
 	}
+	if d.Grid != nil {
+		return CheckGrid(d.Schedule.T, d.Steps, d.Grid)
+	}
 	return Timesteps(d.Schedule.T, d.Steps, d.Spacing)
+}
+
+// CheckGrid validates an explicit sequence of timesteps for a model of T timesteps (non-empty,
+// strictly decreasing, within [0, T-1], and of length steps unless steps is 0) and returns a copy.
+func CheckGrid(T, steps int, grid []int) ([]int, error) {
+	if len(grid) == 0 {
+		return nil, fmt.Errorf("timesteps: empty grid")
+	}
+	if steps != 0 && steps != len(grid) {
+		return nil, fmt.Errorf("timesteps: %d steps but a grid of %d timesteps", steps, len(grid))
+	}
+	for i, t := range grid {
+		if t < 0 || t >= T {
+			return nil, fmt.Errorf("timesteps: grid timestep %d outside [0, %d]", t, T-1)
+		}
+		if i > 0 && t >= grid[i-1] {
+			return nil, fmt.Errorf("timesteps: grid %v is not strictly decreasing", grid)
+		}
+	}
+	return append([]int(nil), grid...), nil
 }
 
 // Sample implements Sampler.

@@ -92,9 +92,12 @@ func sample(f *sampleFlags, comm mpi.Comm, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer done()
-	sampler, spec, err := f.spec.New(m.Schedule)
+	sampler, spec, warn, err := m.Sampler(f.spec)
 	if err != nil {
 		return err
+	}
+	if warn != "" {
+		fmt.Fprintln(stderr, warn)
 	}
 	if err := f.class.Validate(m.Classes); err != nil {
 		return flagErr(err)
