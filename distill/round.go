@@ -252,10 +252,16 @@ func (rr *roundRun) loop(ctx context.Context) error {
 		t0 := time.Now()
 		step := rr.step + 1
 		lr := nn.CooldownLR(h.LR, 0, r.Steps, r.Steps, step)
+		bs := rr.batcher.State()
 		loss, err := rr.train(ctx, step, x32, lab8, lr)
 		if err != nil {
 			if ctx.Err() != nil {
-				continue // the check above saves and reports
+				// An abandoned step leaves the weights as they were; put its batch back too, so
+				// the checkpoint the check above saves resumes with it.
+				if rerr := rr.batcher.Restore(bs); rerr != nil {
+					return rerr
+				}
+				continue
 			}
 			return fmt.Errorf("%s step %d: %w", r.Name, step, err)
 		}
