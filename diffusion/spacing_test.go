@@ -1,8 +1,11 @@
 package diffusion
 
 import (
+	"context"
 	"slices"
 	"testing"
+
+	"github.com/ddpm-go/ddpm/schedule"
 )
 
 // TestTimesteps compares against values worked out by hand from diffusers' definitions, including
@@ -71,5 +74,36 @@ func TestTimesteps(t *testing.T) {
 	}
 	if _, err := ParseSpacing("even"); err == nil {
 		t.Error("ParseSpacing(even) gave no error")
+	}
+}
+
+// TestDDIMGrid checks DDIM over an explicit grid: the linspace grid given explicitly samples
+// exactly as Steps and Spacing do, and bad grids are refused.
+func TestDDIMGrid(t *testing.T) {
+	s, _ := schedule.New("linear", 1000, false)
+	m := &Mixture{Weights: []float64{0.5, 0.5}, Means: [][]float64{{-1, 0}, {1, 0.5}}, Stds: []float64{0.3, 0.2}}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o := &Oracle{Mixture: m, Schedule: s}
+	grid, _ := Timesteps(1000, 7, Linspace)
+	want, err := (&DDIM{Schedule: s, Steps: 7}).Sample(context.Background(), o, 5, 2, Options{Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&DDIM{Schedule: s, Grid: grid}).Sample(context.Background(), o, 5, 2, Options{Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("grid %v samples %v, linspace-7 %v", grid, got, want)
+	}
+	for _, g := range [][]int{{}, {5, 5}, {3, 7}, {1000}, {-1}} {
+		if _, err := (&DDIM{Schedule: s, Grid: g}).Timesteps(); err == nil {
+			t.Errorf("grid %v accepted", g)
+		}
+	}
+	if _, err := (&DDIM{Schedule: s, Steps: 3, Grid: []int{9, 5}}).Timesteps(); err == nil {
+		t.Error("3 steps over a grid of 2 accepted")
 	}
 }

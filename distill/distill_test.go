@@ -17,9 +17,9 @@ import (
 )
 
 // TestXTargetByHand checks Algorithm 2's target on numbers worked out by hand: abar_t = 0.36
-// (alpha 0.6, sigma 0.8) and abar_t'' = 0.64 (alpha 0.8, sigma 0.6), z_t = 1, z_t'' = 0.5:
-// x = (0.5 - 0.75 * 1) / (0.8 - 0.75 * 0.6) = -0.25 / 0.35 = -5/7. At t'' = -1 (clean) it is z_t''.
-// And the defining property: one DDIM step from z_t with x_hat = x lands on z_t''.
+// (alpha 0.6, sigma 0.8) and abar_t2 = 0.64 (alpha 0.8, sigma 0.6), z_t = 1, z_t2 = 0.5:
+// x = (0.5 - 0.75 * 1) / (0.8 - 0.75 * 0.6) = -0.25 / 0.35 = -5/7. At t2 = -1 (clean) it is z_t2.
+// And the defining property: one DDIM step from z_t with x_hat = x lands on z_t2.
 func TestXTargetByHand(t *testing.T) {
 	s := &schedule.Schedule{Name: "hand", T: 2, AlphaBar: []float64{0.64, 0.36}}
 	out := make([]float64, 1)
@@ -29,7 +29,7 @@ func TestXTargetByHand(t *testing.T) {
 	}
 	XTarget(s, 1, -1, []float64{1}, []float64{0.5}, out)
 	if out[0] != 0.5 {
-		t.Errorf("x target at the clean end %v, want z_t'' = 0.5", out[0])
+		t.Errorf("x target at the clean end %v, want z_t2 = 0.5", out[0])
 	}
 	XTarget(s, 1, 0, []float64{1}, []float64{0.5}, out)
 	eps := (1 - 0.6*out[0]) / 0.8
