@@ -60,8 +60,9 @@ func LaunchedSize() int {
 	return 0
 }
 
-// launchedRank is the rank the launcher announces, or 0.
-func launchedRank() int {
+// LaunchedRank is the rank the launcher announces in the environment, or 0: what a process knows
+// of its place in a job without MPI (the stub, or before Init).
+func LaunchedRank() int {
 	for _, k := range []string{"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"} {
 		if n, err := strconv.Atoi(os.Getenv(k)); err == nil && n >= 0 {
 			return n
@@ -70,9 +71,9 @@ func launchedRank() int {
 	return 0
 }
 
-// launched reports whether an MPI launcher started the process (PMIx-only launchers such as
-// srun --mpi=pmix set PMIX_RANK but no size).
-func launched() bool {
+// Launched reports whether an MPI launcher started the process, for any number of ranks
+// (PMIx-only launchers such as srun --mpi=pmix set PMIX_RANK but no size).
+func Launched() bool {
 	if LaunchedSize() > 0 {
 		return true
 	}
@@ -126,4 +127,22 @@ func Shard(n, rank, size int) (lo, hi int) {
 		hi++
 	}
 	return lo, hi
+}
+
+// ShardChunks is Shard of the n items start .. start+n-1 cut only at multiples of chunk (the
+// global indices a chunked network call covers, generate.Job.Chunk), so that no chunk is split
+// between ranks: rank's part as the range [lo, hi) of indices relative to start, 0 <= lo <= hi
+// <= n, the parts contiguous and in rank order. chunk < 1 is Shard itself. Whole chunks are dealt
+// out as Shard deals items, so parts differ by at most one chunk (the first and last chunk may be
+// partial).
+func ShardChunks(start, n, chunk, rank, size int) (lo, hi int) {
+	if chunk < 1 {
+		return Shard(n, rank, size)
+	}
+	chunks := (start+n+chunk-1)/chunk - start/chunk
+	clo, chi := Shard(chunks, rank, size)
+	first := start / chunk * chunk
+	a, b := max(start, first+clo*chunk), min(start+n, first+chi*chunk)
+	lo = min(max(a-start, 0), n) // a rank without a chunk gets the empty range at the end
+	return lo, max(b-start, lo)
 }

@@ -26,6 +26,33 @@ func TestShard(t *testing.T) {
 	}
 }
 
+// TestShardChunks: the parts cover start..start+n-1 in rank order, every cut between parts falls on
+// a multiple of chunk, and chunk 0 is Shard.
+func TestShardChunks(t *testing.T) {
+	for _, c := range []struct{ start, n, chunk, size int }{
+		{0, 10, 0, 3}, {0, 10, 4, 2}, {3, 10, 4, 2}, {5, 7, 4, 3}, {0, 20, 32, 2}, {7, 0, 4, 2}, {30, 5, 32, 2}, {1, 100, 8, 4},
+	} {
+		next := 0
+		for r := range c.size {
+			lo, hi := ShardChunks(c.start, c.n, c.chunk, r, c.size)
+			if lo != next || hi < lo || hi > c.n {
+				t.Fatalf("ShardChunks(%d, %d, %d, %d, %d) = %d, %d after %d", c.start, c.n, c.chunk, r, c.size, lo, hi, next)
+			}
+			if c.chunk == 0 {
+				if slo, shi := Shard(c.n, r, c.size); slo != lo || shi != hi {
+					t.Fatalf("chunk 0: %d, %d; Shard %d, %d", lo, hi, slo, shi)
+				}
+			} else if hi > lo && hi < c.n && (c.start+hi)%c.chunk != 0 {
+				t.Fatalf("ShardChunks(%d, %d, %d, %d, %d) = %d, %d cuts chunk at %d", c.start, c.n, c.chunk, r, c.size, lo, hi, c.start+hi)
+			}
+			next = hi
+		}
+		if next != c.n {
+			t.Fatalf("ShardChunks(%d, %d, %d, *, %d) covers %d", c.start, c.n, c.chunk, c.size, next)
+		}
+	}
+}
+
 // collectives runs every collective of Comm on c and reports what disagrees with MPI's semantics;
 // the -tags mpi test runs the same function on Open MPI's ranks.
 func collectives(c Comm) error {
@@ -215,8 +242,8 @@ func TestRankHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := LaunchedSize(); c.Size() != want || c.Rank() != launchedRank() {
-		t.Fatalf("rank %d of %d, launcher says %d of %d", c.Rank(), c.Size(), launchedRank(), want)
+	if want := LaunchedSize(); c.Size() != want || c.Rank() != LaunchedRank() {
+		t.Fatalf("rank %d of %d, launcher says %d of %d", c.Rank(), c.Size(), LaunchedRank(), want)
 	}
 	if mode == "abort" {
 		if c.Rank() == 1 {

@@ -92,7 +92,7 @@ var (
 // the same Comm. Call Finalize before a successful exit.
 func Init() (Comm, error) {
 	initOnce.Do(func() {
-		if !launched() {
+		if !Launched() {
 			world = Solo
 			return
 		}

@@ -8,7 +8,7 @@ const Enabled = false
 // Init returns Solo, or ErrNoMPI when a launcher started more than one rank: without MPI this
 // binary cannot be one rank of a job.
 func Init() (Comm, error) {
-	if LaunchedSize() > 1 || launched() && launchedRank() > 0 {
+	if LaunchedSize() > 1 || Launched() && LaunchedRank() > 0 {
 		return nil, ErrNoMPI
 	}
 	return Solo, nil

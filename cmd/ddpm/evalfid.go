@@ -16,6 +16,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/eval/fid"
 	"github.com/ddpm-go/ddpm/generate"
+	"github.com/ddpm-go/ddpm/mpi"
 	"github.com/ddpm-go/ddpm/plot"
 )
 
@@ -28,13 +29,27 @@ func runEvalFID(args []string, stdout, stderr io.Writer) error {
 	if err := parse(args); err != nil {
 		return err
 	}
+	comm, err := joinMPI()
+	if err != nil {
+		return err
+	}
+	return leaveMPI("eval fid", comm, evalFID(o.Options, comm, stdout, stderr), stderr)
+}
+
+// evalFID is `ddpm eval fid` on one rank of comm: every rank samples its part of the images and
+// rank 0 gathers them, scores them and alone prints the JSON line (fid.Options.Comm).
+func evalFID(o fid.Options, comm mpi.Comm, stdout, stderr io.Writer) error {
+	if comm.Rank() != 0 {
+		stderr = io.Discard
+	}
+	o.Comm = comm
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := fid.Run(ctx, o.Options, stderr)
+	res, err := fid.Run(ctx, o, stderr)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted")
 	}
-	if err != nil {
+	if err != nil || res == nil { // no result: a rank other than 0
 		return err
 	}
 	b, err := json.Marshal(res)
@@ -130,29 +145,47 @@ func runEvalGuidance(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--scales: %v", err)
 		}
 	}
-	if *out != "" {
-		if err := os.MkdirAll(*out, 0o755); err != nil {
+	comm, err := joinMPI()
+	if err != nil {
+		return err
+	}
+	return leaveMPI("eval guidance", comm, evalGuidance(o.Options, ss, *baseline, *out, comm, stdout, stderr), stderr)
+}
+
+// evalGuidance is `ddpm eval guidance` on one rank of comm: every scale's (and the baseline's)
+// scoring is collective (fid.Options.Comm) and rank 0 alone prints the table and writes out.
+func evalGuidance(o fid.Options, ss []float64, baseline, out string, comm mpi.Comm, stdout, stderr io.Writer) error {
+	root := comm.Rank() == 0
+	if !root {
+		stderr = io.Discard
+	}
+	o.Comm = comm
+	if out != "" && root {
+		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rs, err := fid.Guidance(ctx, o.Options, ss, stderr)
+	rs, err := fid.Guidance(ctx, o, ss, stderr)
 	if err != nil {
 		return err
 	}
 	var base *fid.Result
-	if *baseline != "" {
-		bo := o.Options
-		bo.Ckpt, bo.ClassPrior = *baseline, false
+	if baseline != "" {
+		bo := o
+		bo.Ckpt, bo.ClassPrior = baseline, false
 		if base, err = fid.Run(ctx, bo, stderr); err != nil {
 			return fmt.Errorf("--baseline: %w", err)
 		}
 	}
+	if !root {
+		return nil
+	}
 	var md strings.Builder
 	fid.GuidanceMarkdown(&md, rs, base)
 	fmt.Fprint(stdout, md.String())
-	if *out == "" {
+	if out == "" {
 		return nil
 	}
 	var lines strings.Builder
@@ -162,13 +195,13 @@ func runEvalGuidance(args []string, stdout, stderr io.Writer) error {
 			lines.Write(append(b, '\n'))
 		}
 	}
-	if err := os.WriteFile(filepath.Join(*out, "guidance.jsonl"), []byte(lines.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "guidance.jsonl"), []byte(lines.String()), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(*out, "guidance.md"), []byte(md.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "guidance.md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
-	return plot.WriteFile(filepath.Join(*out, "guidance.png"), func(w io.Writer) error { return fid.GuidancePlot(w, rs) })
+	return plot.WriteFile(filepath.Join(out, "guidance.png"), func(w io.Writer) error { return fid.GuidancePlot(w, rs) })
 }
 
 // parseFloats reads a comma-separated list of finite numbers.

@@ -13,6 +13,10 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
+	"time"
+
+	"github.com/ddpm-go/ddpm/mpi"
 )
 
 // command is one subcommand: "ddpm NAME [flags]".
@@ -68,7 +72,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	if err := c.run(args[1:], stdout, stderr); err != nil {
+	leave, err := checkLaunch(args, stderr)
+	if err != nil {
+		return 2
+	}
+	err = c.run(args[1:], stdout, stderr)
+	if ferr := leave(); err == nil && ferr != nil {
+		err = ferr
+	}
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -94,4 +106,65 @@ func subcommands(subs map[string]func(args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("unknown subcommand %q", args[0])
 	}
 	return f(args[1:], stdout, stderr)
+}
+
+// mpiCommands are the commands that run as one job of several ranks under mpirun (they join it
+// with joinMPI and leave it with leaveMPI; docs/distributed.md). Every other command is one
+// process and refuses a launch of several ranks.
+var mpiCommands = []string{"train", "sample", "eval fid", "eval guidance"}
+
+// mpiAware reports whether the command line args (command first) names one of mpiCommands.
+func mpiAware(args []string) bool {
+	for _, c := range mpiCommands {
+		words := strings.Fields(c)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLaunch refuses, in one line on stderr, a command that cannot be what an MPI launcher
+// started it as, before it parses a flag: with several ranks, any command of a binary built
+// without MPI (mpi.ErrNoMPI) and, in an MPI build, any command but mpiCommands, rather than N
+// copies writing the same files. A one-rank launch of a command that is not MPI-aware joins MPI
+// here (the MPI build must finalise what a launcher started) and leave finalises it; the
+// MPI-aware commands join after their flags, in the command. leave is never nil.
+//
+// Every rank of the launch takes the same way, so one of them speaks: in the MPI build rank 0
+// alone; in the stub, which knows its rank only from the environment, rank 0 at once and the
+// others after a second, by which a launcher has usually ended them for rank 0's exit (a PMIx
+// launch that announces no size leaves rank 0 running, and the others must say why they stop).
+func checkLaunch(args []string, stderr io.Writer) (leave func() error, err error) {
+	leave = func() error { return nil }
+	if !mpi.Launched() {
+		return leave, nil
+	}
+	aware := mpiAware(args)
+	if aware && mpi.Enabled {
+		return leave, nil
+	}
+	comm, err := mpi.Init()
+	if err != nil {
+		if mpi.LaunchedRank() > 0 {
+			time.Sleep(time.Second)
+		}
+		fmt.Fprintf(stderr, "ddpm %s: %v\n", args[0], err)
+		return leave, err
+	}
+	if comm.Size() > 1 {
+		// In the stub Init refused above; this is the MPI build and a command that is one process.
+		mpi.Finalize()
+		name := args[0]
+		if len(args) > 1 && (name == "eval" || name == "data") && !strings.HasPrefix(args[1], "-") {
+			name += " " + args[1] // the commands with subcommands
+		}
+		err := fmt.Errorf("mpirun started %d ranks, but `ddpm %s` runs as one process; only %s run as an MPI job: run it without mpirun",
+			comm.Size(), name, strings.Join(mpiCommands, ", "))
+		if comm.Rank() == 0 {
+			fmt.Fprintf(stderr, "ddpm %s: %v\n", args[0], err)
+		}
+		return leave, err
+	}
+	return mpi.Finalize, nil
 }

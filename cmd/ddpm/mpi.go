@@ -17,8 +17,9 @@ import (
 
 // joinMPI joins the MPI job the process was started in: the one-rank world when no launcher
 // started it, or an error when one did and this binary has no MPI (mpi.ErrNoMPI), so that
-// `mpirun -np 4 ddpm train` on a default build is one line, not four runs writing one directory.
-// train, sample and eval fid call it (docs/distributed.md).
+// `mpirun -np 4 ddpm train` on a default build is one line, not four runs writing one directory
+// (checkLaunch in main.go has refused that already, for every command). The commands of
+// mpiCommands call it after their flags (docs/distributed.md).
 func joinMPI() (mpi.Comm, error) { return mpi.Init() }
 
 // leaveMPI ends a command's part in the job and returns what the command should return. Alone
@@ -61,15 +62,8 @@ func shardJob(j generate.Job, rank, size, dim int) generate.Job {
 	if size == 1 {
 		return j
 	}
-	if j.Chunk > 0 {
-		// Shards cut at chunk boundaries keep every chunk in one process.
-		chunks := (j.Start+j.N+j.Chunk-1)/j.Chunk - j.Start/j.Chunk
-		lo, hi := mpi.Shard(chunks, rank, size)
-		first := j.Start / j.Chunk * j.Chunk
-		a, b := max(j.Start, first+lo*j.Chunk), min(j.Start+j.N, first+hi*j.Chunk)
-		return sliceJob(j, max(a-j.Start, 0), max(b-j.Start, 0), dim)
-	}
-	lo, hi := mpi.Shard(j.N, rank, size)
+	// Shards cut at chunk boundaries keep every chunk in one process.
+	lo, hi := mpi.ShardChunks(j.Start, j.N, j.Chunk, rank, size)
 	return sliceJob(j, lo, hi, dim)
 }
 

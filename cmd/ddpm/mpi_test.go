@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -26,7 +27,9 @@ const mpiTrainModel = `{"name": "tiny", "image_size": 8, "in_channels": 1, "out_
 	"heads": 1, "dropout": 0.1, "time_embed_dim": 16, "sinusoidal_dim": 8, "groups": 4}`
 
 // mpiRun starts `ddpm ARGS` as n ranks under mpirun (the test binary, running TestMPIRank), or
-// skips t without -tags mpi or without mpirun. The ranks write their pids to dir/pid-RANK.
+// skips t without -tags mpi or without mpirun. The ranks write their pids to dir/pid-RANK. With
+// DDPM_MPI_OUT=DIR appended to its Env, each rank writes what ddpm prints to DIR/stdout-RANK and
+// DIR/stderr-RANK instead (apart from the test binary's own PASS).
 func mpiRun(t *testing.T, n int, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	if !mpi.Enabled {
@@ -38,9 +41,9 @@ func mpiRun(t *testing.T, n int, dir string, args ...string) *exec.Cmd {
 	}
 	b, _ := json.Marshal(args)
 	cmd := exec.Command(path, "--oversubscribe", "--allow-run-as-root", "-np", strconv.Itoa(n),
-		"-x", "DDPM_MPI_ARGS", "-x", "DDPM_MPI_PIDS", "-x", "OMP_WAIT_POLICY=passive",
+		"-x", "DDPM_MPI_ARGS", "-x", "DDPM_MPI_PIDS", "-x", "DDPM_MPI_OUT", "-x", "OMP_WAIT_POLICY=passive",
 		os.Args[0], "-test.run=^TestMPIRank$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "DDPM_MPI_ARGS="+string(b), "DDPM_MPI_PIDS="+dir)
+	cmd.Env = append(os.Environ(), "DDPM_MPI_ARGS="+string(b), "DDPM_MPI_PIDS="+dir, "DDPM_MPI_OUT=")
 	return cmd
 }
 
@@ -57,7 +60,22 @@ func TestMPIRank(t *testing.T) {
 	if dir := os.Getenv("DDPM_MPI_PIDS"); dir != "" {
 		os.WriteFile(filepath.Join(dir, "pid-"+os.Getenv("OMPI_COMM_WORLD_RANK")), []byte(strconv.Itoa(os.Getpid())), 0o644)
 	}
-	if code := run(args, os.Stdout, os.Stderr); code != 0 {
+	stdout, stderr := io.Writer(os.Stdout), io.Writer(os.Stderr)
+	if dir := os.Getenv("DDPM_MPI_OUT"); dir != "" {
+		rank := os.Getenv("OMPI_COMM_WORLD_RANK")
+		fo, err := os.Create(filepath.Join(dir, "stdout-"+rank))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fe, err := os.Create(filepath.Join(dir, "stderr-"+rank))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fo.Close()
+		defer fe.Close()
+		stdout, stderr = fo, fe
+	}
+	if code := run(args, stdout, stderr); code != 0 {
 		os.Exit(code)
 	}
 }

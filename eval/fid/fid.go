@@ -22,7 +22,9 @@ import (
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/imageio"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
+	"github.com/ddpm-go/ddpm/mpi"
 	"github.com/ddpm-go/ddpm/schedule"
+	"github.com/ddpm-go/ddpm/tensor"
 )
 
 // Options are what Run scores and how.
@@ -53,6 +55,12 @@ type Options struct {
 	// would make FID against the test set measure the class mix rather than the images.
 	ClassPrior bool
 	Guidance   *float64
+	// Comm, if it has more than one rank, makes Run collective: every rank calls it with the same
+	// options, draws its part of the N images (mpi.ShardChunks: image i depends only on Seed, i
+	// and its class, never on the rank that draws it) and rank 0 gathers them as the 8-bit images
+	// it scores, so the result is the one process's. Only rank 0 loads the training set and the
+	// classifier, logs and returns a result; the others return nil, nil. nil: one process.
+	Comm mpi.Comm
 }
 
 // Result is one scoring, the JSON line `ddpm eval fid` prints and `ddpm eval table` reads.
@@ -89,10 +97,26 @@ type Result struct {
 const CoverageK = 5
 
 // Run produces the images (or reads them), extracts the classifier's features of them, of the test
-// set and of n training images, and scores them. Progress goes to log.
+// set and of n training images, and scores them. Progress goes to log. With o.Comm of several
+// ranks it is collective and returns the result on rank 0 only (nil, nil on the others).
 func Run(ctx context.Context, o Options, log io.Writer) (*Result, error) {
+	comm := o.Comm
+	if comm == nil {
+		comm = mpi.Solo
+	}
+	if comm.Size() > 1 {
+		if o.Drift != "" {
+			return nil, fmt.Errorf("--drift follows every image's reverse process in one process; run it without mpirun")
+		}
+		if comm.Rank() != 0 {
+			if o.NPZ != "" {
+				return nil, nil // rank 0 scores the saved images alone
+			}
+			return nil, sampleRank(ctx, o, comm)
+		}
+	}
 	res := &Result{Data: o.Data, Seed: o.Seed, Threshold: o.Threshold}
-	testSet, err := data.Load(o.Data, o.DataDir, data.Test)
+	testSet, err := loadTest(o)
 	if err != nil {
 		return nil, err
 	}
@@ -101,9 +125,6 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Result, error) {
 		return nil, err
 	}
 	dim := testSet.Size()
-	if o.RefN > 0 && o.RefN < testSet.N {
-		testSet.N, testSet.Images = o.RefN, testSet.Images[:o.RefN*dim]
-	}
 	// The classifier is read before any sampling, so a bad one costs nothing.
 	cbe, err := engine.New(o.Engine, "fp32", o.Threads)
 	if err != nil {
@@ -124,7 +145,7 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Result, error) {
 			return nil, err
 		}
 		res.Source = o.NPZ
-	} else if images, labels, err = sample(ctx, o, testSet, trainSet, res, log); err != nil {
+	} else if images, labels, err = sample(ctx, o, comm, testSet, trainSet, res, log); err != nil {
 		return nil, err
 	}
 	res.N = len(images) / dim
@@ -220,43 +241,140 @@ func score(res *Result, o Options, cfg classifier.Config, genF, genL, floorF, te
 	return nil
 }
 
-// sample draws o.N images from the model and records what drew them in res; labels are the class
-// each image was drawn for (nil unless class-balanced).
-func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Result, log io.Writer) ([]float32, []int, error) {
+// loadTest loads the test split, cut to o.RefN images.
+func loadTest(o Options) (*data.Set, error) {
+	testSet, err := data.Load(o.Data, o.DataDir, data.Test)
+	if err != nil {
+		return nil, err
+	}
+	if dim := testSet.Size(); o.RefN > 0 && o.RefN < testSet.N {
+		testSet.N, testSet.Images = o.RefN, testSet.Images[:o.RefN*dim]
+	}
+	return testSet, nil
+}
+
+// samplerSetup is the model, sampler and job that sample and sampleRank draw from: the job of all o.N
+// images (its Labels for a class-balanced run) and its engine, closed by close.
+type samplerSetup struct {
+	m       *generate.Model
+	be      tensor.Backend
+	sampler diffusion.Sampler
+	spec    generate.SamplerSpec
+	job     generate.Job
+	close   func()
+}
+
+// setup loads the model on o's engine, checks it against the data's shape and builds the job.
+func setup(o Options, testSet *data.Set) (*samplerSetup, error) {
 	be, err := engine.New(o.Engine, o.Precision, o.Threads)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	defer engine.Close(be)
+	ok := false
+	defer func() {
+		if !ok {
+			engine.Close(be)
+		}
+	}()
 	m, err := generate.Load(o.Ckpt, be, o.EMA)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if c, h, w := m.Shape(); c != testSet.C || h != testSet.H || w != testSet.W {
-		return nil, nil, fmt.Errorf("model %s makes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, o.Data, testSet.C, testSet.H, testSet.W)
+		return nil, fmt.Errorf("model %s makes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, o.Data, testSet.C, testSet.H, testSet.W)
 	}
 	sampler, spec, err := o.Spec.New(m.Schedule)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	job := generate.Job{N: o.N, Seed: o.Seed, Batch: o.Batch, Chunk: o.Chunk}
 	if o.ClassBalanced {
 		k := len(m.Classes)
 		if k == 0 {
-			return nil, nil, fmt.Errorf("--class-balanced: model %s is unconditional", m.Source)
+			return nil, fmt.Errorf("--class-balanced: model %s is unconditional", m.Source)
 		}
 		var prior []uint8
 		if o.ClassPrior {
 			prior = testSet.Labels
 		}
 		if job.Labels, err = ClassLabels(o.N, k, prior); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		job.Guidance = generate.ClassSpec{Guidance: o.Guidance}.Scale()
-		res.Guidance = &job.Guidance
 	}
 	if job.Chunk < 0 {
 		job.Chunk = generate.DefaultChunk(be)
+	}
+	ok = true
+	return &samplerSetup{m: m, be: be, sampler: sampler, spec: spec, job: job, close: func() { engine.Close(be) }}, nil
+}
+
+// part is rank's images of j on comm (mpi.ShardChunks: whole --chunk chunks), with their labels.
+func part(j generate.Job, comm mpi.Comm) generate.Job {
+	lo, hi := mpi.ShardChunks(j.Start, j.N, j.Chunk, comm.Rank(), comm.Size())
+	p := j
+	p.Start, p.N = j.Start+lo, hi-lo
+	if j.Labels != nil {
+		p.Labels = j.Labels[lo:hi]
+	}
+	return p
+}
+
+// samplePart draws rank's part of j and returns its images as the 8-bit values a saved image
+// holds (imageio.ToUint8, what quantise keeps), with step, if not nil, seeing its batches.
+func samplePart(ctx context.Context, s *samplerSetup, j generate.Job, step func(generate.Batch, diffusion.Step) error) ([]uint8, error) {
+	var mine []uint8
+	if j.N == 0 {
+		return mine, nil
+	}
+	j.Step = step
+	j.Emit = func(_ generate.Batch, x []float64) error {
+		mine = imageio.ToUint8(mine, x)
+		return nil
+	}
+	_, err := s.m.Sample(ctx, s.sampler, j)
+	return mine, err
+}
+
+// sampleRank is Run on a rank other than 0 of several: it draws the rank's part of the images
+// and sends them to rank 0 (see sample).
+func sampleRank(ctx context.Context, o Options, comm mpi.Comm) error {
+	testSet, err := loadTest(o)
+	if err != nil {
+		return err
+	}
+	s, err := setup(o, testSet)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	p := part(s.job, comm)
+	if err := s.m.CheckMemory(p); err != nil {
+		return err
+	}
+	mine, err := samplePart(ctx, s, p, nil)
+	if err != nil {
+		return err
+	}
+	_, err = comm.Gather(mine, 0)
+	return err
+}
+
+// sample draws o.N images from the model and records what drew them in res; labels are the class
+// each image was drawn for (nil unless class-balanced). On several ranks it is rank 0's part of
+// the collective: it draws its own part and gathers the others' (sampleRank).
+func sample(ctx context.Context, o Options, comm mpi.Comm, testSet, trainSet *data.Set, res *Result, log io.Writer) ([]float32, []int, error) {
+	s, err := setup(o, testSet)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.close()
+	m, be, sampler, spec, job := s.m, s.be, s.sampler, s.spec, s.job
+	if job.Labels != nil {
+		res.Guidance = &job.Guidance
+	}
+	if comm.Size() > 1 {
+		return sampleGathered(ctx, comm, s, res, log)
 	}
 	if err := m.CheckMemory(job); err != nil {
 		return nil, nil, err
@@ -293,6 +411,45 @@ func sample(ctx context.Context, o Options, testSet, trainSet *data.Set, res *Re
 	return quantise(x), job.Labels, nil
 }
 
+// sampleGathered is sample on rank 0 of several: it draws its part of the images, gathers the
+// other ranks' in rank order, which is index order, and checks each part's size. The images are
+// the bytes quantise would make of the whole job in one process, so the scores are the same.
+func sampleGathered(ctx context.Context, comm mpi.Comm, s *samplerSetup, res *Result, log io.Writer) ([]float32, []int, error) {
+	m, job, dim := s.m, s.job, s.m.Dim()
+	p := part(job, comm)
+	if err := m.CheckMemory(p); err != nil {
+		return nil, nil, err
+	}
+	bar := generate.NewProgress(log, p.NumBatches(), s.spec.Steps)
+	what := ""
+	if job.Labels != nil {
+		what = fmt.Sprintf(", class i mod %d, guidance s = %g", len(m.Classes), job.Guidance)
+	}
+	fmt.Fprintf(log, "sampling %d images%s from %s with %s on %s, on %d ranks (rank 0: images %d..%d)\n",
+		job.N, what, m.Source, s.spec, engine.Describe(s.be), comm.Size(), p.Start, p.Start+p.N-1)
+	t0 := time.Now()
+	mine, err := samplePart(ctx, s, p, func(b generate.Batch, st diffusion.Step) error { bar.Step(b, st); return nil })
+	bar.Finish()
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := comm.Gather(mine, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	u := make([]uint8, 0, job.N*dim)
+	for r, b := range all {
+		lo, hi := mpi.ShardChunks(job.Start, job.N, job.Chunk, r, comm.Size())
+		if len(b) != (hi-lo)*dim {
+			return nil, nil, fmt.Errorf("rank %d sent %d bytes for %d images", r, len(b), hi-lo)
+		}
+		u = append(u, b...)
+	}
+	res.SampleSecs = time.Since(t0).Seconds()
+	res.Source, res.Sampler, res.Steps, res.Setting = m.Source, s.spec.String(), s.spec.Steps, setting(s.spec)
+	return fromUint8(u), job.Labels, nil
+}
+
 // setting is the sampler's description without the step count, which the table has as a column.
 func setting(sp generate.SamplerSpec) string {
 	sp.Steps = 0
@@ -302,7 +459,11 @@ func setting(sp generate.SamplerSpec) string {
 // quantise maps samples to the 8-bit values a saved image would hold and back to [-1, 1], so a
 // model's score equals the score of its `ddpm sample --npz` output.
 func quantise(x []float64) []float32 {
-	u := imageio.ToUint8(nil, x)
+	return fromUint8(imageio.ToUint8(nil, x))
+}
+
+// fromUint8 maps 8-bit image values to [-1, 1].
+func fromUint8(u []uint8) []float32 {
 	out := make([]float32, len(u))
 	for i, v := range u {
 		out[i] = float32(v)/127.5 - 1

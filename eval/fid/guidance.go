@@ -17,7 +17,8 @@ var GuidanceScales = []float64{0, 0.5, 1, 1.5, 2, 3, 5}
 // Guidance scores a class-conditional model class-balanced (image i of class i mod K) at each
 // scale, with o's sampler, n and seed, so every row draws from the same noise: the trade-off of
 // the CFG paper (FID against a fidelity score, here the project classifier's accuracy on the
-// requested class) and the coverage of the test set that guidance gives up.
+// requested class) and the coverage of the test set that guidance gives up. With o.Comm of several
+// ranks it is collective like Run, and the results are nil on ranks other than 0.
 func Guidance(ctx context.Context, o Options, scales []float64, log io.Writer) ([]*Result, error) {
 	var out []*Result
 	for _, s := range scales {
