@@ -17,7 +17,7 @@ type SamplerConfig struct {
 	Spacing  Spacing
 	Clip     bool
 	EpsScale float64 // every sampler; 0 or 1: off
-	Order    int      // unipc (1-3, default 2), ipndm and ipndm-v (maximum order, 1-4, default 4) only
+	Order    int     // unipc (1-3, default 2), ipndm and ipndm-v (maximum order, 1-4, default 4) only
 }
 
 // SamplerNames lists the names NewSampler accepts.
