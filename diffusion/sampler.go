@@ -110,6 +110,12 @@ func walk(ctx context.Context, ts []int, s *schedule.Schedule, adj adjust, pred 
 	if err != nil {
 		return nil, err
 	}
+	return w.walk(ctx, ts, step)
+}
+
+// walk takes step down the decreasing timesteps ts from x_T, for samplers whose step needs the
+// walker itself (UniPC's corrector reads its buffers).
+func (w *walker) walk(ctx context.Context, ts []int, step stepFunc) ([]float64, error) {
 	first := -1
 	if len(ts) > 0 {
 		first = ts[0]

@@ -176,20 +176,7 @@ func (u *UniPC) Sample(ctx context.Context, pred Predictor, n, dim int, opts Opt
 			corr.order = order
 		}
 	}
-	w.start(ts[0])
-	for k, t := range ts {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		prev := -1
-		if k+1 < len(ts) {
-			prev = ts[k+1]
-		}
-		if err := w.down(ctx, k, len(ts), t, prev, step); err != nil {
-			return nil, err
-		}
-	}
-	return w.x, nil
+	return w.walk(ctx, ts, step)
 }
 
 // firstFinal is the index of the first step of ts onto t = 0 or the clean sample: the first of the
