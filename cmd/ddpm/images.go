@@ -39,7 +39,7 @@ func (p *pathList) Set(s string) error {
 // addImageFlag registers the repeatable --image flag with a help that says what the command does
 // with the files, and how every command reads them.
 func addImageFlag(fs *flag.FlagSet, p *pathList, what string) {
-	fs.Var(p, "image", what+" (repeatable: --image a.png --image b.jpg; PNG or JPEG, centre-cropped, "+
+	fs.Var(p, "image", what+" (repeatable: --image a.png --image b.jpg; PNG, JPEG or GIF, centre-cropped, "+
 		"transparency over white, area-resized to the model's size, grey for a 1-channel model)")
 }
 
