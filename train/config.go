@@ -109,7 +109,7 @@ func PresetNames() []string {
 // BindFlags defines one flag per Config field on fs, named as the field's JSON key, writing into c
 // (whose current values are the defaults shown in -h).
 func (c *Config) BindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Data, "data", c.Data, "dataset: mnist, fashion, emoji, or a folder of PNG/JPEG images")
+	fs.StringVar(&c.Data, "data", c.Data, "dataset: mnist, fashion, emoji (emoji:style for the style labels), or a folder of PNG, JPEG or GIF images (DIR/<class>/* for labels)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "dataset cache directory (default $DDPM_DATA or ~/.cache/ddpm)")
 	fs.IntVar(&c.Size, "size", c.Size, "image size: the short side is resized to it and the centre cropped (default: the dataset's own; a folder: 32 colour, 28 grey; with a --model file, its image_size)")
 	fs.IntVar(&c.Channels, "channels", c.Channels, "1 or 3 (default: the data's: a folder of grey images stays grey; with a --model file, its in_channels)")
