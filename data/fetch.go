@@ -167,18 +167,25 @@ func fetchOne(ctx context.Context, src *Source, dir string, f Fetcher, log io.Wr
 	if err := k.check(); err != nil {
 		return nil, fmt.Errorf("%s (%s %s): %w; nothing was kept", src.Name, src.Manager, src.Package, err)
 	}
+	// Another fetch of the same source may have installed a good copy while this one ran; keep it.
+	if n, nb, verr := Verify(src, dir); verr == nil {
+		rep.Cached, rep.Files, rep.Bytes = true, n, nb
+		return rep, nil
+	}
 	// Replace a bad old copy only now that the new one is complete: move it aside into work (removed
-	// by the deferred RemoveAll), then rename the new one into place.
-	if _, err := os.Lstat(target); err == nil {
-		if err := os.Rename(target, filepath.Join(work, "old")); err != nil {
-			return nil, fmt.Errorf("move bad cached copy aside: %w", err)
-		}
+	// by the deferred RemoveAll), then rename the new one into place. A concurrent fetch may move or
+	// replace target between these steps, so a missing target is not an error and a failed install
+	// is settled by whether what is now in place verifies.
+	if err := os.Rename(target, filepath.Join(work, "old")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("move bad cached copy aside: %w", err)
 	}
 	if err := os.Rename(stage, target); err != nil {
-		// Another fetch of the same source may have installed its copy first; that one is as good.
-		if n, nb, verr := Verify(src, dir); verr == nil {
-			rep.Cached, rep.Files, rep.Bytes = true, n, nb
-			return rep, nil
+		for range 3 {
+			if n, nb, verr := Verify(src, dir); verr == nil {
+				rep.Cached, rep.Files, rep.Bytes = true, n, nb
+				return rep, nil
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		return nil, fmt.Errorf("install %s: %w", target, err)
 	}
