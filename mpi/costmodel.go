@@ -3,6 +3,7 @@ package mpi
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Link is a network between nodes for the cost model: its bandwidth, and the latency a message
@@ -56,4 +57,28 @@ func BatchFor(rate, gradBytes float64, n int, l Link, eff float64) (int, error) 
 	}
 	ar := RingAllreduce(gradBytes, n, l)
 	return max(1, int(math.Ceil(rate*ar*eff/(1-eff)))), nil
+}
+
+// Ethernet is the two links the projections in docs/distributed.md assume: TCP over 10 and
+// 25 Gbit/s Ethernet, 50 µs per message (Open MPI's tcp BTL between two hosts on one switch).
+var Ethernet = []Link{{Name: "10 GbE", Gbps: 10, LatencyUS: 50}, {Name: "25 GbE", Gbps: 25, LatencyUS: 50}}
+
+// ProjectionTable is the Markdown table of Project for every node count and link, with perNode images
+// per node, and beside each row the per-node batch BatchFor gives for efficiency eff.
+func ProjectionTable(rate, gradBytes float64, nodes []int, links []Link, perNode int, eff float64) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| nodes | link | allreduce | img/s | efficiency | batch per node for %.0f%% |\n", eff*100)
+	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	for _, l := range links {
+		for _, n := range nodes {
+			p := Project(rate, gradBytes, n, perNode, l)
+			need, err := BatchFor(rate, gradBytes, n, l, eff)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.1f ms | %.0f | %.0f%% | %d (global %d) |\n",
+				n, l.Name, p.AllreduceS*1e3, p.ImagesPerSec, p.Efficiency*100, need, need*n)
+		}
+	}
+	return b.String(), nil
 }

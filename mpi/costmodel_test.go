@@ -1,7 +1,9 @@
 package mpi
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -39,6 +41,28 @@ func TestCostModel(t *testing.T) {
 		}
 	}
 	if _, err := BatchFor(400, 1, 2, ten, 1); err == nil {
+		t.Error("efficiency 1 accepted")
+	}
+}
+
+// The table's rows are Project's and BatchFor's numbers, one per link and node count.
+func TestProjectionTable(t *testing.T) {
+	tab, err := ProjectionTable(100, 1.25e9, []int{2, 4}, Ethernet[:1], 64, 0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(tab), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want header, rule and 2 rows:\n%s", len(lines), tab)
+	}
+	// 2 nodes on 10 GbE: allreduce 1 s + 2 x 50 µs; compute 0.64 s; 128 images per 1.6401 s.
+	p := Project(100, 1.25e9, 2, 64, Ethernet[0])
+	need, _ := BatchFor(100, 1.25e9, 2, Ethernet[0], 0.9)
+	want := fmt.Sprintf("| 2 | 10 GbE | %.1f ms | %.0f | %.0f%% | %d (global %d) |", p.AllreduceS*1e3, p.ImagesPerSec, p.Efficiency*100, need, 2*need)
+	if lines[2] != want || !strings.Contains(want, "1000.1 ms | 78 | 39% | 901") {
+		t.Errorf("row %q, want %q", lines[2], want)
+	}
+	if _, err := ProjectionTable(100, 1, []int{2}, Ethernet, 1, 1); err == nil {
 		t.Error("efficiency 1 accepted")
 	}
 }

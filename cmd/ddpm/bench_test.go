@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -9,9 +11,19 @@ import (
 // TestBenchPrintsPeerKeys runs a tiny bench (batch 2, one step) and checks the one JSON line has the
 // peer's keys with sane values.
 func TestBenchPrintsPeerKeys(t *testing.T) {
-	code, out, errs := runCLI(t, "bench", "--batch", "2", "--sample-batch", "3", "--steps", "1", "--sample-reps", "1", "--threads", "1")
+	proj := filepath.Join(t.TempDir(), "scaling.md")
+	code, out, errs := runCLI(t, "bench", "--batch", "2", "--sample-batch", "3", "--steps", "1", "--sample-reps", "1", "--threads", "1", "--project", proj)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// The projection: unet-s's gradients, and a row per link and node count.
+	tab, err := os.ReadFile(proj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(tab), "(6.96 MB of fp32 gradients per step); 2 images per node") ||
+		strings.Count(string(tab), " GbE | ") != 6 || !strings.Contains(string(tab), "| 64 | 25 GbE |") {
+		t.Errorf("projection table:\n%s", tab)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 1 {
@@ -39,6 +51,7 @@ func TestBenchPrintsPeerKeys(t *testing.T) {
 func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--batch", "0"},
+		{"bench", "--per-node", "-1"},
 		{"bench", "--precision", "fp16"},
 		{"bench", "--engine", "gpu"},
 		{"bench", "extra"},
