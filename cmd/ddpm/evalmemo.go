@@ -182,9 +182,13 @@ func visited(fs *flag.FlagSet) map[string]bool {
 // drawSamples samples job.N images from m as `ddpm eval fid` does (class i mod K for a balanced
 // job), quantised to the 8-bit values a saved image holds, as [-1, 1] floats.
 func drawSamples(ctx context.Context, m *generate.Model, be tensor.Backend, spec generate.SamplerSpec, job generate.Job, balanced bool, class generate.ClassSpec, log io.Writer) ([]float32, error) {
-	sampler, sp, err := spec.New(m.Schedule)
+	// As eval fid: a distilled student without --steps is sampled on its own grid.
+	sampler, sp, warn, err := m.Sampler(spec)
 	if err != nil {
 		return nil, flagErr(err)
+	}
+	if warn != "" {
+		fmt.Fprintln(log, warn)
 	}
 	what := ""
 	if balanced {

@@ -260,8 +260,11 @@ type samplerSetup struct {
 	be      tensor.Backend
 	sampler diffusion.Sampler
 	spec    generate.SamplerSpec
-	job     generate.Job
-	close   func()
+	// warn is Model.Sampler's warning that a distilled model is sampled off its grid; rank 0
+	// logs it, since a score of such a run says little about the model.
+	warn  string
+	job   generate.Job
+	close func()
 }
 
 // setup loads the model on o's engine, checks it against the data's shape and builds the job.
@@ -283,7 +286,9 @@ func setup(o Options, testSet *data.Set) (*samplerSetup, error) {
 	if c, h, w := m.Shape(); c != testSet.C || h != testSet.H || w != testSet.W {
 		return nil, fmt.Errorf("model %s makes %dx%dx%d images, %s has %dx%dx%d", m.Source, c, h, w, o.Data, testSet.C, testSet.H, testSet.W)
 	}
-	sampler, spec, err := o.Spec.New(m.Schedule)
+	// Model.Sampler rather than Spec.New: a distilled student scored without --steps is scored on
+	// its own grid, the only sampler it was trained for.
+	sampler, spec, warn, err := m.Sampler(o.Spec)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +311,7 @@ func setup(o Options, testSet *data.Set) (*samplerSetup, error) {
 		job.Chunk = generate.DefaultChunk(be)
 	}
 	ok = true
-	return &samplerSetup{m: m, be: be, sampler: sampler, spec: spec, job: job, close: func() { engine.Close(be) }}, nil
+	return &samplerSetup{m: m, be: be, sampler: sampler, spec: spec, warn: warn, job: job, close: func() { engine.Close(be) }}, nil
 }
 
 // part is rank's images of j on comm (mpi.ShardChunks: whole --chunk chunks), with their labels.
@@ -369,6 +374,9 @@ func sample(ctx context.Context, o Options, comm mpi.Comm, testSet, trainSet *da
 		return nil, nil, err
 	}
 	defer s.close()
+	if s.warn != "" {
+		fmt.Fprintln(log, s.warn)
+	}
 	m, be, sampler, spec, job := s.m, s.be, s.sampler, s.spec, s.job
 	if job.Labels != nil {
 		res.Guidance = &job.Guidance
