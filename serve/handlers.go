@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ddpm-go/ddpm/diffusion"
@@ -108,6 +109,9 @@ func (s *Server) handleSamples(w http.ResponseWriter, r *http.Request) {
 	}
 	hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s-%d%s-seed%d.%s"`, m.Name, p.spec.Name, p.steps, kind, p.req.Seed, ext))
 	hd.Set("X-Ddpm-Sampler", p.desc)
+	if p.warn != "" {
+		hd.Set("Warning", warningHeader(p.warn))
+	}
 	hd.Set("X-Ddpm-Seed", strconv.FormatUint(p.req.Seed, 10))
 	hd.Set("X-Ddpm-Grid-Cols", strconv.Itoa(p.cols))
 	if p.labels != nil {
@@ -166,6 +170,9 @@ type DoneEvent struct {
 	// Fill is, for an inpainting, how many values of each image were filled in (the mask's zeros
 	// over every channel); the others are the request's image, byte for byte.
 	Fill int `json:"fill,omitempty"`
+	// Warning says that a distilled model was sampled off the grid it was trained for (what POST
+	// /v1/samples sends as a Warning header): a page reading the stream sees no headers.
+	Warning string `json:"warning,omitempty"`
 }
 
 // GET /v1/samples/stream: the reverse process as Server-Sent Events. Events: "queued"
@@ -231,6 +238,9 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Accel-Buffering", "no")
 	hd.Set("X-Ddpm-Sampler", p.desc)
+	if p.warn != "" {
+		hd.Set("Warning", warningHeader(p.warn))
+	}
 	w.WriteHeader(http.StatusOK)
 	alive := true
 	send := func(event string, v any) {
@@ -316,7 +326,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		send("error", apiError{Error: err.Error()})
 		return
 	}
-	done := DoneEvent{PNG: base64.StdEncoding.EncodeToString(png), Sampler: p.desc, Seed: p.req.Seed, N: p.req.N, Cols: p.cols, Seconds: res.dur.Seconds()}
+	done := DoneEvent{PNG: base64.StdEncoding.EncodeToString(png), Sampler: p.desc, Seed: p.req.Seed, N: p.req.N, Cols: p.cols, Seconds: res.dur.Seconds(), Warning: p.warn}
 	if p.labels != nil {
 		done.Class, done.Guidance = p.req.Class, &p.guidance
 	}
@@ -324,6 +334,12 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		done.Fill = p.known.fill
 	}
 	send("done", done)
+}
+
+// warningHeader is msg as the value of an HTTP Warning header (RFC 9111 5.5, obsolete there but
+// what clients show): code 199, "miscellaneous warning", no agent, msg as a quoted-string.
+func warningHeader(msg string) string {
+	return `199 - "` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(msg) + `"`
 }
 
 // ModelInfo describes a served model in GET /v1/models.
@@ -345,6 +361,10 @@ type ModelInfo struct {
 	NumClasses int      `json:"num_classes"`
 	Classes    []string `json:"classes"`
 	PerClass   int      `json:"per_class"`
+	// DistilledSteps is the step count a progressively distilled model (ddpm distill) was trained
+	// for, which a request without steps gets (with sampler ddim, no spacing, eta 0); 0 for others.
+	// A client offers it as the model's setting, since other samplers or counts are off its grid.
+	DistilledSteps int `json:"distilled_steps,omitempty"`
 }
 
 // GuidanceInfo is the range of a request's guidance scale, as GET /v1/models reports it.
@@ -389,7 +409,8 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 		resp.Models = append(resp.Models, ModelInfo{Name: m.Name, Source: m.Source,
 			Schedule: m.Schedule.Name, Timesteps: m.Schedule.T, ZeroSNR: m.Schedule.ZeroSNR, Prediction: m.Prediction.String(),
 			Channels: c, Height: h, Width: wd, Params: m.Net.NumParams(), Config: m.Net.Cfg,
-			NumClasses: len(m.Classes), Classes: append([]string{}, m.Classes...), PerClass: s.perClass(len(m.Classes))})
+			NumClasses: len(m.Classes), Classes: append([]string{}, m.Classes...), PerClass: s.perClass(len(m.Classes)),
+			DistilledSteps: len(m.distilled)})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

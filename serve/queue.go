@@ -120,7 +120,9 @@ func (s *Server) run(j *job, m *generate.Model) (x []float64, err error) {
 	if k := j.plan.known; k != nil {
 		sampler, _, err = k.spec.Sampler(k.sampler, m.Schedule)
 	} else {
-		sampler, _, err = j.plan.spec.New(m.Schedule)
+		// From the request's spec, as validate planned it: plan.spec may name the "distilled"
+		// spacing, which only Model.Sampler builds.
+		sampler, _, _, err = m.Sampler(j.plan.req.SamplerSpec)
 	}
 	if err != nil {
 		return nil, err

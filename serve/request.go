@@ -344,6 +344,7 @@ type plan struct {
 	model    int
 	spec     generate.SamplerSpec // with defaults filled in; Name "repaint" for RePaint
 	desc     string               // the sampler as answers and logs describe it
+	warn     string               // a distilled model sampled off its grid (distilledWarning); else ""
 	steps    int                  // the steps the stream reports (RePaint: its network calls)
 	known    *inpaintPlan         // nil: not an inpainting
 	every    int
@@ -427,9 +428,22 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 		return p, fieldErr("format", "the stream sends PNG frames only; use POST /v1/samples for npz")
 	}
 	if !repaint {
-		_, full, err := req.SamplerSpec.New(m.Schedule)
+		// Model.Sampler, as the worker's run uses, so that a distilled model samples its own grid
+		// (and its step count is the default) and a request off that grid is warned. An
+		// inpainting keeps SamplerSpec.New: its sampler (planInpaint) is built that way.
+		var full generate.SamplerSpec
+		var warn string
+		var err error
+		if req.Inpaint == nil {
+			_, full, warn, err = m.Sampler(req.SamplerSpec)
+		} else {
+			_, full, err = req.SamplerSpec.New(m.Schedule)
+		}
 		if err != nil {
 			return p, specFieldErr(err)
+		}
+		if warn != "" {
+			p.warn = distilledWarning(m, full)
 		}
 		if full.Steps > s.opt.MaxSteps {
 			return p, fieldErr("steps", "the %s default of %d steps is above the server's --max-steps %d; pass steps", req.Name, full.Steps, s.opt.MaxSteps)
@@ -461,6 +475,15 @@ func (s *Server) validate(req Request, stream bool) (plan, error) {
 	}
 	p.req = req
 	return p, nil
+}
+
+// distilledWarning tells a client that sp is not the sampler distilled model m was trained for and
+// what to send instead. Model.Sampler's own warning is for the command line (it names flags and the
+// model's file), so the server words its own, with the API's names.
+func distilledWarning(m modelInfo, sp generate.SamplerSpec) string {
+	n := len(m.distilled)
+	return fmt.Sprintf("model %s was distilled for %d steps of ddim (eta 0) over the timesteps %v; %s is not what it was trained for (send sampler ddim with steps %d, or no steps, and no spacing or eta)",
+		m.Name, n, m.distilled, sp, n)
 }
 
 // perClass is how many images each class gets when a request asks for class "all", and so the

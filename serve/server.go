@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/generate"
 )
@@ -83,6 +84,9 @@ type modelInfo struct {
 	Name string
 	*generate.Model
 	pow2 int // generate.Job.Pow2 for this model's jobs
+	// distilled is the timestep grid a progressively distilled model was trained for (nil for
+	// others), read once so that /v1/models can offer it and a request off it can be told so.
+	distilled []int
 }
 
 // New starts one worker per model copy (every model must have the same number of copies, at least
@@ -150,7 +154,12 @@ func New(models []Model, opt Options) (*Server, error) {
 			}
 			pow2 = generate.DefaultPow2(c0.Net.Backend(), rows)
 		}
-		s.models = append(s.models, modelInfo{Name: m.Name, Model: c0, pow2: pow2})
+		// Bad distillation metadata would fail every request to the model; refuse it at start.
+		grid, err := checkpoint.DistilledGrid(c0.Meta, c0.Schedule.T)
+		if err != nil {
+			return nil, fmt.Errorf("serve: model %q: %w", m.Name, err)
+		}
+		s.models = append(s.models, modelInfo{Name: m.Name, Model: c0, pow2: pow2, distilled: grid})
 		s.inpaintRoom = max(s.inpaintRoom, 2*inpaintBytesPerValue*int64(c0.Dim()))
 	}
 	s.base, s.stop = context.WithCancelCause(context.Background())

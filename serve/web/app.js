@@ -21,7 +21,10 @@ async function init() {
       models[m.name] = m;
       const o = document.createElement("option");
       o.value = m.name;
-      o.textContent = `${m.name} (${m.channels}×${m.height}×${m.width}, T=${m.timesteps}, ${m.prediction})`;
+      // A distilled student (ddpm distill) is named by what it is for: a few steps.
+      o.textContent = m.distilled_steps
+        ? `${m.name} · instant (${m.distilled_steps} step${m.distilled_steps === 1 ? "" : "s"})`
+        : `${m.name} (${m.channels}×${m.height}×${m.width}, T=${m.timesteps}, ${m.prediction})`;
       o.dataset.t = m.timesteps;
       sel.append(o);
     }
@@ -51,7 +54,7 @@ async function init() {
       if (Number(s.value) > most) s.value = most;
     }
   };
-  $("#model").onchange = () => { syncSteps(); syncClasses(); resizeEditor(); syncFromSample(); };
+  $("#model").onchange = () => { syncDistilled(); syncSteps(); syncClasses(); resizeEditor(); syncFromSample(); };
   $("#class").onchange = () => {
     // "all" draws per_class images of each class in turn, one grid row per class: ask for them all.
     const m = models[$("#model").value];
@@ -59,11 +62,43 @@ async function init() {
     syncGuidance();
   };
   $("#guidance").oninput = syncGuidance;
-  if (ok) { syncSteps(); syncClasses(); }
+  if (ok) { syncDistilled(); syncSteps(); syncClasses(); }
   setupEditor();
   document.body.dataset.ready = ok ? "1" : "error";
   $("#reseed").onclick = () => { $("#seed").value = Math.floor(Math.random() * 1e9); };
   $("#compare").onclick = () => { for (const p of document.querySelectorAll("#panel-a, #panel-b")) p.run(); };
+}
+
+// syncDistilled sets panels A and B to what a distilled model was trained for, DDIM (eta 0) over
+// its own grid of distilled_steps timesteps: the panels' usual 100 or 50 steps of a spacing are
+// runs the student never learned. Its grid is no spacing, so the spacing picker offers it (sent as
+// no spacing at all) for such a model only. The user can still change all of it (the server then
+// warns); the panels' previous settings come back with an ordinary model.
+function syncDistilled() {
+  const m = models[$("#model").value];
+  const n = m ? m.distilled_steps || 0 : 0;
+  for (const panel of document.querySelectorAll("#panel-a, #panel-b")) {
+    const spacing = $(".spacing", panel);
+    const grid = spacing.querySelector("option[value='']");
+    if (n > 0) {
+      if (!grid) {
+        panel.dataset.before = JSON.stringify({ sampler: $(".sampler", panel).value, steps: $(".steps", panel).value, eta: $(".eta", panel).value, spacing: spacing.value });
+        spacing.prepend(new Option("distilled grid", ""));
+      }
+      $(".sampler", panel).value = "ddim";
+      $(".steps", panel).value = n;
+      $(".eta", panel).value = 0;
+      spacing.value = "";
+    } else if (grid) {
+      grid.remove();
+      const b = JSON.parse(panel.dataset.before);
+      $(".sampler", panel).value = b.sampler;
+      $(".steps", panel).value = b.steps;
+      $(".eta", panel).value = b.eta;
+      spacing.value = b.spacing;
+    }
+    $(".sampler", panel).dispatchEvent(new Event("change"));
+  }
 }
 
 // syncClasses shows the class picker for a class-conditional model only, with its class names
@@ -105,7 +140,7 @@ function request(panel) {
   const sampler = $(".sampler", panel).value;
   if (!repaint) body.sampler = sampler;
   body.steps = Number($(".steps", panel).value);
-  if (!repaint) body.spacing = $(".spacing", panel).value;
+  if (!repaint && $(".spacing", panel).value) body.spacing = $(".spacing", panel).value; // "": a distilled model's grid
   if ($(".clip", panel).checked) body.clip = true;
   const es = $(".epsscale", panel).value;
   if (es && Number(es) !== 1) body.eps_scale = Number(es);
@@ -224,7 +259,8 @@ function handle(panel, q, ev, data, state) {
       z.onclick = (e) => { e.preventDefault(); downloadNPZ(q); };
       const cls = data.class === undefined ? "" : ` · class ${className(q.model, data.class)}, s = ${data.guidance}`;
       const fill = data.fill ? ` · ${data.fill} values filled in` : "";
-      state("done", `done · ${data.sampler}${cls}${fill} · ${data.seconds.toFixed(2)} s`);
+      const warn = data.warning ? ` · ${data.warning}` : "";
+      state("done", `done · ${data.sampler}${cls}${fill} · ${data.seconds.toFixed(2)} s${warn}`);
       lastSample = { url, model: q.model };
       syncFromSample();
       break;
