@@ -1,0 +1,39 @@
+#!/bin/sh
+# fewstep-results.sh: the few-step comparison of docs/fewstep.md. The training-free solvers on the
+# shipped unconditional MNIST model at 1, 2, 4, 5, 8 and 10 network calls, the teacher's DDIM-50, and
+# the distilled students of RUNDIR (steps-8, -4, -2, -1, each on its own grid); FID at n = N, seed 0.
+# Each cell is its own file, skipped when it exists, so an interrupted run restarts where it stopped.
+#
+#   scripts/fewstep-results.sh [RUNDIR]
+#
+# RUNDIR: a `ddpm distill` run (default models/mnist-distilled; students missing from it are left
+# out). Environment: DDPM (the binary, default ddpm), N (default 2000), OUT (default docs/fewstep).
+set -eu
+run=${1:-models/mnist-distilled}
+n=${N:-2000}
+out=${OUT:-docs/fewstep}
+ddpm=${DDPM:-ddpm}
+teacher=models/mnist
+mkdir -p "$out"
+cell() { # cell FILE ARGS...: one eval fid line into FILE unless FILE exists
+	f=$1
+	shift
+	[ -s "$f" ] && return 0
+	echo "== $f" >&2
+	$ddpm eval fid --data mnist --n "$n" --seed 0 "$@" >"$f.tmp"
+	mv "$f.tmp" "$f"
+}
+# Every solver spends one network call per step (no Runge-Kutta warm start, no final corrector).
+for steps in 1 2 4 5 8 10; do
+	for sampler in ddim plms dpm-solver++ dpm-solver++3m ipndm unipc; do
+		cell "$out/$sampler-$steps.json" --ckpt "$teacher" --sampler "$sampler" --steps "$steps"
+	done
+done
+cell "$out/teacher-ddim-50.json" --ckpt "$teacher" --sampler ddim --steps 50
+for s in 8 4 2 1; do
+	[ -e "$run/steps-$s" ] || continue
+	cell "$out/student-$s.json" --ckpt "$run/steps-$s"
+	[ -s "$out/student-$s.png" ] || $ddpm sample --ckpt "$run/steps-$s" --n 64 --seed 0 --grid "$out/student-$s.png"
+done
+cat "$out"/*.json >"$out/fewstep.jsonl"
+$ddpm eval table --in "$out/fewstep.jsonl" --plot "$out/fewstep.png" >"$out/fewstep.md"
