@@ -63,7 +63,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	head := fmt.Sprintf("One node = %s, %d threads, %s %s: %.1f img/s training %s, %d parameters (%.2f MB of fp32 gradients per step); %d images per node per step.\n\n",
-		res.CPU, res.Threads, res.Engine, res.Precision, res.TrainImgS, o.Model, res.Params, 4*float64(res.Params)/1e6, *perNode)
+	head := fmt.Sprintf("Model %s: %d parameters, %.2f MB of fp32 gradients per step. One node = %s with %d thread(s), %s %s: %.1f img/s training (measured); %d images per node per step.\n\n",
+		o.Model, res.Params, 4*float64(res.Params)/1e6, res.CPU, res.Threads, res.Engine, res.Precision, res.TrainImgS, *perNode)
 	return os.WriteFile(*project, []byte(head+tab), 0o644)
 }

@@ -21,7 +21,7 @@ func TestBenchPrintsPeerKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(tab), "(6.96 MB of fp32 gradients per step); 2 images per node") ||
+	if !strings.Contains(string(tab), "6.96 MB of fp32 gradients per step") ||
 		strings.Count(string(tab), " GbE | ") != 6 || !strings.Contains(string(tab), "| 64 | 25 GbE |") {
 		t.Errorf("projection table:\n%s", tab)
 	}
