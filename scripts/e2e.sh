@@ -10,7 +10,11 @@
 #      here for 2 steps by `ddpm train --cond class` on a folder of colour PNGs in class folders
 #      named "Food & Drink", "Smileys & Emotion" and 'Flags <i>&amp; "x"': class names shown as
 #      text and picked by name, colour grids at a whole-number scale, the editor drawing in colour
-#      and a colour inpainting keeping all three channels (e2e/colour.mjs; COLOUR_SHOT=path);
+#      and a colour inpainting keeping all three channels (e2e/colour.mjs; COLOUR_SHOT=path); then,
+#      beside an ordinary model, a 4-step distilled student (a random model with a student's
+#      metadata, loadtest -distilled 4): the picker names it "instant (4 steps)", picking it sets
+#      both panels to DDIM over its grid and they finish as "ddim-4 eta=0 distilled" unwarned, 6
+#      steps are warned, and the ordinary model gets its panel settings back (e2e/instant.mjs);
 #   2. the load test: a request for every n up to max-n, then CLIENTS concurrent clients for
 #      DURATION against a small random model (cmd/loadtest), which fails on any 5xx or dropped
 #      connection, or if the server's RSS passes MAX_RSS_MIB (default 200; about 85 here);
@@ -39,6 +43,7 @@ go build -o "$work/ddpm" ./cmd/ddpm
 go build -o "$work/loadtest" ./cmd/loadtest
 "$work/loadtest" -write-model "$work/tiny.safetensors"
 "$work/loadtest" -write-model "$work/cond.safetensors" -classes zero,one,two
+"$work/loadtest" -write-model "$work/fast.safetensors" -distilled 4
 
 # try_server ARGS...: start ddpm serve on $PORT and wait until /healthz answers; status 1 if it
 # exits first (e.g. no shipped model in this build).
@@ -120,6 +125,14 @@ EOF
 	start_server --ckpt "emoji=$work/colour-run" --quiet ${SERVE_ARGS:---threads 1}
 	node e2e/colour.mjs "http://127.0.0.1:$PORT" ${COLOUR_SHOT:-}
 	echo "colour model test: $(($(date +%s) - t0)) s"
+	stop_server
+	# A server of its own: classes.mjs wants exactly plain and cond.
+	# shellcheck disable=SC2086
+	start_server --ckpt "plain=$work/tiny.safetensors" --ckpt "fast=$work/fast.safetensors" --quiet ${SERVE_ARGS:---threads 1}
+	echo "== browser test of a distilled student"
+	t0=$(date +%s)
+	node e2e/instant.mjs "http://127.0.0.1:$PORT"
+	echo "distilled student test: $(($(date +%s) - t0)) s"
 	stop_server
 fi
 

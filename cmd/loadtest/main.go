@@ -5,6 +5,7 @@
 //
 //	go run ./loadtest -write-model /tmp/tiny.safetensors      # a small random UNet to serve
 //	go run ./loadtest -write-model /tmp/cond.safetensors -classes a,b,c  # class-conditional
+//	go run ./loadtest -write-model /tmp/fast.safetensors -distilled 4    # as a 4-step distilled student
 //	ddpm serve --ckpt /tmp/tiny.safetensors --queue 16 &
 //	go run ./loadtest -url http://127.0.0.1:8080 -clients 32 -duration 20s -pid $!
 //
@@ -41,6 +42,8 @@ import (
 	"time"
 
 	"github.com/ddpm-go/ddpm/checkpoint"
+	"github.com/ddpm-go/ddpm/diffusion"
+	"github.com/ddpm-go/ddpm/distill"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
 )
@@ -81,11 +84,15 @@ func run(args []string, stdout io.Writer) error {
 	writeModel := fs.String("write-model", "", "write a random UNet (28x28x1, T=1000) to this path and exit")
 	modelConfig := fs.String("model-config", "tiny", "the UNet of -write-model: tiny (26K parameters) or a built-in config such as unet-s")
 	classes := fs.String("classes", "", "with -write-model: make the UNet class-conditional with these comma-separated class names")
+	distilled := fs.Int("distilled", 0, "with -write-model: label the UNet a distilled student of this many steps (a power of two; its grid as ddpm distill makes it from 256 steps)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *writeModel != "" {
-		return writeModelFile(*writeModel, *modelConfig, *classes)
+		return writeModelFile(*writeModel, *modelConfig, *classes, *distilled)
+	}
+	if *distilled != 0 {
+		return errors.New("-distilled labels the model -write-model writes; give -write-model PATH")
 	}
 	if c.clients < 1 || c.clients > 512 || c.streamers < 0 || c.streamers > c.clients {
 		return fmt.Errorf("-clients %d must be in [1, 512] and -streamers %d in [0, clients]", c.clients, c.streamers)
@@ -554,8 +561,10 @@ func sleep(ctx context.Context, d time.Duration) {
 // writeModelFile saves a randomly initialised UNet with the sampling keys `ddpm serve` reads: enough
 // to load the server with real network work, without a trained model. With classes (comma-separated
 // names) the UNet is class-conditional and the names go into its metadata, which is all the page's
-// class controls need to be tested.
-func writeModelFile(path, config, classes string) error {
+// class controls need to be tested. With distilled > 0 it carries the metadata of a progressively
+// distilled student of that many steps (see studentMeta), so the server's and the page's handling
+// of a student can be tested without running ddpm distill.
+func writeModelFile(path, config, classes string, distilled int) error {
 	cfg := nn.Config{Name: "tiny28", ImageSize: 28, InChannels: 1, OutChannels: 1, BaseChannels: 8,
 		ChannelMult: []int{1, 2}, ResBlocks: 1, AttnResolutions: []int{}, Heads: 1, TimeEmbedDim: 32, SinusoidalDim: 16, Groups: 4}
 	if config != "tiny" {
@@ -572,6 +581,12 @@ func writeModelFile(path, config, classes string) error {
 		cfg.NumClasses = len(names)
 		cfg.Name += "-cond"
 	}
+	if distilled != 0 {
+		if err := studentMeta(meta, distilled, classes != ""); err != nil {
+			return err
+		}
+		cfg.Name += fmt.Sprintf("-distilled%d", distilled)
+	}
 	u, err := nn.New(cfg, tensor.NewReference(1), 1)
 	if err != nil {
 		return err
@@ -583,5 +598,36 @@ func writeModelFile(path, config, classes string) error {
 		return err
 	}
 	fmt.Printf("wrote %s (%s, %d parameters)\n", path, cfg.Name, u.NumParams())
+	return nil
+}
+
+// studentFrom is the teacher's step count the grid of -distilled is derived from: ddpm distill's
+// default --from, so the file looks like a student of the default distillation.
+const studentFrom = 256
+
+// studentMeta adds to meta (a T = 1000 model's) what ddpm distill writes into a student of steps
+// steps: v prediction, the step count and the nested grid, computed by distill.Grid rather than
+// spelled out here so that the e2e test exercises the same grid a real student has. Steps above
+// studentFrom (512) get the linspace grid of that many steps, the grid a distillation from 512
+// would start at, since no default distillation reaches them.
+func studentMeta(meta map[string]string, steps int, cond bool) error {
+	T, err := strconv.Atoi(meta[checkpoint.MetaTimesteps])
+	if err != nil {
+		return err
+	}
+	if !distill.IsPow2(steps) || steps > T {
+		return fmt.Errorf("-distilled %d must be a power of two in [1, %d] (a student's steps, e.g. 4)", steps, T)
+	}
+	grid, err := distill.Grid(T, max(studentFrom, steps), steps)
+	if err != nil {
+		return fmt.Errorf("-distilled %d: %w", steps, err)
+	}
+	g, _ := json.Marshal(grid)
+	meta[checkpoint.MetaDistilledSteps], meta[checkpoint.MetaDistilledTimesteps] = strconv.Itoa(steps), string(g)
+	meta[checkpoint.MetaPrediction] = diffusion.V.String()
+	if cond {
+		// A conditional student was distilled from its teacher's guided prediction at one scale.
+		meta[checkpoint.MetaDistilledGuidance] = strconv.FormatFloat(distill.DefaultGuidance, 'g', -1, 64)
+	}
 	return nil
 }

@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ddpm-go/ddpm/checkpoint"
-
+	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/engine"
 	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/serve"
@@ -33,7 +35,7 @@ func TestCheckLoopback(t *testing.T) {
 func tinyServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tiny.safetensors")
-	if err := writeModelFile(path, "tiny", ""); err != nil {
+	if err := writeModelFile(path, "tiny", "", 0); err != nil {
 		t.Fatal(err)
 	}
 	be, err := engine.New("auto", "auto", 1)
@@ -128,7 +130,7 @@ func TestLoadCounts5xx(t *testing.T) {
 // TestWriteModelClasses: -classes writes a class-conditional model whose names a server reads back.
 func TestWriteModelClasses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cond.safetensors")
-	if err := writeModelFile(path, "tiny", "zero,one,two"); err != nil {
+	if err := writeModelFile(path, "tiny", "zero,one,two", 0); err != nil {
 		t.Fatal(err)
 	}
 	s, err := checkpoint.LoadForSampling(path, tensor.NewReference(1), true)
@@ -137,5 +139,56 @@ func TestWriteModelClasses(t *testing.T) {
 	}
 	if s.Net.Cfg.NumClasses != 3 || strings.Join(s.Classes, ",") != "zero,one,two" {
 		t.Errorf("%d classes %v, want zero, one, two", s.Net.Cfg.NumClasses, s.Classes)
+	}
+}
+
+// TestWriteModelDistilled: -distilled 4 writes a model that loads as the 4-step student docs/distill.md
+// describes (v prediction, the grid distilled from 256 steps on T = 1000), which generate samples
+// over that grid with no warning; a step count no distillation makes is refused in one line.
+func TestWriteModelDistilled(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fast.safetensors")
+	if err := run([]string{"-write-model", path, "-distilled", "4"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	s, err := checkpoint.LoadForSampling(path, tensor.NewReference(1), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grid, err := checkpoint.DistilledGrid(s.Meta, s.Schedule.T)
+	if want := []int{999, 748, 498, 247}; err != nil || !slices.Equal(grid, want) {
+		t.Errorf("grid %v (%v), want %v", grid, err, want)
+	}
+	if s.Prediction != diffusion.V || s.Meta[checkpoint.MetaDistilledGuidance] != "" {
+		t.Errorf("prediction %v, guidance %q: want v and none for an unconditional student", s.Prediction, s.Meta[checkpoint.MetaDistilledGuidance])
+	}
+	m := &generate.Model{Model: *s}
+	_, spec, warn, err := m.Sampler(generate.SamplerSpec{})
+	if err != nil || warn != "" || spec.Steps != 4 || spec.Spacing != "distilled" {
+		t.Errorf("default sampler %+v, warning %q, err %v: want the 4-step grid without a warning", spec, warn, err)
+	}
+
+	// A conditional student records the guidance scale it was distilled at; one step is a grid too.
+	path = filepath.Join(dir, "fast-cond.safetensors")
+	if err := writeModelFile(path, "tiny", "zero,one", 1); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = checkpoint.LoadForSampling(path, tensor.NewReference(1), true); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := checkpoint.DistilledGrid(s.Meta, s.Schedule.T); err != nil || !slices.Equal(g, []int{999}) || s.Meta[checkpoint.MetaDistilledGuidance] != "1.5" {
+		t.Errorf("conditional 1-step student: grid %v (%v), meta %v", g, err, s.Meta)
+	}
+
+	for _, args := range [][]string{
+		{"-write-model", path, "-distilled", "3"},
+		{"-write-model", path, "-distilled", "-4"},
+		{"-write-model", path, "-distilled", "1024"},
+		{"-distilled", "4"},
+	} {
+		err := run(args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "-distilled") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %v, want a one-line error naming -distilled", args, err)
+		}
 	}
 }
