@@ -79,8 +79,7 @@ func (c ClassSpec) classes(names []string) ([]int, error) {
 	return out, nil
 }
 
-// classIndex finds a class by index, by name (case-insensitive), or by a case-insensitive prefix
-// of exactly one name, so that a name like "Animals & Nature" can be typed as --class animals.
+// classIndex finds a class by index or by name (case-insensitive).
 func classIndex(s string, names []string) (int, error) {
 	if k, err := strconv.Atoi(s); err == nil {
 		if k < 0 || k >= len(names) {
@@ -92,22 +91,6 @@ func classIndex(s string, names []string) (int, error) {
 		if strings.EqualFold(n, s) {
 			return k, nil
 		}
-	}
-	var match []int
-	for k, n := range names {
-		if s != "" && len(s) <= len(n) && strings.EqualFold(n[:len(s)], s) {
-			match = append(match, k)
-		}
-	}
-	switch {
-	case len(match) == 1:
-		return match[0], nil
-	case len(match) > 1:
-		var m []string
-		for _, k := range match {
-			m = append(m, names[k])
-		}
-		return 0, fieldErr("class", "%q could be any of %s; give more of the name", s, strings.Join(m, ", "))
 	}
 	return 0, fieldErr("class", "%q is not one of the model's classes (%s)", s, strings.Join(names, ", "))
 }

@@ -135,24 +135,3 @@ func TestLabelErrors(t *testing.T) {
 		t.Error("Run with labels: no error")
 	}
 }
-
-// A class is named by index, by its name in any case, or by the prefix of one name only; an
-// ambiguous or unknown prefix is an error naming the class field.
-func TestClassIndexNames(t *testing.T) {
-	names := []string{"Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Travel & Places", "Activities", "Objects", "Symbols", "Flags"}
-	for in, want := range map[string]int{"3": 3, "flags": 8, "ANIMALS & NATURE": 2, "animals": 2, "Sm": 0, "f": -1, "a": -1, "Animals & Naturex": -1, "cars": -1, "9": -1, "": -1} {
-		got, err := classIndex(in, names)
-		if want < 0 {
-			if err == nil || !strings.Contains(err.Error(), "class") {
-				t.Errorf("%q: %d, %v; want an error about the class", in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != want {
-			t.Errorf("%q: %d, %v; want %d", in, got, err, want)
-		}
-	}
-	if _, err := classIndex("a", names); err == nil || !strings.Contains(err.Error(), "Animals & Nature, Activities") {
-		t.Errorf("ambiguous prefix: %v", err)
-	}
-}

@@ -30,7 +30,7 @@ func addSamplerFlags(fs *flag.FlagSet, spec *generate.SamplerSpec) {
 // addClassFlags registers --class and --guidance, shared by the commands that sample a
 // class-conditional model.
 func addClassFlags(fs *flag.FlagSet, c *generate.ClassSpec) {
-	fs.StringVar(&c.Class, "class", "", "class-conditional models: a class (7, a name, or the start of one: animals), a list (0,1,2: image i gets entry i mod len), or all (one row of --cols images per class)")
+	fs.StringVar(&c.Class, "class", "", "class-conditional models: a class (7, or a name), a list (0,1,2: image i gets entry i mod len), or all (one row of --cols images per class)")
 	fs.Var(guidanceFlag{c}, "guidance", fmt.Sprintf("classifier-free guidance scale s in [0, %d]: eps(x) + s (eps(x, class) - eps(x)); 0 unconditional, 1 conditional (default %g)", generate.MaxGuidance, float64(generate.DefaultGuidance)))
 }
 
