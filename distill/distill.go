@@ -65,9 +65,9 @@ func (c Config) Validate() error {
 	switch {
 	case c.Teacher == "":
 		return fmt.Errorf("--teacher is required: a model file or run directory (e.g. models/mnist)")
-	case !IsPow2(c.From):
+	case !diffusion.IsPow2(c.From):
 		return fmt.Errorf("--from %d must be a power of two (the teacher's DDIM steps, e.g. 256)", c.From)
-	case !IsPow2(c.To):
+	case !diffusion.IsPow2(c.To):
 		return fmt.Errorf("--to %d must be a power of two (the last student's steps, e.g. 1)", c.To)
 	case c.To >= c.From:
 		return fmt.Errorf("--to %d must be below --from %d: each round halves the steps", c.To, c.From)
@@ -300,7 +300,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 		}
 	}
 	for g := grid0; len(g) > cfg.To; {
-		sg := Halve(g)
+		sg := diffusion.HalveGrid(g)
 		student, err := round(fmt.Sprintf("steps-%d", len(sg)), cfg.RoundSteps, sg, sg, teacher)
 		if err != nil {
 			return res, err
@@ -328,7 +328,7 @@ func teacherGrid(tm *checkpoint.Model, from int) ([]int, error) {
 	if from > tm.Schedule.T {
 		return nil, fmt.Errorf("--from %d exceeds the teacher's %d timesteps", from, tm.Schedule.T)
 	}
-	return Grid(tm.Schedule.T, from, from)
+	return diffusion.NestedGrid(tm.Schedule.T, from, from)
 }
 
 func gridString(g []int) string {

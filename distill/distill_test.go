@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/ddpm-go/ddpm/checkpoint"
@@ -41,32 +40,6 @@ func TestXTargetByHand(t *testing.T) {
 	w := VTarget(s, 1, []float64{1}, out, v)
 	if math.Abs(0.6*1-0.8*v[0]-out[0]) > 1e-15 || math.Abs(w-0.64) > 1e-15 {
 		t.Errorf("v target %v weight %v", v[0], w)
-	}
-}
-
-// TestGrids checks the nested grids: linspace from 999, every other point per halving.
-func TestGrids(t *testing.T) {
-	for _, c := range []struct {
-		s0, s int
-		want  []int
-	}{
-		{4, 4, []int{999, 666, 333, 0}},
-		{4, 2, []int{999, 333}},
-		{4, 1, []int{999}},
-		{8, 2, []int{999, 428}},
-	} {
-		g, err := Grid(1000, c.s0, c.s)
-		if err != nil || !slices.Equal(g, c.want) {
-			t.Errorf("Grid(1000, %d, %d) = %v, %v; want %v", c.s0, c.s, g, err, c.want)
-		}
-	}
-	g256, _ := Grid(1000, 256, 256)
-	g1, _ := Grid(1000, 256, 1)
-	if g256[0] != 999 || g256[255] != 0 || !slices.Equal(g1, []int{999}) {
-		t.Errorf("256-step grid %v..%v, 1-step %v", g256[:2], g256[254:], g1)
-	}
-	if _, err := Grid(1000, 6, 3); err == nil {
-		t.Error("a grid of 6 steps was accepted")
 	}
 }
 
@@ -125,18 +98,18 @@ func TestRoundResumeBitExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grid, _ := Grid(1000, 8, 8)
+	grid, _ := diffusion.NestedGrid(1000, 8, 8)
 	set := mixtureSet(m, 40, 2)
 	run := func(dir string, tc Denoiser, ctx context.Context) (*RoundResult, error) {
 		u, err := nn.New(tinyCfg, be, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &Round{Name: "steps-4", Dir: dir, Steps: 7, Grid: Halve(grid), Student: u, Set: set,
+		r := &Round{Name: "steps-4", Dir: dir, Steps: 7, Grid: diffusion.HalveGrid(grid), Student: u, Set: set,
 			Teacher:    &Teacher{Model: tc, Prediction: diffusion.Eps, Schedule: s, Grid: grid},
 			Hyper:      Hyper{Batch: 6, LR: 1e-3, GradClip: 1, Seed: 9, CkptEvery: 2, Keep: 2},
 			Meta:       map[string]string{checkpoint.MetaPrediction: "v"},
-			SampleGrid: Halve(grid)}
+			SampleGrid: diffusion.HalveGrid(grid)}
 		return r.Run(ctx)
 	}
 	straight := t.TempDir()

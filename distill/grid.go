@@ -1,43 +1,10 @@
 package distill
 
 import (
-	"fmt"
 	"math"
 
-	"github.com/ddpm-go/ddpm/diffusion"
 	"github.com/ddpm-go/ddpm/schedule"
 )
-
-// IsPow2 reports whether n is a power of two (1 included).
-func IsPow2(n int) bool { return n > 0 && n&(n-1) == 0 }
-
-// Grid is the nested grid of a student of steps steps distilled from an s0-step teacher of T
-// timesteps: the linspace grid of s0 steps (diffusion.Timesteps), thinned to every other timestep
-// once per halving. Both counts must be powers of two with steps <= s0 <= T.
-func Grid(T, s0, steps int) ([]int, error) {
-	if !IsPow2(s0) || !IsPow2(steps) || steps > s0 {
-		return nil, fmt.Errorf("distill grid: %d and %d steps must be powers of two, the second at most the first", s0, steps)
-	}
-	g, err := diffusion.Timesteps(T, s0, diffusion.Linspace)
-	if err != nil {
-		return nil, err
-	}
-	for len(g) > steps {
-		g = Halve(g)
-	}
-	return g, nil
-}
-
-// Halve is a student's grid from its teacher's: timesteps 0, 2, 4, ... of it, so the student's
-// step from g[2i] covers the teacher's steps g[2i] -> g[2i+1] -> g[2i+2] (the clean sample after
-// the last).
-func Halve(g []int) []int {
-	out := make([]int, 0, (len(g)+1)/2)
-	for i := 0; i < len(g); i += 2 {
-		out = append(out, g[i])
-	}
-	return out
-}
 
 // alphaSigma are alpha_t = sqrt(abar_t) and sigma_t = sqrt(1 - abar_t), with t < 0 the clean
 // sample (1, 0).

@@ -64,7 +64,7 @@ func TestRoundOnOracle(t *testing.T) {
 	ctx := context.Background()
 	s, _ := schedule.New("linear", 1000, false)
 	m := testMixture()
-	grid, err := Grid(s.T, 4, 4)
+	grid, err := diffusion.NestedGrid(s.T, 4, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestRoundOnOracle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Round{Name: "steps-2", Dir: t.TempDir(), Steps: 800, Grid: Halve(grid), Teacher: tc, Student: u,
+	r := &Round{Name: "steps-2", Dir: t.TempDir(), Steps: 800, Grid: diffusion.HalveGrid(grid), Teacher: tc, Student: u,
 		Set: mixtureSet(m, 4096, 1), Hyper: Hyper{Batch: 32, LR: 4e-3, GradClip: 1, Seed: 3, Keep: 1}}
 	res, err := r.Run(ctx)
 	if err != nil {

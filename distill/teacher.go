@@ -102,7 +102,7 @@ type Teacher struct {
 	Model      Denoiser
 	Prediction diffusion.Prediction
 	Schedule   *schedule.Schedule
-	Grid       []int // len N, even; the student's grid is Halve(Grid)
+	Grid       []int // len N, even; the student's grid is diffusion.HalveGrid(Grid)
 }
 
 // x0Eps reads the teacher's output on rows z at timesteps ts as (x0, eps).

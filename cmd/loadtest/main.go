@@ -43,7 +43,7 @@ import (
 
 	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/diffusion"
-	"github.com/ddpm-go/ddpm/distill"
+	"github.com/ddpm-go/ddpm/generate"
 	"github.com/ddpm-go/ddpm/nn"
 	"github.com/ddpm-go/ddpm/tensor"
 )
@@ -606,7 +606,7 @@ func writeModelFile(path, config, classes string, distilled int) error {
 const studentFrom = 256
 
 // studentMeta adds to meta (a T = 1000 model's) what ddpm distill writes into a student of steps
-// steps: v prediction, the step count and the nested grid, computed by distill.Grid rather than
+// steps: v prediction, the step count and the nested grid, computed by diffusion.NestedGrid rather than
 // spelled out here so that the e2e test exercises the same grid a real student has. Steps above
 // studentFrom (512) get the linspace grid of that many steps, the grid a distillation from 512
 // would start at, since no default distillation reaches them.
@@ -615,10 +615,10 @@ func studentMeta(meta map[string]string, steps int, cond bool) error {
 	if err != nil {
 		return err
 	}
-	if !distill.IsPow2(steps) || steps > T {
+	if !diffusion.IsPow2(steps) || steps > T {
 		return fmt.Errorf("-distilled %d must be a power of two in [1, %d] (a student's steps, e.g. 4)", steps, T)
 	}
-	grid, err := distill.Grid(T, max(studentFrom, steps), steps)
+	grid, err := diffusion.NestedGrid(T, max(studentFrom, steps), steps)
 	if err != nil {
 		return fmt.Errorf("-distilled %d: %w", steps, err)
 	}
@@ -627,7 +627,7 @@ func studentMeta(meta map[string]string, steps int, cond bool) error {
 	meta[checkpoint.MetaPrediction] = diffusion.V.String()
 	if cond {
 		// A conditional student was distilled from its teacher's guided prediction at one scale.
-		meta[checkpoint.MetaDistilledGuidance] = strconv.FormatFloat(distill.DefaultGuidance, 'g', -1, 64)
+		meta[checkpoint.MetaDistilledGuidance] = strconv.FormatFloat(generate.DefaultGuidance, 'g', -1, 64)
 	}
 	return nil
 }
