@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -275,6 +276,16 @@ func TestEvalGuidance(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+	// --class-prior (classes in the test split's proportions) is accepted by the sweep and gives
+	// eval fid's numbers with the same flags.
+	code, stdout, errs = runCLI(t, append([]string{"eval", "guidance", "--scales", "2", "--class-prior"}, common...)...)
+	if code != 0 {
+		t.Fatalf("eval guidance --class-prior: exit %d: %s", code, errs)
+	}
+	prior := fidJSON(t, append(common, "--class-balanced", "--class-prior", "--guidance", "2")...)
+	if !strings.Contains(stdout, fmt.Sprintf("%.3f", prior.FID)) {
+		t.Errorf("eval guidance --class-prior table does not show eval fid's FID %.3f:\n%s", prior.FID, stdout)
 	}
 	plain, _ := evalFixtures(t)
 	code, _, errs = runCLI(t, append([]string{"eval", "fid", "--class-balanced"}, append(common, "--ckpt", plain)...)...)

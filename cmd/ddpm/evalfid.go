@@ -129,6 +129,9 @@ func runEvalGuidance(args []string, stdout, stderr io.Writer) error {
 	baseline := fs.String("baseline", "", "also score this unconditional model alike (same sampler, n and seed), as the table's last row")
 	out := fs.String("out", "", "write guidance.jsonl, guidance.md and guidance.png into this directory")
 	fs.BoolVar(&o.ClassPrior, "class-prior", false, "classes in the test split's proportions instead of equal shares (unbalanced data such as emoji)")
+	// Every scale is scored class-balanced (fid.Guidance); say so before the flags are checked, so
+	// that --class-prior, which needs it, is accepted.
+	o.ClassBalanced = true
 	if err := parse(args); err != nil {
 		return err
 	}
