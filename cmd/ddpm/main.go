@@ -154,7 +154,6 @@ func checkLaunch(args []string, stderr io.Writer) (leave func() error, err error
 	}
 	if comm.Size() > 1 {
 		// In the stub Init refused above; this is the MPI build and a command that is one process.
-		mpi.Finalize()
 		name := args[0]
 		if len(args) > 1 && (name == "eval" || name == "data") && !strings.HasPrefix(args[1], "-") {
 			name += " " + args[1] // the commands with subcommands
@@ -164,6 +163,13 @@ func checkLaunch(args []string, stderr io.Writer) (leave func() error, err error
 		if comm.Rank() == 0 {
 			fmt.Fprintf(stderr, "ddpm %s: %v\n", args[0], err)
 		}
+		// The first rank to exit non-zero makes mpirun end the others, so no rank leaves before
+		// rank 0 has said why, and the others give its line a moment to reach mpirun.
+		_ = comm.Barrier()
+		if comm.Rank() > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		mpi.Finalize()
 		return leave, err
 	}
 	return mpi.Finalize, nil
