@@ -62,19 +62,10 @@ func tinyCondModel(t testing.TB, seed uint64) *generate.Model {
 // condClasses) with one worker.
 func newCondServer(t testing.TB, opt Options) (*Server, *httptest.Server) {
 	t.Helper()
-	s, err := New([]Model{
+	return startServer(t, []Model{
 		{Name: "plain", Copies: []*generate.Model{tinyModel(t, 1)}},
 		{Name: "cond", Copies: []*generate.Model{tinyCondModel(t, 2)}},
 	}, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		s.Shutdown(context.Background())
-	})
-	return s, ts
 }
 
 // directLabeled samples the model without the server, as a request with these labels should.

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -70,19 +69,10 @@ func tinyColourModel(t testing.TB, seed uint64) *generate.Model {
 // conditional) with one worker, so that one server holds both shapes.
 func newColourServer(t testing.TB, opt Options) (*Server, *httptest.Server) {
 	t.Helper()
-	s, err := New([]Model{
+	return startServer(t, []Model{
 		{Name: "grey", Copies: []*generate.Model{tinyModel(t, 1)}},
 		{Name: "emoji", Copies: []*generate.Model{tinyColourModel(t, 3)}},
 	}, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		s.Shutdown(context.Background())
-	})
-	return s, ts
 }
 
 // colourGrid cuts the n images of a colour PNG grid of cols columns into CHW bytes, image after

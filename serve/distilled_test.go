@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -50,16 +49,8 @@ func TestDistilledModel(t *testing.T) {
 		return out
 	}
 	student := tinyStudent(t, 2)
-	s, err := New([]Model{{Name: "plain", Copies: []*generate.Model{tinyModel(t, 1)}}, {Name: "student", Copies: []*generate.Model{student}}},
+	_, ts := startServer(t, []Model{{Name: "plain", Copies: []*generate.Model{tinyModel(t, 1)}}, {Name: "student", Copies: []*generate.Model{student}}},
 		Options{stepHook: hook})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		s.Shutdown(context.Background())
-	})
 
 	_, b := get(t, ts.URL+"/v1/models")
 	var mr ModelsResponse

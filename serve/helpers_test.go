@@ -63,6 +63,12 @@ func newTestServer(t testing.TB, opt Options, workers int, names ...string) (*Se
 		}
 		ms = append(ms, m)
 	}
+	return startServer(t, ms, opt)
+}
+
+// startServer serves ms behind an httptest server, both shut down when the test ends.
+func startServer(t testing.TB, ms []Model, opt Options) (*Server, *httptest.Server) {
+	t.Helper()
 	s, err := New(ms, opt)
 	if err != nil {
 		t.Fatal(err)
