@@ -82,7 +82,7 @@ if (process.argv[2] === "--data") {
 const { check, open } = await import("./session.mjs");
 const [url = "http://127.0.0.1:8080", shot = ""] = process.argv.slice(2);
 const session = await open("colour", { width: 1280, height: 1400 });
-const { page, log, consoleErrors } = session;
+const { page, log } = session;
 const streams = []; // GET stream query parameters
 const posts = []; // POST stream bodies
 page.on("request", (r) => {
@@ -140,8 +140,7 @@ async function drag(a, b, w, h) {
   await page.mouse.up();
 }
 
-let code = 0;
-try {
+await session.run(async () => {
   await page.goto(url, { waitUntil: "load" });
   await page.waitForSelector("body[data-ready='1']", { timeout: 15000 });
   const m = await page.evaluate(async () => (await (await fetch("/v1/models")).json()).models[0]);
@@ -252,11 +251,4 @@ try {
   check(diff === 0, `start from the last sample: ${diff} values differ from the first completion`);
   log("start from the last sample loaded the first completion in colour");
   if (shot) await page.screenshot({ path: shot, fullPage: true });
-  check(consoleErrors.length === 0, "console errors: " + consoleErrors.join("; "));
-} catch (e) {
-  code = await session.fail(e);
-} finally {
-  await session.close();
-}
-log(code === 0 ? "PASS" : "FAIL");
-process.exit(code);
+});

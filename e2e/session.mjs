@@ -42,5 +42,20 @@ export async function open(name, viewport) {
       await ctx.close();
       rmSync(profile, { recursive: true, force: true });
     },
+    // run runs the test's body, fails it on any console error the page logged, closes the browser
+    // and exits the process: status 0 and PASS, or 1 with the failure's screenshot.
+    async run(body) {
+      let code = 0;
+      try {
+        await body();
+        check(consoleErrors.length === 0, "console errors: " + consoleErrors.join("; "));
+      } catch (e) {
+        code = await this.fail(e);
+      } finally {
+        await this.close();
+      }
+      log(code === 0 ? "PASS" : "FAIL");
+      process.exit(code);
+    },
   };
 }
