@@ -2,7 +2,8 @@
 // by playwright-core; no browser download). It loads the page, runs "Compare" with DDPM in panel A
 // and DDIM in panel B from the same seed, checks that B's x_t and x0 images update at every step to
 // the last one and that both runs end with a downloadable PNG, then saves a screenshot; finally it
-// stops a long run with the Stop button and checks the server canceled the job.
+// stops a long run with the Stop button and checks the server canceled the job. Against the default
+// server it also checks that the shipped 4-step student is offered as "instant (4 steps)".
 //
 //   node e2e/browser.mjs http://127.0.0.1:8080 docs/serve.png [ddimSteps] [ddpmSteps]
 //
@@ -15,13 +16,18 @@ const [url = "http://127.0.0.1:8080", shot = "docs/serve.png", ddimArg = "25", d
 const ddimSteps = Number(ddimArg), ddpmSteps = Number(ddpmArg);
 const session = await open("browser", { width: 1280, height: 860 });
 const { page, log, consoleErrors } = session;
-let code = 0;
-try {
+await session.run(async () => {
   await page.goto(url, { waitUntil: "load" });
   await page.waitForSelector("body[data-ready='1']", { timeout: 15000 });
   const models = await page.$$eval("#model option", (os) => os.map((o) => o.value));
   log("page loaded; models:", models.join(", "));
   check(models.length > 0, "no models in the selector");
+  if (models.includes("mnist-instant")) {
+    // The default server: the shipped 4-step student is offered as the instant option.
+    const label = await page.$eval("#model option[value='mnist-instant']", (o) => o.textContent);
+    check(label.includes("instant (4 steps)"), `the shipped student is listed as "${label}"`);
+    log("instant option:", label);
+  }
 
   // Same seed for both panels; A = DDPM, B = DDIM eta 0.
   await page.fill("#seed", "7");
@@ -122,10 +128,4 @@ try {
   }
   check(after === before + 1, `Stop: canceled jobs ${before} -> ${after}, want one more`);
   log("Stop canceled the run on the server at", await page.$eval("#panel-a .step", (e) => e.textContent));
-} catch (e) {
-  code = await session.fail(e);
-} finally {
-  await session.close();
-}
-log(code === 0 ? "PASS" : "FAIL");
-process.exit(code);
+});

@@ -3,6 +3,7 @@ package generate
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/ddpm-go/ddpm/checkpoint"
 	"github.com/ddpm-go/ddpm/internal/sysmem"
@@ -47,6 +48,31 @@ func Load(ckpt string, be tensor.Backend, ema bool) (*Model, error) {
 // holds the model config and its diffusion setup.
 func LoadShipped(be tensor.Backend) (*Model, error) {
 	name, b := models.MNIST()
+	return loadEmbedded(name, b, be)
+}
+
+// LoadInstant loads the 4-step distilled student compiled into the binary: sampled without a step
+// count it walks its own 4-step grid (Model.Sampler).
+func LoadInstant(be tensor.Backend) (*Model, error) {
+	name, b := models.MNISTInstant()
+	return loadEmbedded(name, b, be)
+}
+
+// Shipped names the models compiled into the binary, as `ddpm serve` lists them by default.
+var Shipped = []string{"mnist", "mnist-instant"}
+
+// LoadShippedNamed loads the compiled-in model of that name in Shipped.
+func LoadShippedNamed(name string, be tensor.Backend) (*Model, error) {
+	switch name {
+	case "mnist":
+		return LoadShipped(be)
+	case "mnist-instant":
+		return LoadInstant(be)
+	}
+	return nil, fmt.Errorf("no shipped model %q (there are %s)", name, strings.Join(Shipped, ", "))
+}
+
+func loadEmbedded(name string, b []byte, be tensor.Backend) (*Model, error) {
 	u, meta, err := checkpoint.DecodeModel(b, be, "")
 	if err != nil {
 		return nil, fmt.Errorf("read shipped %s: %w", name, err)

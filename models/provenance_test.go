@@ -3,9 +3,11 @@ package models
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,31 +20,33 @@ var sha256Line = regexp.MustCompile("(?m)^(?:\\| sha256 \\||- sha256:) `([0-9a-f
 // Every weights file under models/ is a result someone measured; its PROVENANCE.md says which bytes
 // were measured, so swapping the file without updating the record (or the reverse) must fail here.
 func TestProvenanceHashes(t *testing.T) {
-	dirs, err := os.ReadDir(".")
+	// Every folder holding weights, at any depth (the distilled students sit in
+	// mnist-distilled/steps-N).
+	var dirs []string
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".safetensors") && !slices.Contains(dirs, filepath.Dir(path)) {
+			dirs = append(dirs, filepath.Dir(path))
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checked := 0
-	for _, d := range dirs {
-		if !d.IsDir() {
-			continue
-		}
-		weights, _ := filepath.Glob(filepath.Join(d.Name(), "*.safetensors"))
-		if len(weights) == 0 {
-			continue
-		}
+	for _, dir := range dirs {
+		weights, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
 		if len(weights) > 1 {
-			t.Errorf("%s: %d weights files, want one: %v", d.Name(), len(weights), weights)
+			t.Errorf("%s: %d weights files, want one: %v", dir, len(weights), weights)
 			continue
 		}
-		prov, err := os.ReadFile(filepath.Join(d.Name(), "PROVENANCE.md"))
+		prov, err := os.ReadFile(filepath.Join(dir, "PROVENANCE.md"))
 		if err != nil {
-			t.Errorf("%s: weights without provenance: %v", d.Name(), err)
+			t.Errorf("%s: weights without provenance: %v", dir, err)
 			continue
 		}
 		m := sha256Line.FindAllSubmatch(prov, -1)
 		if len(m) != 1 {
-			t.Errorf("%s/PROVENANCE.md: %d sha256 lines, want one", d.Name(), len(m))
+			t.Errorf("%s/PROVENANCE.md: %d sha256 lines, want one", dir, len(m))
 			continue
 		}
 		b, err := os.ReadFile(weights[0])

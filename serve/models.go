@@ -16,14 +16,19 @@ import (
 )
 
 // ModelPath is a model to serve: its name in the API and the run directory or weights file it is
-// loaded from ("" for the shipped model).
+// loaded from ("" for the model compiled into the binary under that name, generate.Shipped).
 type ModelPath struct{ Name, Path string }
 
 // ParseModels turns model arguments into unique API names: NAME=PATH as given, else the file name
-// without .safetensors or the run directory's name; none is the shipped model, "mnist".
+// without .safetensors or the run directory's name; none are the shipped models, "mnist" and the
+// instant option "mnist-instant" (a 4-step distilled student).
 func ParseModels(args []string) ([]ModelPath, error) {
 	if len(args) == 0 {
-		return []ModelPath{{"mnist", ""}}, nil
+		var out []ModelPath
+		for _, name := range generate.Shipped {
+			out = append(out, ModelPath{name, ""})
+		}
+		return out, nil
 	}
 	var out []ModelPath
 	seen := map[string]string{}
@@ -58,7 +63,12 @@ func LoadModels(paths []ModelPath, workers int, newBackend func() (tensor.Backen
 		}
 		backends = append(backends, be)
 		for i, p := range paths {
-			m, err := generate.Load(p.Path, be, ema)
+			var m *generate.Model
+			if p.Path == "" {
+				m, err = generate.LoadShippedNamed(p.Name, be)
+			} else {
+				m, err = generate.Load(p.Path, be, ema)
+			}
 			if err != nil {
 				return nil, backends, fmt.Errorf("model %s: %w", p.Name, err)
 			}

@@ -48,7 +48,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs := newFlagSet("serve", stderr)
 	f := &serveFlags{opt: serve.DefaultOptions}
 	o := &f.opt
-	fs.Var(&f.ckpts, "ckpt", "model to serve, repeatable: a run directory or weights file, optionally NAME=PATH (default: the shipped MNIST model as \"mnist\")")
+	fs.Var(&f.ckpts, "ckpt", "model to serve, repeatable: a run directory or weights file, optionally NAME=PATH (default: the shipped MNIST models, \"mnist\" and the 4-step instant option \"mnist-instant\")")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address (loopback by default; the server has no authentication)")
 	fs.IntVar(&o.MaxN, "max-n", o.MaxN, "most images per request")
 	fs.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "most sampling steps per request")
