@@ -58,18 +58,30 @@ func LoadInstant(be tensor.Backend) (*Model, error) {
 	return loadEmbedded(name, b, be)
 }
 
-// Shipped names the models compiled into the binary, as `ddpm serve` lists them by default.
-var Shipped = []string{"mnist", "mnist-instant"}
+// shipped are the models compiled into the binary, by the names `ddpm serve` gives them.
+var shipped = []struct {
+	name    string
+	weights func() (string, []byte)
+}{{"mnist", models.MNIST}, {"mnist-instant", models.MNISTInstant}}
 
-// LoadShippedNamed loads the compiled-in model of that name in Shipped.
-func LoadShippedNamed(name string, be tensor.Backend) (*Model, error) {
-	switch name {
-	case "mnist":
-		return LoadShipped(be)
-	case "mnist-instant":
-		return LoadInstant(be)
+// ShippedNames names the models compiled into the binary, in the order `ddpm serve` lists them.
+func ShippedNames() []string {
+	var names []string
+	for _, m := range shipped {
+		names = append(names, m.name)
 	}
-	return nil, fmt.Errorf("no shipped model %q (there are %s)", name, strings.Join(Shipped, ", "))
+	return names
+}
+
+// LoadShippedNamed loads the compiled-in model of that name (ShippedNames).
+func LoadShippedNamed(name string, be tensor.Backend) (*Model, error) {
+	for _, m := range shipped {
+		if m.name == name {
+			file, b := m.weights()
+			return loadEmbedded(file, b, be)
+		}
+	}
+	return nil, fmt.Errorf("no shipped model %q (there are %s)", name, strings.Join(ShippedNames(), ", "))
 }
 
 func loadEmbedded(name string, b []byte, be tensor.Backend) (*Model, error) {

@@ -16,7 +16,7 @@ import (
 )
 
 // ModelPath is a model to serve: its name in the API and the run directory or weights file it is
-// loaded from ("" for the model compiled into the binary under that name, generate.Shipped).
+// loaded from ("" for the model compiled into the binary under that name, generate.ShippedNames).
 type ModelPath struct{ Name, Path string }
 
 // ParseModels turns model arguments into unique API names: NAME=PATH as given, else the file name
@@ -25,7 +25,7 @@ type ModelPath struct{ Name, Path string }
 func ParseModels(args []string) ([]ModelPath, error) {
 	if len(args) == 0 {
 		var out []ModelPath
-		for _, name := range generate.Shipped {
+		for _, name := range generate.ShippedNames() {
 			out = append(out, ModelPath{name, ""})
 		}
 		return out, nil
