@@ -17,6 +17,10 @@ const (
 	// student; absent for an unconditional one. Such a student gives the guided prediction from
 	// its class input alone, so it is sampled at guidance 1.
 	MetaDistilledGuidance = "distilled_guidance"
+	// MetaDistilledFrom names the trained model a student descends from: the teacher given to
+	// the first distillation, kept through students of students (a run may continue from another
+	// run's student), so a student names the model whose quality it is measured against.
+	MetaDistilledFrom = "distilled_from"
 )
 
 // DistilledGrid reads the grid a distilled model was trained for from its metadata: nil, nil for

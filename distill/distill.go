@@ -229,7 +229,10 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	}
 	base[checkpoint.MetaSchedule], base[checkpoint.MetaTimesteps] = s.Name, strconv.Itoa(s.T)
 	base[checkpoint.MetaPrediction] = diffusion.V.String()
-	base["distilled_from"] = cfg.Teacher
+	base[checkpoint.MetaDistilledFrom] = cfg.Teacher
+	if root, ok := tm.Meta[checkpoint.MetaDistilledFrom]; ok {
+		base[checkpoint.MetaDistilledFrom] = root
+	}
 	if cond {
 		base[checkpoint.MetaDistilledGuidance] = strconv.FormatFloat(scale, 'g', -1, 64)
 	}

@@ -47,6 +47,9 @@ func TestDistillCLI(t *testing.T) {
 	if got := f.Metadata[checkpoint.MetaDistilledTimesteps]; got != "[999,333]" || f.Metadata[checkpoint.MetaPrediction] != "v" || f.Metadata[checkpoint.MetaDistilledSteps] != "2" {
 		t.Errorf("steps-2 metadata: %v", f.Metadata)
 	}
+	if got := f.Metadata[checkpoint.MetaDistilledFrom]; got != teacher {
+		t.Errorf("steps-2 distilled_from %q, want the teacher %q", got, teacher)
+	}
 
 	for _, c := range []struct {
 		ckpt  string
@@ -80,6 +83,20 @@ func TestDistillCLI(t *testing.T) {
 	after, _ := os.ReadFile(filepath.Join(out, "steps-1", checkpoint.EMAFile))
 	if string(before) != string(after) {
 		t.Error("resuming a finished distillation changed its last student")
+	}
+
+	// A run continuing from a student names the model the chain started from, not the student.
+	out2 := filepath.Join(dir, "continued")
+	if code, _, stderr := runCLI(t, "distill", "--teacher", filepath.Join(out, "steps-2"), "--from", "2", "--to", "1", "--out", out2,
+		"--round-steps", "1", "--reparam-steps", "0", "--batch", "4", "--sample-n", "0", "--engine", "ref", "--threads", "1"); code != 0 {
+		t.Fatalf("distill from a student: exit %d: %s", code, stderr)
+	}
+	g, err := checkpoint.ReadFile(filepath.Join(out2, "steps-1", checkpoint.EMAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Metadata[checkpoint.MetaDistilledFrom]; got != teacher || g.Metadata[checkpoint.MetaDistilledTimesteps] != "[999]" {
+		t.Errorf("continued steps-1 metadata: distilled_from %q (want %q), %v", got, teacher, g.Metadata)
 	}
 }
 
