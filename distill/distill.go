@@ -220,19 +220,16 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	prog.Note("distilling %s (%s, %s, T=%d) from %d to %d DDIM steps into %s on %s", cfg.Teacher, tm.Net.Cfg.Name, tm.Prediction, s.T,
 		cfg.From, cfg.To, cfg.Out, engine.Describe(be))
 
-	// The model file's metadata: the teacher's setup, with v prediction.
-	base := map[string]string{}
-	for _, k := range []string{checkpoint.MetaSchedule, checkpoint.MetaTimesteps, checkpoint.MetaZeroSNR, checkpoint.MetaDataset, checkpoint.MetaClasses} {
+	// The model file's metadata: the teacher's setup, with v prediction, descending from the
+	// teacher or, for a student as teacher, from the model its chain started from.
+	base := map[string]string{checkpoint.MetaDistilledFrom: cfg.Teacher}
+	for _, k := range []string{checkpoint.MetaSchedule, checkpoint.MetaTimesteps, checkpoint.MetaZeroSNR, checkpoint.MetaDataset, checkpoint.MetaClasses, checkpoint.MetaDistilledFrom} {
 		if v, ok := tm.Meta[k]; ok {
 			base[k] = v
 		}
 	}
 	base[checkpoint.MetaSchedule], base[checkpoint.MetaTimesteps] = s.Name, strconv.Itoa(s.T)
 	base[checkpoint.MetaPrediction] = diffusion.V.String()
-	base[checkpoint.MetaDistilledFrom] = cfg.Teacher
-	if root, ok := tm.Meta[checkpoint.MetaDistilledFrom]; ok {
-		base[checkpoint.MetaDistilledFrom] = root
-	}
 	if cond {
 		base[checkpoint.MetaDistilledGuidance] = strconv.FormatFloat(scale, 'g', -1, 64)
 	}
