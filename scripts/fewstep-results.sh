@@ -1,6 +1,6 @@
 #!/bin/sh
 # fewstep-results.sh: the few-step comparison of docs/fewstep.md. The training-free solvers on the
-# shipped unconditional MNIST model at 1, 2, 4, 5, 8 and 10 network calls, the teacher's DDIM-50, and
+# shipped unconditional MNIST model at 1, 2, 4, 5, 8 and 10 network calls, the teacher's DDIM-50 and -256, and
 # the distilled students of RUNDIR (steps-8, -4, -2, -1, each on its own grid); FID at n = N, seed 0.
 # Each cell is its own file, skipped when it exists, so an interrupted run restarts where it stopped.
 # Then 64-image grids of seed 0 (the teacher's DDIM-256, iPNDM-4 and DDIM-4, each student), the
@@ -32,6 +32,8 @@ for steps in 1 2 4 5 8 10; do
 	done
 done
 cell "$out/teacher-ddim-50.json" --ckpt "$teacher" --sampler ddim --steps 50
+# What the students imitate: the sampler the first round distils.
+cell "$out/teacher-ddim-256.json" --ckpt "$teacher" --sampler ddim --steps 256
 # Grids from one seed: the teacher's DDIM-256 (what the students imitate) and two solvers at 4 calls.
 grid() { # grid FILE ARGS...: a 64-image grid of seed 0 unless FILE exists
 	f=$1
