@@ -51,13 +51,6 @@ func LoadShipped(be tensor.Backend) (*Model, error) {
 	return loadEmbedded(name, b, be)
 }
 
-// LoadInstant loads the 4-step distilled student compiled into the binary: sampled without a step
-// count it walks its own 4-step grid (Model.Sampler).
-func LoadInstant(be tensor.Backend) (*Model, error) {
-	name, b := models.MNISTInstant()
-	return loadEmbedded(name, b, be)
-}
-
 // shipped are the models compiled into the binary, by the names `ddpm serve` gives them.
 var shipped = []struct {
 	name    string
